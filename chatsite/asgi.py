@@ -1,0 +1,20 @@
+"""ASGI entry point: HTTP to Django, /ws/chat/ through authentication to the consumer."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+
+from messaging.routing import websocket_urlpatterns  # noqa: E402
+from messaging.ws_auth import WebSocketAuthMiddleware  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
+    }
+)

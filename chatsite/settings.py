@@ -1,0 +1,207 @@
+"""Settings for the chat site, read from the environment (see docs/operations.md)."""
+
+from pathlib import Path
+
+import environ
+from django.core.management.utils import get_random_secret_key
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=False)
+
+VAR_DIR = env.path("VAR_DIR", default=BASE_DIR / "var")
+
+
+def _development_secret_key() -> str:
+    """Return this checkout's development key, made on first use and kept in var/."""
+    path = Path(VAR_DIR) / "dev-secret-key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(get_random_secret_key())
+    return path.read_text().strip()
+
+
+if DEBUG:
+    # Kept on disk so that sessions survive restarts and several processes agree.
+    SECRET_KEY = env.str("SECRET_KEY", default="") or _development_secret_key()
+else:
+    SECRET_KEY = env.str("SECRET_KEY")
+
+ALLOWED_HOSTS = env.list(
+    "ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"] if DEBUG else []
+)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "channels",
+    "messaging",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "chatsite.urls"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "messaging.context_processors.chat_settings",
+            ],
+        },
+    },
+]
+
+ASGI_APPLICATION = "chatsite.asgi.application"
+WSGI_APPLICATION = None
+
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+}
+_db = DATABASES["default"]
+# Under ASGI every sync hop may run on a different thread: keep no connection between
+# requests, so a restarted database never hands out a dead one.
+_db["CONN_MAX_AGE"] = 0
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    _db.setdefault("OPTIONS", {}).update(
+        {
+            # Take the write lock at BEGIN: a read-then-write transaction cannot then
+            # fail with "database is locked" halfway through.
+            "transaction_mode": "IMMEDIATE",
+            "timeout": env.int("SQLITE_BUSY_TIMEOUT", default=20),
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+elif _db["ENGINE"] == "django.db.backends.postgresql":
+    # Fail fast when PostgreSQL is down so a send can answer `unavailable`.
+    _db.setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
+    )
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = env.str("REDIS_URL", default="")
+# Several Redis servers, separated by commas, shard the channel layer between them.
+REDIS_URLS = [url.strip() for url in REDIS_URL.split(",") if url.strip()]
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=5.0)
+
+CHANNEL_CAPACITY = env.int("CHANNEL_CAPACITY", default=200)
+if REDIS_URLS:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": url,
+                        # A Redis that stops answering must not hang a send forever.
+                        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+                        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+                        "max_connections": env.int("REDIS_MAX_CONNECTIONS", default=500),
+                    }
+                    for url in REDIS_URLS
+                ],
+                "capacity": CHANNEL_CAPACITY,
+                "expiry": 60,
+                "group_expiry": 86400,
+            },
+        }
+    }
+else:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels.layers.InMemoryChannelLayer",
+            "CONFIG": {"capacity": CHANNEL_CAPACITY, "expiry": 60},
+        }
+    }
+
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "inbox"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+# Serve files straight from the app folders in development and tests (no collectstatic).
+WHITENOISE_USE_FINDERS = env.bool("WHITENOISE_USE_FINDERS", default=True)
+WHITENOISE_AUTOREFRESH = DEBUG
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# The chat's own knobs.
+CHAT_REGISTRATION_OPEN = env.bool("CHAT_REGISTRATION_OPEN", default=True)
+CHAT_MAX_BODY = env.int("CHAT_MAX_BODY", default=4000)
+CHAT_MAX_GROUP_SIZE = env.int("CHAT_MAX_GROUP_SIZE", default=50)
+CHAT_HISTORY_PAGE = 50
+CHAT_SYNC_PAGE = 200
+# Largest text frame the socket parses; bigger ones are answered `too_long` unread.
+CHAT_MAX_FRAME_CHARS = env.int("CHAT_MAX_FRAME_CHARS", default=64 * 1024)
+# Sends allowed per user: a burst within a short window, and a sustained rate.
+CHAT_SEND_RATE = env.str("CHAT_SEND_RATE", default="20/5s,120/60s")
+CHAT_TYPING_RATE = env.str("CHAT_TYPING_RATE", default="10/5s")
+# Rejections within a minute after which a socket counts as flooding and is closed 1008.
+CHAT_ABUSE_CLOSE_AFTER = env.int("CHAT_ABUSE_CLOSE_AFTER", default=200)
+# Presence: each socket refreshes its heartbeat this often; a socket not heard from for
+# PRESENCE_TTL seconds (its process died) counts as gone.
+CHAT_HEARTBEAT_SECONDS = env.float("CHAT_HEARTBEAT_SECONDS", default=15)
+CHAT_PRESENCE_TTL = env.float("CHAT_PRESENCE_TTL", default=45)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "daphne": {"level": "WARNING"},
+        "django.channels.server": {"level": "WARNING"},
+    },
+}

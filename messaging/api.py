@@ -1,0 +1,153 @@
+"""JSON API: tokens, registration, conversations, history, people."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import authenticate, get_user_model
+from django.contrib.auth.forms import UserCreationForm
+from django.http import HttpRequest, JsonResponse
+
+from messaging import selectors, services
+from messaging.http import ApiError, api, bad_request, form_errors, json_body
+from messaging.protocol import message_data, user_data
+from messaging.tokens import token_issue
+
+User = get_user_model()
+
+
+class _RegistrationForm(UserCreationForm):
+    class Meta(UserCreationForm.Meta):
+        model = User
+        fields = ("username",)
+
+
+def _string_field(data: dict, name: str, errors: dict) -> str:
+    value = data.get(name)
+    if not isinstance(value, str) or not value:
+        errors[name] = ["This field is required and must be a string."]
+        return ""
+    return value
+
+
+@api("POST", auth=False)
+def register(request: HttpRequest) -> JsonResponse:
+    """Create an account and return a bearer token for it."""
+    if not settings.CHAT_REGISTRATION_OPEN:
+        raise ApiError(403, "registration is closed")
+    data = json_body(request)
+    errors: dict[str, list[str]] = {}
+    username = _string_field(data, "username", errors)
+    password = _string_field(data, "password", errors)
+    if errors:
+        raise bad_request("invalid registration", errors)
+    form = _RegistrationForm(
+        data={"username": username, "password1": password, "password2": password}
+    )
+    if not form.is_valid():
+        errors = form_errors(form)
+        password_errors = errors.pop("password1", []) + errors.pop("password2", [])
+        if password_errors:
+            errors["password"] = password_errors
+        raise bad_request("invalid registration", errors)
+    user = form.save()
+    return JsonResponse({"token": token_issue(user=user), "user": user_data(user)}, status=201)
+
+
+@api("POST", auth=False)
+def token(request: HttpRequest) -> JsonResponse:
+    """Exchange a username and password for a new bearer token."""
+    data = json_body(request)
+    errors: dict[str, list[str]] = {}
+    username = _string_field(data, "username", errors)
+    password = _string_field(data, "password", errors)
+    if errors:
+        raise bad_request("username and password are required", errors)
+    user = authenticate(request, username=username, password=password)
+    if user is None:
+        raise bad_request("wrong username or password")
+    return JsonResponse({"token": token_issue(user=user), "user": user_data(user)})
+
+
+@api("GET", "POST")
+def conversations(request: HttpRequest) -> JsonResponse:
+    """List the caller's conversations, or start one."""
+    if request.method == "GET":
+        return JsonResponse(
+            {"conversations": selectors.conversation_list_for_user(user=request.user)}
+        )
+    data = json_body(request)
+    usernames = data.get("members")
+    title = data.get("title", "")
+    if (
+        not isinstance(usernames, list)
+        or not usernames
+        or not all(isinstance(name, str) and name for name in usernames)
+    ):
+        raise bad_request("members must be a list of usernames", {"members": ["Give usernames."]})
+    if not isinstance(title, str):
+        raise bad_request("title must be a string", {"title": ["Must be a string."]})
+    wanted = {name for name in usernames if name != request.user.username}
+    found = {user.username: user for user in User.objects.filter(username__in=wanted)}
+    missing = sorted(wanted - set(found))
+    if missing:
+        raise bad_request(
+            "unknown members", {"members": [f"No user named {name}." for name in missing]}
+        )
+    if not found:
+        raise bad_request("name at least one other person", {"members": ["Name someone else."]})
+    if len(found) == 1:
+        conversation, created = services.conversation_open_direct(
+            user=request.user, other=next(iter(found.values()))
+        )
+    else:
+        conversation = services.conversation_create_group(
+            creator=request.user, others=list(found.values()), title=title
+        )
+        created = True
+    detail = selectors.conversation_detail(user=request.user, conversation_id=conversation.pk)
+    return JsonResponse(detail, status=201 if created else 200)
+
+
+@api("GET")
+def conversation(request: HttpRequest, conversation_id: int) -> JsonResponse:
+    """Show one of the caller's conversations, with each member's read pointer."""
+    detail = selectors.conversation_detail(user=request.user, conversation_id=conversation_id)
+    detail["read_pointers"] = {
+        str(user_id): up_to
+        for user_id, up_to in selectors.read_pointers(conversation_id=conversation_id).items()
+    }
+    return JsonResponse(detail)
+
+
+def _int_param(request: HttpRequest, name: str, default: int | None, low: int, high: int):
+    raw = request.GET.get(name)
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not low <= int(raw) <= high:
+        raise bad_request(
+            f"{name} must be a whole number from {low} to {high}",
+            {name: [f"A whole number from {low} to {high}."]},
+        )
+    return int(raw)
+
+
+@api("GET")
+def messages(request: HttpRequest, conversation_id: int) -> JsonResponse:
+    """Page through a conversation's history, newest page first, each page ascending."""
+    selectors.conversation_for_member(user=request.user, conversation_id=conversation_id)
+    limit = _int_param(request, "limit", settings.CHAT_HISTORY_PAGE, 1, 200)
+    before = _int_param(request, "before", None, 1, 2**63 - 1)
+    page, has_more = selectors.message_history(
+        conversation_id=conversation_id, before=before, limit=limit
+    )
+    return JsonResponse(
+        {"messages": [message_data(message) for message in page], "has_more": has_more}
+    )
+
+
+@api("GET")
+def users(request: HttpRequest) -> JsonResponse:
+    """Find people by username prefix."""
+    prefix = request.GET.get("q", "").strip()
+    found = selectors.users_by_prefix(user=request.user, prefix=prefix) if prefix else []
+    return JsonResponse({"users": [user_data(user) for user in found]})

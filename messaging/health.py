@@ -1,0 +1,56 @@
+"""/healthz: does the database answer, does the channel layer answer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
+from django.db import connection
+from django.http import JsonResponse
+
+CHECK_TIMEOUT = 3.0
+
+
+def _database() -> None:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    finally:
+        # This runs on a pool thread that no request will clean up after.
+        connection.close()
+
+
+async def _channel_layer() -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel("healthz.")
+    probe = uuid.uuid4().hex
+    await layer.send(channel, {"type": "health.probe", "probe": probe})
+    received = await layer.receive(channel)
+    if received.get("probe") != probe:
+        raise RuntimeError("wrong message received")
+
+
+async def _run(check) -> str:
+    try:
+        await asyncio.wait_for(check(), CHECK_TIMEOUT)
+    except TimeoutError:
+        return f"no answer within {CHECK_TIMEOUT:g} s"
+    except Exception as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else ""
+        return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+    return "ok"
+
+
+async def healthz(request) -> JsonResponse:
+    """Answer 200 when the database and the channel layer answer, else 503 naming what failed."""
+    database, layer = await asyncio.gather(
+        _run(sync_to_async(_database, thread_sensitive=False)), _run(_channel_layer)
+    )
+    checks = {"database": database, "channel_layer": layer}
+    healthy = all(result == "ok" for result in checks.values())
+    return JsonResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status=200 if healthy else 503,
+    )

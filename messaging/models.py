@@ -1,0 +1,178 @@
+"""The chat's data: conversations, memberships, messages, change stamps, tokens, presence."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+
+
+class Conversation(models.Model):
+    """A place where two (direct) or more (group) people talk."""
+
+    class Kind(models.TextChoices):
+        DIRECT = "direct"
+        GROUP = "group"
+
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.DIRECT)
+    title = models.CharField(max_length=100, blank=True)
+    # "<smaller user id>:<larger user id>" for direct conversations, null for groups: the
+    # unique constraint keeps one direct conversation per pair, even under races.
+    direct_key = models.CharField(max_length=41, null=True, blank=True, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    # The last message's time, or the creation time: the inbox order.
+    last_activity_at = models.DateTimeField(db_index=True)
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="conversations"
+    )
+
+    class Meta:
+        ordering = ["-last_activity_at"]
+
+    def __str__(self) -> str:
+        return self.title or f"{self.kind} #{self.pk}"
+
+    @staticmethod
+    def direct_key_for(first_user_id: int, second_user_id: int) -> str:
+        """Name the pair of users independently of their order."""
+        low, high = sorted((first_user_id, second_user_id))
+        return f"{low}:{high}"
+
+
+class Membership(models.Model):
+    """A user's place in a conversation, with how far they have read."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="memberships"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    # Id of the last message this member has read (0: none); it never moves back.
+    last_read_message_id = models.BigIntegerField(default=0)
+    joined_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["conversation", "user"], name="one_membership")
+        ]
+        indexes = [models.Index(fields=["user", "conversation"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.conversation}"
+
+
+class ChangeStream(models.Model):
+    """A user's change counter: the largest `seq` of any change to their conversations.
+
+    Every change locks the stream rows of all members (in user-id order) before drawing
+    its stamp, so one user's stamps commit in increasing order on every database.
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="change_stream",
+    )
+    last_seq = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.user} @ {self.last_seq}"
+
+
+class Message(models.Model):
+    """One message; deleted ones keep their row and id."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages_sent"
+    )
+    body = models.TextField()
+    client_id = models.CharField(max_length=64)
+    # Change stamp: redrawn on create, edit and delete; the sync cursor.
+    seq = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # Staff member who hid the message, when a moderator rather than the sender deleted it.
+    hidden_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["sender", "client_id"], name="one_message_per_client_id"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "id"], name="history_idx"),
+            models.Index(fields=["conversation", "seq"], name="changes_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} by {self.sender_id} in {self.conversation_id}"
+
+    @property
+    def is_deleted(self) -> bool:
+        return self.deleted_at is not None
+
+
+class AuthToken(models.Model):
+    """A bearer token for clients that are not browsers; only its hash is stored."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="auth_tokens"
+    )
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    # The first characters, so staff can tell tokens apart without seeing them.
+    prefix = models.CharField(max_length=8, editable=False)
+    name = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… for {self.user}"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        """Hash a token the way it is stored."""
+        return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+    @classmethod
+    def issue(cls, *, user, name: str = "") -> tuple[AuthToken, str]:
+        """Create a token for the user and return it with its secret key."""
+        key = secrets.token_urlsafe(32)
+        token = cls.objects.create(
+            user=user, key_hash=cls.hash_key(key), prefix=key[:8], name=name
+        )
+        return token, key
+
+
+class SocketPresence(models.Model):
+    """An open socket, refreshed by heartbeats so a dead process's sockets expire."""
+
+    channel_name = models.CharField(max_length=200, primary_key=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="sockets"
+    )
+    connected_at = models.DateTimeField(auto_now_add=True)
+    heartbeat_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "heartbeat_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.channel_name}"

@@ -1,0 +1,267 @@
+"""The wire format of /ws/chat/: parse and validate inbound frames, build outbound ones."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+# Longer digit strings cannot be a 64-bit integer; refusing them early also avoids
+# Python's 4300-digit conversion limit.
+MAX_INT_DIGITS = 20
+
+
+class ErrorCode:
+    """The error codes of PROTOCOL.md."""
+
+    BAD_JSON = "bad_json"
+    BAD_FRAME = "bad_frame"
+    UNKNOWN_TYPE = "unknown_type"
+    NOT_FOUND = "not_found"
+    FORBIDDEN = "forbidden"
+    CANNOT_SEND = "cannot_send"
+    CONFLICT = "conflict"
+    TOO_LONG = "too_long"
+    EMPTY = "empty"
+    RATE_LIMITED = "rate_limited"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass
+class ChatError(Exception):
+    """A request the server refuses, answered as an `error` frame (or a 4xx over HTTP)."""
+
+    code: str
+    detail: str
+    client_id: str | None = None
+    retry_after: float | None = None
+
+    def as_frame(self) -> dict[str, Any]:
+        """Build the `error` frame for this refusal."""
+        frame: dict[str, Any] = {"type": "error", "code": self.code, "detail": self.detail}
+        if self.client_id is not None:
+            frame["client_id"] = self.client_id
+        if self.retry_after is not None:
+            frame["retry_after"] = self.retry_after
+        return frame
+
+
+class _Frame(BaseModel):
+    # Strict: `true` is no integer and `5` is no string. Unknown fields are ignored so
+    # that clients may add their own.
+    model_config = ConfigDict(strict=True, extra="ignore", frozen=True)
+
+
+ClientId = Annotated[str, Field(min_length=1, max_length=64)]
+MessageId = Annotated[int, Field(ge=1, le=INT64_MAX)]
+
+
+class SendFrame(_Frame):
+    type: Literal["message.send"]
+    body: str
+    client_id: ClientId
+    to: str | None = None
+    conversation: MessageId | None = None
+
+
+class SyncFrame(_Frame):
+    type: Literal["sync"]
+    after: Annotated[int, Field(ge=0, le=INT64_MAX)]
+
+
+class ReadFrame(_Frame):
+    type: Literal["read"]
+    conversation: MessageId
+    up_to: MessageId
+
+
+class TypingFrame(_Frame):
+    type: Literal["typing"]
+    conversation: MessageId
+
+
+class EditFrame(_Frame):
+    type: Literal["message.edit"]
+    id: MessageId
+    body: str
+
+
+class DeleteFrame(_Frame):
+    type: Literal["message.delete"]
+    id: MessageId
+
+
+class PingFrame(_Frame):
+    type: Literal["ping"]
+
+
+InboundFrame = (
+    SendFrame | SyncFrame | ReadFrame | TypingFrame | EditFrame | DeleteFrame | PingFrame
+)
+
+FRAME_TYPES: dict[str, TypeAdapter] = {
+    model.model_fields["type"].annotation.__args__[0]: TypeAdapter(model)
+    for model in (SendFrame, SyncFrame, ReadFrame, TypingFrame, EditFrame, DeleteFrame, PingFrame)
+}
+
+
+class _BadJson(ValueError):
+    pass
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _BadJson("number out of range")
+    value = int(text)
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise _BadJson("number out of range")
+    return value
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _BadJson("number out of range")
+    return value
+
+
+def _refuse_constant(text: str) -> None:
+    raise _BadJson(f"{text} is not JSON")
+
+
+def decode_json(text: str) -> Any:
+    """Decode strict JSON: no NaN or Infinity, numbers within 64 bits, finite floats."""
+    try:
+        return json.loads(
+            text,
+            parse_int=_parse_int,
+            parse_float=_parse_float,
+            parse_constant=_refuse_constant,
+        )
+    except (ValueError, RecursionError) as exc:
+        # json.JSONDecodeError is a ValueError too.
+        raise ChatError(ErrorCode.BAD_JSON, f"not valid JSON: {_short(exc)}") from None
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).split("\n", 1)[0][:120] or type(exc).__name__
+
+
+def _has_bad_text(value: str) -> bool:
+    """Tell whether a string holds a NUL or a lone surrogate, which no database stores."""
+    if "\x00" in value:
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _find_bad_text(document: Any) -> bool:
+    # Iterative, so that a deeply nested (but valid) document cannot exhaust the stack.
+    pending = [document]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _has_bad_text(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False
+
+
+def parse_frame(text: str, *, max_chars: int) -> InboundFrame:
+    """Parse one inbound text frame, or raise ChatError saying what is wrong with it."""
+    if len(text) > max_chars:
+        raise ChatError(ErrorCode.TOO_LONG, f"frame over {max_chars} characters")
+    document = decode_json(text)
+    if not isinstance(document, dict):
+        raise ChatError(ErrorCode.BAD_JSON, "a frame must be one JSON object")
+    client_id = document.get("client_id")
+    echo = (
+        client_id
+        if isinstance(client_id, str) and 0 < len(client_id) <= 64 and not _has_bad_text(client_id)
+        else None
+    )
+    frame_type = document.get("type")
+    if not isinstance(frame_type, str):
+        raise ChatError(ErrorCode.BAD_FRAME, "type: a string is required", client_id=echo)
+    adapter = FRAME_TYPES.get(frame_type)
+    if adapter is None:
+        raise ChatError(
+            ErrorCode.UNKNOWN_TYPE, f"unknown frame type {frame_type[:40]!r}", client_id=echo
+        )
+    if _find_bad_text(document):
+        raise ChatError(
+            ErrorCode.BAD_FRAME, "text may not hold NUL or unpaired surrogates", client_id=echo
+        )
+    try:
+        frame = adapter.validate_python(document)
+    except ValidationError as exc:
+        raise ChatError(ErrorCode.BAD_FRAME, _validation_detail(exc), client_id=echo) from None
+    if isinstance(frame, SendFrame) and (frame.to is None) == (frame.conversation is None):
+        raise ChatError(
+            ErrorCode.BAD_FRAME, "give exactly one of 'to' and 'conversation'", client_id=echo
+        )
+    return frame
+
+
+def _validation_detail(exc: ValidationError) -> str:
+    first = exc.errors(include_url=False)[0]
+    where = ".".join(str(part) for part in first["loc"]) or "frame"
+    return f"{where}: {first['msg']}"
+
+
+def check_body(body: str, *, max_chars: int, client_id: str | None = None) -> str:
+    """Return the body if it can be stored, else raise `empty` or `too_long`."""
+    # Python counts code points, as PROTOCOL.md does.
+    if len(body) > max_chars:
+        raise ChatError(
+            ErrorCode.TOO_LONG, f"body over {max_chars} characters", client_id=client_id
+        )
+    if not body or body.isspace():
+        raise ChatError(ErrorCode.EMPTY, "body is blank", client_id=client_id)
+    return body
+
+
+def iso_utc(moment: datetime | None) -> str | None:
+    """Format a time as ISO 8601 in UTC with a Z."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def user_data(user) -> dict[str, Any]:
+    """Show a user as the protocol does."""
+    return {"id": user.pk, "username": user.username}
+
+
+def message_data(message) -> dict[str, Any]:
+    """Show a message as the protocol does; a deleted one keeps its id, not its body."""
+    deleted = message.deleted_at is not None
+    return {
+        "id": message.pk,
+        "seq": message.seq,
+        "conversation": message.conversation_id,
+        "sender": user_data(message.sender),
+        "body": "" if deleted else message.body,
+        "client_id": message.client_id,
+        "created_at": iso_utc(message.created_at),
+        "edited_at": iso_utc(message.edited_at),
+        "deleted": deleted,
+    }
+
+
+def encode(frame: dict[str, Any]) -> str:
+    """Encode an outbound frame."""
+    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))

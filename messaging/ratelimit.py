@@ -1,0 +1,126 @@
+"""Per-user rate limits shared by every socket and process (Redis), or by one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass
+
+from django.conf import settings
+
+log = logging.getLogger(__name__)
+
+_RULE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*s?\s*$")
+
+
+@dataclass(frozen=True)
+class Rule:
+    """At most `limit` hits in each window of `seconds`."""
+
+    limit: int
+    seconds: int
+
+
+def parse_rules(text: str) -> list[Rule]:
+    """Parse rules written like "20/5s,120/60s"."""
+    rules = []
+    for part in text.split(","):
+        if not part.strip():
+            continue
+        match = _RULE.match(part)
+        if match is None:
+            raise ValueError(f"bad rate rule {part!r}: write it like 20/5s")
+        rules.append(Rule(limit=int(match[1]), seconds=int(match[2])))
+    return rules
+
+
+class MemoryCounter:
+    """Fixed-window counters in this process: for one daphne alone, and for tests."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, tuple[int, int]] = {}
+
+    async def incr(self, key: str, window: int, seconds: int) -> int:
+        start, count = self._counts.get(key, (window, 0))
+        if start != window:
+            count = 0
+        self._counts[key] = (window, count + 1)
+        if len(self._counts) > 100_000:
+            self._counts = {k: v for k, v in self._counts.items() if v[0] >= window}
+        return count + 1
+
+
+class RedisCounter:
+    """Fixed-window counters in Redis, so every process counts the same hits."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._clients: dict[asyncio.AbstractEventLoop, object] = {}
+
+    def _client(self):
+        from redis import asyncio as aioredis
+
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = aioredis.Redis.from_url(
+                self._url,
+                socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
+                socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
+            )
+            self._clients[loop] = client
+        return client
+
+    async def incr(self, key: str, window: int, seconds: int) -> int:
+        pipe = self._client().pipeline(transaction=False)
+        full_key = f"chat:rl:{key}:{window}"
+        pipe.incr(full_key)
+        pipe.expire(full_key, seconds + 1)
+        count, _ = await pipe.execute()
+        return int(count)
+
+
+class RateLimiter:
+    """Check hits against the rules of an action; say how long to wait when over."""
+
+    def __init__(self, counter) -> None:
+        self.counter = counter
+
+    async def retry_after(self, action: str, user_id: int, rules: list[Rule]) -> float | None:
+        """Count one hit; return None if allowed, else the seconds until it would be."""
+        now = time.time()
+        wait = 0.0
+        for rule in rules:
+            window = int(now // rule.seconds)
+            try:
+                count = await self.counter.incr(
+                    f"{action}:{user_id}:{rule.seconds}", window, rule.seconds
+                )
+            except Exception as exc:
+                # Limits protect the service; when their store is down, let users chat.
+                log.warning("rate limit store unavailable: %s", type(exc).__name__)
+                return None
+            if count > rule.limit:
+                wait = max(wait, (window + 1) * rule.seconds - now)
+        return math.ceil(wait * 10) / 10 if wait > 0 else None
+
+
+_limiter: RateLimiter | None = None
+
+
+def limiter() -> RateLimiter:
+    """Return the process's rate limiter, on Redis when REDIS_URL is set."""
+    global _limiter
+    if _limiter is None:
+        urls = settings.REDIS_URLS
+        _limiter = RateLimiter(RedisCounter(urls[0]) if urls else MemoryCounter())
+    return _limiter
+
+
+def reset_limiter() -> None:
+    """Forget the limiter, so that the next call builds it from the current settings."""
+    global _limiter
+    _limiter = None

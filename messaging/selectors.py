@@ -1,0 +1,174 @@
+"""Reads: inbox, history, sync, people; the views and the socket both call these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models.functions import Coalesce
+
+from messaging.models import ChangeStream, Conversation, Membership, Message
+from messaging.protocol import ChatError, ErrorCode, iso_utc, message_data, user_data
+
+User = get_user_model()
+
+
+def conversation_for_member(*, user, conversation_id: int) -> Conversation:
+    """Return the conversation if the user is a member, else raise `not_found`."""
+    conversation = Conversation.objects.filter(pk=conversation_id, memberships__user=user).first()
+    if conversation is None:
+        raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
+    return conversation
+
+
+def _unread_count_subquery(user) -> Subquery:
+    unread = (
+        Message.objects.filter(
+            conversation_id=OuterRef("conversation_id"),
+            id__gt=OuterRef("last_read_message_id"),
+            deleted_at__isnull=True,
+        )
+        .exclude(sender=user)
+        .order_by()
+        .values("conversation_id")
+        .annotate(count=Count("id"))
+        .values("count")
+    )
+    return Coalesce(Subquery(unread, output_field=IntegerField()), 0)
+
+
+def conversation_list_for_user(*, user, conversation_ids=None) -> list[dict[str, Any]]:
+    """List the user's conversations, newest activity first, with last message and unread."""
+    memberships = (
+        Membership.objects.filter(user=user)
+        .select_related("conversation")
+        .annotate(
+            unread=_unread_count_subquery(user),
+            last_message_id=Subquery(
+                Message.objects.filter(conversation_id=OuterRef("conversation_id"))
+                .order_by("-id")
+                .values("id")[:1]
+            ),
+        )
+        .order_by("-conversation__last_activity_at", "-conversation_id")
+    )
+    if conversation_ids is not None:
+        memberships = memberships.filter(conversation_id__in=conversation_ids)
+    memberships = list(memberships)
+    conversation_ids = [membership.conversation_id for membership in memberships]
+    last_messages = {
+        message.pk: message
+        for message in Message.objects.select_related("sender").filter(
+            pk__in=[m.last_message_id for m in memberships if m.last_message_id]
+        )
+    }
+    members = _members_by_conversation(conversation_ids)
+    return [
+        conversation_data(
+            membership.conversation,
+            members=members.get(membership.conversation_id, []),
+            last_message=last_messages.get(membership.last_message_id),
+            unread=membership.unread,
+            last_read=membership.last_read_message_id,
+        )
+        for membership in memberships
+    ]
+
+
+def _members_by_conversation(conversation_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    members: dict[int, list[dict[str, Any]]] = {}
+    rows = (
+        Membership.objects.filter(conversation_id__in=conversation_ids)
+        .select_related("user")
+        .order_by("user__username")
+    )
+    for row in rows:
+        members.setdefault(row.conversation_id, []).append(user_data(row.user))
+    return members
+
+
+def conversation_data(
+    conversation: Conversation,
+    *,
+    members: list[dict[str, Any]],
+    last_message: Message | None = None,
+    unread: int = 0,
+    last_read: int = 0,
+) -> dict[str, Any]:
+    """Show a conversation as the API does."""
+    return {
+        "id": conversation.pk,
+        "kind": conversation.kind,
+        "title": conversation.title,
+        "members": members,
+        "created_at": iso_utc(conversation.created_at),
+        "last_activity_at": iso_utc(conversation.last_activity_at),
+        "last_message": message_data(last_message) if last_message else None,
+        "unread": unread,
+        "last_read": last_read,
+    }
+
+
+def conversation_detail(*, user, conversation_id: int) -> dict[str, Any]:
+    """Show one of the user's conversations, or raise `not_found`."""
+    found = conversation_list_for_user(user=user, conversation_ids=[conversation_id])
+    if not found:
+        raise ChatError(ErrorCode.NOT_FOUND, "no such conversation")
+    return found[0]
+
+
+def read_pointers(*, conversation_id: int) -> dict[int, int]:
+    """Return how far each member has read, by user id."""
+    return dict(
+        Membership.objects.filter(conversation_id=conversation_id).values_list(
+            "user_id", "last_read_message_id"
+        )
+    )
+
+
+def message_history(
+    *, conversation_id: int, before: int | None, limit: int
+) -> tuple[list[Message], bool]:
+    """Return a page of messages older than `before` (newest page if None), ascending."""
+    messages = Message.objects.select_related("sender").filter(conversation_id=conversation_id)
+    if before is not None:
+        messages = messages.filter(pk__lt=before)
+    page = list(messages.order_by("-id")[: limit + 1])
+    has_more = len(page) > limit
+    return list(reversed(page[:limit])), has_more
+
+
+def messages_after(*, user, after: int, limit: int) -> tuple[list[Message], bool]:
+    """Return the changes to the user's conversations stamped after `after`, ascending."""
+    conversation_ids = Membership.objects.filter(user=user).values("conversation_id")
+    page = list(
+        Message.objects.select_related("sender")
+        .filter(conversation_id__in=conversation_ids, seq__gt=after)
+        .order_by("seq")[: limit + 1]
+    )
+    return page[:limit], len(page) > limit
+
+
+def last_seq_for_user(*, user) -> int:
+    """Return the largest change stamp of the user's conversations (0 if none)."""
+    return ChangeStream.objects.filter(user=user).values_list("last_seq", flat=True).first() or 0
+
+
+def users_by_prefix(*, user, prefix: str, limit: int = 20) -> list:
+    """Find active people by username prefix, to start a conversation with."""
+    return list(
+        User.objects.filter(is_active=True, username__istartswith=prefix)
+        .exclude(pk=user.pk)
+        .order_by("username")[:limit]
+    )
+
+
+def peer_ids(*, user_id: int) -> set[int]:
+    """Return the ids of everyone who shares a conversation with the user."""
+    conversation_ids = Membership.objects.filter(user_id=user_id).values("conversation_id")
+    return set(
+        Membership.objects.filter(conversation_id__in=conversation_ids)
+        .exclude(user_id=user_id)
+        .values_list("user_id", flat=True)
+    )

@@ -1,0 +1,378 @@
+"""The one write path: every change to conversations and messages goes through here."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from messaging import fanout
+from messaging.models import ChangeStream, Conversation, Membership, Message
+from messaging.protocol import ChatError, ErrorCode, check_body, message_data, user_data
+
+User = get_user_model()
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """A stored message and whether this call stored it (False: a retry)."""
+
+    message: Message
+    created: bool
+
+
+def _not_found(what: str, client_id: str | None = None) -> ChatError:
+    return ChatError(ErrorCode.NOT_FOUND, f"no such {what}", client_id=client_id)
+
+
+def streams_ensure(user_ids: Iterable[int]) -> None:
+    """Create the change streams of these users where they are missing."""
+    ChangeStream.objects.bulk_create(
+        [ChangeStream(user_id=user_id) for user_id in user_ids], ignore_conflicts=True
+    )
+
+
+def _streams_lock(member_ids: Iterable[int]) -> dict[int, int]:
+    """Lock the members' change streams in user-id order; return their last stamps.
+
+    Every change that touches a user's conversations holds this lock from before it
+    draws its stamp until it commits, so one user's stamps become visible in order.
+    """
+    ids = sorted(set(member_ids))
+    rows = ChangeStream.objects.select_for_update().filter(user_id__in=ids).order_by("user_id")
+    last = {row.user_id: row.last_seq for row in rows}
+    if len(last) != len(ids):
+        streams_ensure(uid for uid in ids if uid not in last)
+        rows = ChangeStream.objects.select_for_update().filter(user_id__in=ids).order_by("user_id")
+        last = {row.user_id: row.last_seq for row in rows}
+    return last
+
+
+def _stamp(last_seqs: dict[int, int]) -> int:
+    """Draw the next stamp for a change seen by these users and record it as their last."""
+    seq = max(last_seqs.values(), default=0) + 1
+    ChangeStream.objects.filter(user_id__in=last_seqs).update(last_seq=seq)
+    return seq
+
+
+def _member_ids(conversation_id: int) -> list[int]:
+    return list(
+        Membership.objects.filter(conversation_id=conversation_id).values_list(
+            "user_id", flat=True
+        )
+    )
+
+
+def _message_events(message: Message, previous: dict[int, int], kind: str) -> list:
+    """Build one push per member, each carrying that member's own `prev_seq`."""
+    data = message_data(message)
+    frame_key = "message"
+    return [
+        fanout.frame_event(
+            fanout.user_group(user_id),
+            {"type": kind, frame_key: data, "prev_seq": prev_seq},
+        )
+        for user_id, prev_seq in previous.items()
+    ]
+
+
+def _user_named(username: str, client_id: str | None = None):
+    user = User.objects.filter(username=username).first()
+    if user is None:
+        raise _not_found("user", client_id)
+    return user
+
+
+def conversation_open_direct(*, user, other) -> tuple[Conversation, bool]:
+    """Find or create the one direct conversation of two people."""
+    if other.pk == user.pk:
+        raise ChatError(ErrorCode.BAD_FRAME, "you cannot start a conversation with yourself")
+    key = Conversation.direct_key_for(user.pk, other.pk)
+    existing = Conversation.objects.filter(direct_key=key).first()
+    if existing is not None:
+        return existing, False
+    if not other.is_active:
+        raise ChatError(ErrorCode.CANNOT_SEND, f"{other.username} cannot receive messages")
+    try:
+        with transaction.atomic():
+            conversation = Conversation.objects.create(
+                kind=Conversation.Kind.DIRECT,
+                direct_key=key,
+                created_by=user,
+                last_activity_at=timezone.now(),
+            )
+            Membership.objects.bulk_create(
+                [
+                    Membership(conversation=conversation, user=user),
+                    Membership(conversation=conversation, user=other),
+                ]
+            )
+            streams_ensure([user.pk, other.pk])
+    except IntegrityError:
+        # Someone opened the same pair at the same moment: theirs is the one.
+        return Conversation.objects.get(direct_key=key), False
+    return conversation, True
+
+
+def conversation_create_group(*, creator, others: list, title: str = "") -> Conversation:
+    """Create a group of the creator and at least two others."""
+    members = {creator.pk: creator, **{other.pk: other for other in others}}
+    if len(members) < 3:
+        raise ChatError(ErrorCode.BAD_FRAME, "a group needs at least two other people")
+    if len(members) > settings.CHAT_MAX_GROUP_SIZE:
+        raise ChatError(
+            ErrorCode.BAD_FRAME, f"a group has at most {settings.CHAT_MAX_GROUP_SIZE} members"
+        )
+    with transaction.atomic():
+        conversation = Conversation.objects.create(
+            kind=Conversation.Kind.GROUP,
+            title=title.strip()[:100],
+            created_by=creator,
+            last_activity_at=timezone.now(),
+        )
+        Membership.objects.bulk_create(
+            [Membership(conversation=conversation, user=member) for member in members.values()]
+        )
+        streams_ensure(members)
+    return conversation
+
+
+def _member_conversation(user, conversation_id: int, client_id: str | None = None):
+    conversation = Conversation.objects.filter(pk=conversation_id, memberships__user=user).first()
+    if conversation is None:
+        raise _not_found("conversation", client_id)
+    return conversation
+
+
+def _check_can_send(sender, conversation: Conversation, client_id: str | None) -> None:
+    if conversation.kind != Conversation.Kind.DIRECT:
+        return
+    other = (
+        User.objects.filter(memberships__conversation=conversation)
+        .exclude(pk=sender.pk)
+        .only("is_active", "username")
+        .first()
+    )
+    if other is not None and not other.is_active:
+        raise ChatError(
+            ErrorCode.CANNOT_SEND,
+            f"{other.username} cannot receive messages",
+            client_id=client_id,
+        )
+
+
+def _retry_result(
+    existing: Message, *, body: str, client_id: str, conversation_id: int | None, to_user
+) -> SendResult:
+    """Answer a retry: the message as it is now, or `conflict` if it asks for another."""
+    if to_user is not None:
+        same_place = existing.conversation.direct_key == Conversation.direct_key_for(
+            existing.sender_id, to_user.pk
+        )
+    else:
+        same_place = existing.conversation_id == conversation_id
+    if not same_place or existing.body != body:
+        raise ChatError(
+            ErrorCode.CONFLICT,
+            "this client_id was already used for another message",
+            client_id=client_id,
+        )
+    return SendResult(message=existing, created=False)
+
+
+def _find_sent(sender, client_id: str) -> Message | None:
+    return (
+        Message.objects.select_related("conversation", "sender")
+        .filter(sender=sender, client_id=client_id)
+        .first()
+    )
+
+
+def message_send(
+    *,
+    sender,
+    body: str,
+    client_id: str,
+    to: str | None = None,
+    conversation_id: int | None = None,
+) -> SendResult:
+    """Store a message and tell its members once it is committed.
+
+    Exactly one of `to` (a username) and `conversation_id` names where it goes. A second
+    call with the same sender and `client_id` stores nothing: it returns the message stored
+    the first time, or raises `conflict` if it names another place or body.
+    """
+    check_body(body, max_chars=settings.CHAT_MAX_BODY, client_id=client_id)
+    to_user = None
+    if to is not None:
+        to_user = _user_named(to, client_id)
+        if to_user.pk == sender.pk:
+            raise ChatError(
+                ErrorCode.BAD_FRAME, "you cannot send a message to yourself", client_id=client_id
+            )
+    existing = _find_sent(sender, client_id)
+    if existing is not None:
+        return _retry_result(
+            existing,
+            body=body,
+            client_id=client_id,
+            conversation_id=conversation_id,
+            to_user=to_user,
+        )
+    if to_user is not None:
+        try:
+            conversation, _ = conversation_open_direct(user=sender, other=to_user)
+        except ChatError as exc:
+            exc.client_id = client_id
+            raise
+    else:
+        conversation = _member_conversation(sender, conversation_id, client_id)
+    _check_can_send(sender, conversation, client_id)
+
+    with transaction.atomic():
+        previous = _streams_lock(_member_ids(conversation.pk))
+        if sender.pk not in previous:
+            # Left the conversation between the check and the lock.
+            raise _not_found("conversation", client_id)
+        # Concurrent sends of one sender queue on its stream lock: look again behind it.
+        existing = _find_sent(sender, client_id)
+        if existing is not None:
+            return _retry_result(
+                existing,
+                body=body,
+                client_id=client_id,
+                conversation_id=conversation.pk,
+                to_user=None,
+            )
+        seq = _stamp(previous)
+        message = Message.objects.create(
+            conversation=conversation,
+            sender=sender,
+            body=body,
+            client_id=client_id,
+            seq=seq,
+        )
+        Conversation.objects.filter(pk=conversation.pk).update(last_activity_at=message.created_at)
+        message.sender = sender
+        fanout.publish_on_commit(_message_events(message, previous, "message.new"))
+    return SendResult(message=message, created=True)
+
+
+def _change_message(message_id: int, *, apply, previous_check) -> Message:
+    """Lock, re-check and change one message, restamping it and telling its members."""
+    conversation_id = (
+        Message.objects.filter(pk=message_id).values_list("conversation_id", flat=True).first()
+    )
+    if conversation_id is None:
+        raise _not_found("message")
+    with transaction.atomic():
+        previous = _streams_lock(_member_ids(conversation_id))
+        message = Message.objects.select_related("sender").get(pk=message_id)
+        previous_check(message)
+        message.seq = _stamp(previous)
+        apply(message)
+        message.save()
+        fanout.publish_on_commit(_message_events(message, previous, "message.updated"))
+    return message
+
+
+def _visible_message(actor, message_id: int) -> Message:
+    message = (
+        Message.objects.select_related("sender")
+        .filter(pk=message_id, conversation__memberships__user=actor)
+        .first()
+    )
+    if message is None or message.is_deleted:
+        raise _not_found("message")
+    return message
+
+
+def _check_own_live_message(actor):
+    def check(message: Message) -> None:
+        if message.is_deleted:
+            raise _not_found("message")
+        if message.sender_id != actor.pk:
+            raise ChatError(ErrorCode.FORBIDDEN, "only the sender can change a message")
+
+    return check
+
+
+def message_edit(*, editor, message_id: int, body: str) -> Message:
+    """Replace the body of the editor's own message and tell its members."""
+    check_body(body, max_chars=settings.CHAT_MAX_BODY)
+    _check_own_live_message(editor)(_visible_message(editor, message_id))
+
+    def apply(message: Message) -> None:
+        message.body = body
+        message.edited_at = timezone.now()
+
+    return _change_message(message_id, apply=apply, previous_check=_check_own_live_message(editor))
+
+
+def message_delete(*, actor, message_id: int) -> Message:
+    """Delete the actor's own message for everyone and tell its members."""
+    _check_own_live_message(actor)(_visible_message(actor, message_id))
+
+    def apply(message: Message) -> None:
+        message.deleted_at = timezone.now()
+
+    return _change_message(message_id, apply=apply, previous_check=_check_own_live_message(actor))
+
+
+def message_hide(*, moderator, message_id: int) -> Message:
+    """Hide a message as staff: it is deleted for everyone, live, as by its sender."""
+
+    def check(message: Message) -> None:
+        if message.is_deleted:
+            raise _not_found("message")
+
+    def apply(message: Message) -> None:
+        message.deleted_at = timezone.now()
+        message.hidden_by = moderator
+
+    return _change_message(message_id, apply=apply, previous_check=check)
+
+
+def conversation_mark_read(*, user, conversation_id: int, up_to: int) -> bool:
+    """Move the user's read pointer forward to a message and tell the members.
+
+    An older or equal pointer changes nothing, tells no one, and returns False.
+    """
+    membership = Membership.objects.filter(conversation_id=conversation_id, user=user).first()
+    if membership is None:
+        raise _not_found("conversation")
+    if not Message.objects.filter(pk=up_to, conversation_id=conversation_id).exists():
+        raise _not_found("message")
+    with transaction.atomic():
+        moved = Membership.objects.filter(pk=membership.pk, last_read_message_id__lt=up_to).update(
+            last_read_message_id=up_to
+        )
+        if moved:
+            frame = {
+                "type": "read",
+                "conversation": conversation_id,
+                "user": user_data(user),
+                "up_to": up_to,
+            }
+            fanout.publish_on_commit(
+                fanout.frame_event(fanout.user_group(member_id), frame)
+                for member_id in _member_ids(conversation_id)
+            )
+    return bool(moved)
+
+
+def typing_events(*, user, conversation_id: int) -> list:
+    """Build the `typing` pushes for the other members; nothing is stored."""
+    member_ids = _member_ids(conversation_id)
+    if user.pk not in member_ids:
+        raise _not_found("conversation")
+    frame = {"type": "typing", "conversation": conversation_id, "user": user_data(user)}
+    return [
+        fanout.frame_event(fanout.user_group(member_id), frame)
+        for member_id in member_ids
+        if member_id != user.pk
+    ]

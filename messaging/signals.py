@@ -1,0 +1,63 @@
+"""End sockets when their session ends: logout, password change, deactivation."""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_out
+from django.db import transaction
+from django.db.models.signals import post_save, pre_save
+from django.dispatch import receiver
+
+from messaging import fanout
+from messaging.tokens import tokens_revoke
+
+log = logging.getLogger(__name__)
+User = get_user_model()
+
+CLOSE_SESSION_ENDED = 4401
+
+
+def _close_groups_on_commit(groups: list[str]) -> None:
+    events = [fanout.close_event(group, CLOSE_SESSION_ENDED) for group in groups]
+
+    def close() -> None:
+        try:
+            async_to_sync(fanout.publish)(events)
+        except Exception:
+            log.exception("could not close the sockets of an ended session")
+
+    transaction.on_commit(close)
+
+
+@receiver(user_logged_out)
+def close_session_sockets(sender, request, user, **kwargs) -> None:
+    """Close the sockets opened with the session that is logging out."""
+    session_key = getattr(getattr(request, "session", None), "session_key", None)
+    if session_key:
+        _close_groups_on_commit([fanout.session_group(session_key)])
+
+
+@receiver(pre_save, sender=User)
+def remember_credentials(sender, instance, **kwargs) -> None:
+    """Note the stored password and active flag, to tell afterwards what changed."""
+    if instance.pk is None:
+        instance._stored_credentials = None
+        return
+    instance._stored_credentials = (
+        User.objects.filter(pk=instance.pk).values_list("password", "is_active").first()
+    )
+
+
+@receiver(post_save, sender=User)
+def end_sessions_on_credential_change(sender, instance, created, **kwargs) -> None:
+    """On a password change or deactivation, revoke tokens and close every socket."""
+    stored = getattr(instance, "_stored_credentials", None)
+    if created or stored is None:
+        return
+    password, was_active = stored
+    if password != instance.password or (was_active and not instance.is_active):
+        tokens_revoke(user=instance)
+        _close_groups_on_commit([fanout.user_group(instance.pk)])

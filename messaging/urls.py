@@ -1,0 +1,20 @@
+from django.urls import path
+
+from messaging import api, views
+
+urlpatterns = [
+    path("", views.inbox, name="inbox"),
+    path("c/<int:conversation_id>/", views.conversation_page, name="conversation"),
+    path("dm/<str:username>/", views.direct, name="direct"),
+    path("accounts/signup/", views.signup, name="signup"),
+    path("api/auth/register/", api.register, name="api-register"),
+    path("api/auth/token/", api.token, name="api-token"),
+    path("api/conversations/", api.conversations, name="api-conversations"),
+    path("api/conversations/<int:conversation_id>/", api.conversation, name="api-conversation"),
+    path(
+        "api/conversations/<int:conversation_id>/messages/",
+        api.messages,
+        name="api-messages",
+    ),
+    path("api/users/", api.users, name="api-users"),
+]

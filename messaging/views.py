@@ -1,0 +1,99 @@
+"""Pages: inbox, conversation, direct-message shortcut, sign-up."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth import get_user_model, login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import UserCreationForm
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+
+from messaging import selectors, services
+from messaging.protocol import ChatError, message_data, user_data
+
+User = get_user_model()
+
+
+class SignupForm(UserCreationForm):
+    class Meta(UserCreationForm.Meta):
+        model = User
+        fields = ("username",)
+
+
+def _chat_page(request: HttpRequest, active: dict | None) -> HttpResponse:
+    history, has_more = [], False
+    if active is not None:
+        history, has_more = selectors.message_history(
+            conversation_id=active["id"], before=None, limit=settings.CHAT_HISTORY_PAGE
+        )
+    config = {
+        "user": user_data(request.user),
+        "conversation": active["id"] if active else None,
+        "maxBody": settings.CHAT_MAX_BODY,
+        "wsPath": "/ws/chat/",
+        "historyPage": settings.CHAT_HISTORY_PAGE,
+        "history": [message_data(message) for message in history],
+        "hasMore": has_more,
+    }
+    return render(
+        request,
+        "messaging/chat.html",
+        {
+            "conversations": selectors.conversation_list_for_user(user=request.user),
+            "active": active,
+            "history": config["history"],
+            "chat_config": config,
+        },
+    )
+
+
+@login_required
+def inbox(request: HttpRequest) -> HttpResponse:
+    """Show the inbox: conversations by last activity, with unread counts."""
+    return _chat_page(request, None)
+
+
+@login_required
+def conversation_page(request: HttpRequest, conversation_id: int) -> HttpResponse:
+    """Show one conversation of the caller's (404 for anyone else)."""
+    try:
+        active = selectors.conversation_detail(user=request.user, conversation_id=conversation_id)
+    except ChatError:
+        raise Http404("No such conversation.") from None
+    return _chat_page(request, active)
+
+
+@login_required
+def direct(request: HttpRequest, username: str) -> HttpResponse:
+    """Open the direct conversation with someone, creating it on first use."""
+    other = get_object_or_404(User, username=username)
+    if other.pk == request.user.pk:
+        return render(
+            request,
+            "messaging/problem.html",
+            {"problem": "You cannot message yourself."},
+            status=400,
+        )
+    try:
+        conversation, _ = services.conversation_open_direct(user=request.user, other=other)
+    except ChatError as error:
+        return render(request, "messaging/problem.html", {"problem": error.detail}, status=403)
+    return redirect("conversation", conversation_id=conversation.pk)
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    """Create an account in the browser and sign in."""
+    if not settings.CHAT_REGISTRATION_OPEN:
+        return render(
+            request, "messaging/problem.html", {"problem": "Registration is closed."}, status=403
+        )
+    if request.user.is_authenticated:
+        return redirect("inbox")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect(reverse("inbox"))
+    return render(request, "registration/signup.html", {"form": form})
