@@ -7,9 +7,9 @@ import time
 from collections import deque
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.utils import get_handler_name
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 

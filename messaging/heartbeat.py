@@ -28,6 +28,9 @@ class Heartbeat:
 
     def discard(self, channel_name: str) -> None:
         self.sockets.pop(channel_name, None)
+        if not self.sockets and self._task is not None:
+            self._task.cancel()
+            self._task = None
 
     async def _run(self) -> None:
         while self.sockets:

@@ -1,4 +1,4 @@
-from channels.generic.websocket import WebsocketDenier
+from channels.security.websocket import WebsocketDenier
 from django.urls import path, re_path
 
 from messaging.consumers import ChatConsumer

@@ -1,0 +1,138 @@
+import json
+import os
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+
+from messaging.tokens import token_issue
+from tests.factories import UserFactory
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def have_services() -> bool:
+    """Tell whether the suite runs on PostgreSQL and Redis."""
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql") and bool(
+        settings.REDIS_URLS
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the services tests only on PostgreSQL and Redis; in CI, refuse to run without."""
+    if have_services():
+        return
+    if IN_CI:
+        pytest.exit(
+            "CI must run every test: set DATABASE_URL to PostgreSQL and REDIS_URL to Redis",
+            returncode=3,
+        )
+    skip = pytest.mark.skip(reason="needs DATABASE_URL (PostgreSQL) and REDIS_URL")
+    for item in items:
+        if "services" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limiter():
+    from messaging.ratelimit import reset_limiter
+
+    reset_limiter()
+    yield
+    reset_limiter()
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def bob(db):
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def carol(db):
+    return UserFactory(username="carol")
+
+
+@pytest.fixture
+def make_user(db):
+    return UserFactory
+
+
+class Client:
+    """A WebSocket client of the chat, driven by a test."""
+
+    def __init__(self, communicator: WebsocketCommunicator):
+        self.communicator = communicator
+        self.ready = None
+
+    async def send(self, frame) -> None:
+        await self.communicator.send_to(text_data=json.dumps(frame))
+
+    async def send_text(self, text: str) -> None:
+        await self.communicator.send_to(text_data=text)
+
+    async def recv(self, timeout: float = 3) -> dict:
+        return json.loads(await self.communicator.receive_from(timeout=timeout))
+
+    async def recv_type(self, frame_type: str, timeout: float = 3) -> dict:
+        """Receive frames until one of the given type; return it."""
+        while True:
+            frame = await self.recv(timeout)
+            if frame["type"] == frame_type:
+                return frame
+
+    async def nothing(self, timeout: float = 0.3) -> bool:
+        return await self.communicator.receive_nothing(timeout=timeout)
+
+    async def request(self, frame: dict, answer: str, timeout: float = 3) -> dict:
+        await self.send(frame)
+        return await self.recv_type(answer, timeout)
+
+    async def close(self) -> None:
+        await self.communicator.disconnect()
+
+
+async def open_socket(headers, path: str = "/ws/chat/"):
+    """Open a socket through the real ASGI stack; return (connected, close code, client)."""
+    from chatsite.asgi import application
+
+    communicator = WebsocketCommunicator(application, path, headers=headers)
+    connected, code = await communicator.connect(timeout=5)
+    return connected, code, Client(communicator)
+
+
+@pytest.fixture
+async def connect():
+    """Open an authenticated socket for a user (bearer token) and read its `ready`."""
+    clients = []
+
+    async def _connect(user, *, expect_ready: bool = True) -> Client:
+        key = await database_sync_to_async(token_issue)(user=user)
+        connected, code, client = await open_socket([(b"authorization", f"Bearer {key}".encode())])
+        assert connected, f"handshake refused ({code})"
+        clients.append(client)
+        if expect_ready:
+            client.ready = await client.recv()
+            assert client.ready["type"] == "ready"
+        return client
+
+    yield _connect
+    for client in clients:
+        try:
+            await client.close()
+        except Exception:
+            pass
+
+
+def send_frame(body: str, client_id: str, *, to: str | None = None, conversation=None) -> dict:
+    frame = {"type": "message.send", "body": body, "client_id": client_id}
+    if to is not None:
+        frame["to"] = to
+    if conversation is not None:
+        frame["conversation"] = conversation
+    return frame
