@@ -95,9 +95,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             except Exception as exc:
                 log.warning("group_discard failed: %s", type(exc).__name__)
         try:
-            await self._db(presence.socket_closed, user=self.user, channel_name=self.channel_name)
+            _, events = await self._db(
+                presence.socket_closed, user=self.user, channel_name=self.channel_name
+            )
         except ChatError:
-            pass  # The heartbeat sweep announces the user offline later.
+            return  # The heartbeat sweep of another socket announces the user offline.
+        await fanout.publish(events)
 
     # Frames from the client
 

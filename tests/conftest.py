@@ -35,12 +35,21 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_rate_limiter():
+def _fresh_per_loop_state():
+    """Give every test its own rate limiter and channel layer.
+
+    Each async test runs on a new event loop, and the Redis channel layer keeps locks
+    bound to the loop that first used it.
+    """
+    from channels.layers import channel_layers
+
     from messaging.ratelimit import reset_limiter
 
     reset_limiter()
+    channel_layers.backends.clear()
     yield
     reset_limiter()
+    channel_layers.backends.clear()
 
 
 @pytest.fixture

@@ -1,0 +1,240 @@
+"""Handshakes, session ends, presence, rate limits and database outages on the socket."""
+
+import asyncio
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.db import OperationalError
+from django.test import Client as HttpClient
+
+from messaging import services
+from messaging.heartbeat import heartbeat
+from messaging.models import Message, SocketPresence
+from tests.conftest import open_socket, send_frame
+from tests.factories import PASSWORD
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def logged_in_http_client(user) -> HttpClient:
+    client = HttpClient()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+async def cookie_headers(user, origin: str | None = "http://testserver"):
+    http = await sync_to_async(logged_in_http_client)(user)
+    cookie = f"sessionid={http.cookies['sessionid'].value}"
+    headers = [(b"cookie", cookie.encode())]
+    if origin is not None:
+        headers.append((b"origin", origin.encode()))
+    return http, headers
+
+
+async def test_session_cookie_from_our_origin_connects(alice):
+    _, headers = await cookie_headers(alice)
+    connected, _, client = await open_socket(headers)
+    assert connected
+    ready = await client.recv()
+    assert ready["type"] == "ready" and ready["user"]["username"] == "alice"
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    "origin", [None, "http://evil.example", "null", "https://testserver.evil.example"]
+)
+async def test_session_cookie_without_our_origin_is_refused(alice, origin):
+    _, headers = await cookie_headers(alice, origin=origin)
+    connected, _, _ = await open_socket(headers)
+    assert not connected
+
+
+async def test_no_credentials_is_refused(db):
+    connected, _, _ = await open_socket([(b"origin", b"http://testserver")])
+    assert not connected
+
+
+@pytest.mark.parametrize("value", ["Bearer nope", "Bearer ", "Basic YWxpY2U6eA==", "Token x"])
+async def test_bad_authorization_is_refused_even_with_a_good_cookie(alice, value):
+    _, headers = await cookie_headers(alice)
+    connected, _, _ = await open_socket([*headers, (b"authorization", value.encode())])
+    assert not connected
+
+
+async def test_token_of_a_deactivated_user_is_refused(connect, make_user):
+    from messaging.tokens import token_issue
+
+    user = await database_sync_to_async(make_user)(username="dave")
+    key = await database_sync_to_async(token_issue)(user=user)
+    user.is_active = False
+    await database_sync_to_async(user.save)()
+    connected, _, _ = await open_socket([(b"authorization", f"Bearer {key}".encode())])
+    assert not connected
+
+
+async def test_other_socket_paths_are_refused(alice):
+    _, headers = await cookie_headers(alice)
+    connected, _, _ = await open_socket(headers, path="/ws/other/")
+    assert not connected
+
+
+async def test_logout_closes_that_sessions_sockets_with_4401(alice, connect):
+    http, headers = await cookie_headers(alice)
+    connected, _, browser = await open_socket(headers)
+    assert connected
+    await browser.recv()
+    token_socket = await connect(alice)
+    response = await sync_to_async(http.post)("/accounts/logout/")
+    assert response.status_code == 302
+    closed = await browser.communicator.receive_output(timeout=3)
+    assert closed == {"type": "websocket.close", "code": 4401}
+    assert await token_socket.nothing(), "other sessions stay open"
+
+
+async def test_password_change_closes_every_socket_and_revokes_tokens(alice, connect):
+    first = await connect(alice)
+    second = await connect(alice)
+
+    def change_password():
+        alice.set_password("a brand new passphrase")
+        alice.save()
+
+    await database_sync_to_async(change_password)()
+    for socket in (first, second):
+        closed = await socket.communicator.receive_output(timeout=3)
+        assert closed == {"type": "websocket.close", "code": 4401}
+    from messaging.models import AuthToken
+
+    assert await database_sync_to_async(AuthToken.objects.filter(user=alice).count)() == 0
+
+
+async def test_deactivation_closes_every_socket(alice, connect):
+    socket = await connect(alice)
+
+    def deactivate():
+        alice.is_active = False
+        alice.save()
+
+    await database_sync_to_async(deactivate)()
+    closed = await socket.communicator.receive_output(timeout=3)
+    assert closed == {"type": "websocket.close", "code": 4401}
+
+
+async def start_chat(connect, alice, bob):
+    alice_socket = await connect(alice)
+    bob_socket = await connect(bob)
+    await alice_socket.request(send_frame("hi", "c-hi", to="bob"), "message.ack")
+    await bob_socket.recv_type("message.new")
+    await alice_socket.recv_type("message.new")
+    return alice_socket, bob_socket
+
+
+async def test_presence_on_first_socket_open_and_last_close(connect, alice, bob):
+    alice_socket, bob_socket = await start_chat(connect, alice, bob)
+    await alice_socket.close()
+    offline = await bob_socket.recv_type("presence")
+    assert offline == {
+        "type": "presence",
+        "user": {"id": alice.pk, "username": "alice"},
+        "online": False,
+    }
+    first = await connect(alice)
+    online = await bob_socket.recv_type("presence")
+    assert online["online"] is True and online["user"]["username"] == "alice"
+    await connect(alice)
+    assert await bob_socket.nothing(), "a second socket is no news"
+    await first.close()
+    assert await bob_socket.nothing(), "alice is still online on her other socket"
+
+
+async def test_sockets_of_a_dead_process_expire_and_are_announced_offline(
+    connect, alice, bob, settings
+):
+    _, bob_socket = await start_chat(connect, alice, bob)
+    # Alice's socket is now one of a process that died: nobody refreshes its row.
+    alice_sockets = SocketPresence.objects.filter(user=alice)
+    for name in await database_sync_to_async(list)(
+        alice_sockets.values_list("channel_name", flat=True)
+    ):
+        heartbeat().discard(name)
+    await database_sync_to_async(alice_sockets.update)(heartbeat_at="2000-01-01T00:00:00Z")
+    await heartbeat().beat()
+    offline = await bob_socket.recv_type("presence")
+    assert offline["user"]["username"] == "alice" and offline["online"] is False
+
+
+async def test_sends_over_the_rate_limit_are_refused_with_retry_after(
+    connect, alice, bob, settings
+):
+    settings.CHAT_SEND_RATE = "3/60s"
+    socket = await connect(alice)
+    for n in range(3):
+        await socket.request(send_frame(f"m{n}", f"c{n}", to="bob"), "message.ack")
+    error = await socket.request(send_frame("too many", "c-over", to="bob"), "error")
+    assert error["code"] == "rate_limited"
+    assert error["client_id"] == "c-over"
+    assert 0 < error["retry_after"] <= 60
+    assert await database_sync_to_async(Message.objects.count)() == 3
+
+
+async def test_the_limit_is_per_user_across_sockets(connect, alice, bob, settings):
+    settings.CHAT_SEND_RATE = "2/60s"
+    first = await connect(alice)
+    second = await connect(alice)
+    await first.request(send_frame("a", "c-a", to="bob"), "message.ack")
+    await second.request(send_frame("b", "c-b", to="bob"), "message.ack")
+    error = await first.request(send_frame("c", "c-c", to="bob"), "error")
+    assert error["code"] == "rate_limited"
+
+
+async def test_flooding_far_past_the_limit_closes_with_1008(connect, alice, bob, settings):
+    settings.CHAT_SEND_RATE = "1/60s"
+    settings.CHAT_ABUSE_CLOSE_AFTER = 5
+    socket = await connect(alice)
+    for n in range(7):
+        await socket.send(send_frame(f"m{n}", f"c{n}", to="bob"))
+    codes = []
+    while True:
+        output = await socket.communicator.receive_output(timeout=3)
+        if output["type"] == "websocket.close":
+            assert output["code"] == 1008
+            break
+        codes.append(output)
+    assert len(codes) >= 6
+
+
+async def test_database_outage_answers_unavailable_and_the_retry_stores_once(
+    connect, alice, bob, monkeypatch
+):
+    socket = await connect(alice)
+    real_send = services.message_send
+
+    def failing_send(**kwargs):
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(services, "message_send", failing_send)
+    error = await socket.request(send_frame("later", "c-1", to="bob"), "error")
+    assert error["code"] == "unavailable" and error["client_id"] == "c-1"
+    assert await database_sync_to_async(Message.objects.count)() == 0
+
+    monkeypatch.setattr(services, "message_send", real_send)
+    await socket.request(send_frame("later", "c-1", to="bob"), "message.ack")
+    await socket.request(send_frame("later", "c-1", to="bob"), "message.ack")
+    assert await database_sync_to_async(Message.objects.count)() == 1
+
+
+async def test_a_failed_fan_out_still_acks_the_sender(connect, alice, bob, monkeypatch):
+    from channels.layers import get_channel_layer
+
+    socket = await connect(alice)
+    layer = get_channel_layer()
+
+    async def broken_group_send(group, message):
+        raise ConnectionError("layer down")
+
+    monkeypatch.setattr(layer, "group_send", broken_group_send)
+    ack = await socket.request(send_frame("stored anyway", "c-1", to="bob"), "message.ack")
+    assert ack["message"]["body"] == "stored anyway"
+    await asyncio.sleep(0)
+    assert await database_sync_to_async(Message.objects.count)() == 1
