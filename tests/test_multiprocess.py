@@ -1,0 +1,76 @@
+"""Two real daphne processes on PostgreSQL and Redis: every frame reaches every socket."""
+
+import pytest
+from channels.db import database_sync_to_async
+
+from messaging.tokens import token_issue
+from tests.conftest import send_frame
+from tests.live import Daphne, LiveClient
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def two_servers(transactional_db, tmp_path):
+    servers = [Daphne(log_path=tmp_path / f"daphne{n}.log").start() for n in range(2)]
+    yield servers
+    for server in servers:
+        server.stop()
+    for n in range(2):
+        log = (tmp_path / f"daphne{n}.log").read_text()
+        assert "Traceback" not in log, log
+
+
+async def live_client(server: Daphne, user) -> LiveClient:
+    token = await database_sync_to_async(token_issue)(user=user)
+    return await LiveClient(server.ws_url, token).open()
+
+
+async def test_a_message_crosses_processes_to_every_socket(two_servers, alice, bob, carol):
+    first, second = two_servers
+    alice_on_first = await live_client(first, alice)
+    alice_on_second = await live_client(second, alice)
+    bob_on_second = await live_client(second, bob)
+    carol_on_first = await live_client(first, carol)
+    try:
+        ack = await alice_on_first.request(send_frame("across", "x-1", to="bob"), "message.ack")
+        for client in (alice_on_first, alice_on_second, bob_on_second):
+            pushed = await client.recv_type("message.new")
+            assert pushed["message"] == ack["message"]
+
+        conversation = ack["message"]["conversation"]
+        await bob_on_second.send({"type": "typing", "conversation": conversation})
+        typing = await alice_on_first.recv_type("typing")
+        assert typing["user"]["username"] == "bob"
+
+        await bob_on_second.send(
+            {"type": "read", "conversation": conversation, "up_to": ack["message"]["id"]}
+        )
+        for client in (alice_on_first, alice_on_second, bob_on_second):
+            receipt = await client.recv_type("read")
+            assert receipt["up_to"] == ack["message"]["id"]
+
+        await alice_on_first.send({"type": "message.delete", "id": ack["message"]["id"]})
+        for client in (alice_on_second, bob_on_second):
+            updated = await client.recv_type("message.updated")
+            assert updated["message"]["deleted"] is True
+
+        with pytest.raises(TimeoutError):
+            await carol_on_first.recv_type("message.new", timeout=0.5)
+    finally:
+        for client in (alice_on_first, alice_on_second, bob_on_second, carol_on_first):
+            await client.close()
+
+
+async def test_presence_crosses_processes(two_servers, alice, bob):
+    first, second = two_servers
+    alice_socket = await live_client(first, alice)
+    await alice_socket.request(send_frame("hi", "p-1", to="bob"), "message.ack")
+    bob_socket = await live_client(second, bob)
+    assert bob_socket.ready["online"] == [{"id": alice.pk, "username": "alice"}]
+    online = await alice_socket.recv_type("presence")
+    assert online["user"]["username"] == "bob" and online["online"] is True
+    await alice_socket.close()
+    offline = await bob_socket.recv_type("presence")
+    assert offline["user"]["username"] == "alice" and offline["online"] is False
+    await bob_socket.close()
