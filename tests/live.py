@@ -62,7 +62,7 @@ class Daphne:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20) -> Daphne:
-        self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self.process = subprocess.Popen(
             [
                 sys.executable,
