@@ -1,0 +1,112 @@
+"""Races on PostgreSQL: duplicates by client_id, and the sync cursor under concurrent writers."""
+
+import random
+import threading
+
+import pytest
+from django.db import connection
+
+from messaging import selectors, services
+from messaging.models import Message
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+def run_threads(targets) -> None:
+    errors = []
+
+    def guarded(target):
+        def run():
+            try:
+                target()
+            except Exception as exc:  # surfaced below, with the thread's failure
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        return run
+
+    threads = [threading.Thread(target=guarded(target)) for target in targets]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+
+
+def test_the_same_client_id_sent_concurrently_stores_one_message(alice, bob):
+    barrier = threading.Barrier(8)
+    results = []
+
+    def send():
+        barrier.wait()
+        results.append(
+            services.message_send(sender=alice, body="once", client_id="same", to="bob")
+        )
+
+    run_threads([send] * 8)
+    assert Message.objects.count() == 1
+    assert sum(result.created for result in results) == 1
+    assert len({result.message.pk for result in results}) == 1
+
+
+def test_a_reader_that_syncs_while_many_write_misses_nothing(make_user):
+    reader = make_user(username="reader")
+    writers = [make_user(username=f"writer{n}") for n in range(6)]
+    done = threading.Event()
+    seen: dict[int, int] = {}
+
+    def write(writer):
+        def run():
+            mine = []
+            rng = random.Random(writer.pk)
+            for n in range(25):
+                message = services.message_send(
+                    sender=writer, body=f"{writer.username} {n}", client_id=f"w{n}", to="reader"
+                ).message
+                mine.append(message.pk)
+                if rng.random() < 0.3:
+                    services.message_edit(
+                        editor=writer, message_id=rng.choice(mine), body=f"edited {n}"
+                    )
+                if rng.random() < 0.1:
+                    target = mine.pop(rng.randrange(len(mine)))
+                    services.message_delete(actor=writer, message_id=target)
+
+        return run
+
+    def read():
+        cursor = 0
+        while True:
+            finished = done.is_set()
+            page, more = selectors.messages_after(user=reader, after=cursor, limit=50)
+            for message in page:
+                assert message.seq > cursor, "sync returned a change it had already passed"
+                seen[message.pk] = message.seq
+                cursor = message.seq
+            if finished and not more:
+                return
+
+    reader_thread = threading.Thread(target=lambda: (read(), connection.close()))
+    reader_thread.start()
+    run_threads([write(writer) for writer in writers])
+    done.set()
+    reader_thread.join(60)
+
+    stored = dict(Message.objects.values_list("pk", "seq"))
+    assert len(stored) == 6 * 25
+    assert seen == stored, "the reader's view must equal the database's"
+
+
+def test_each_push_carries_the_recipients_previous_stamp(alice, bob, carol):
+    from messaging import fanout
+
+    with fanout.collecting() as events:
+        for n in range(3):
+            services.message_send(sender=alice, body=f"a{n}", client_id=f"a{n}", to="carol")
+            services.message_send(sender=bob, body=f"b{n}", client_id=f"b{n}", to="carol")
+    carol_pushes = [
+        payload["frame"] for group, payload in events if group == fanout.user_group(carol.pk)
+    ]
+    chain = [0] + [frame["message"]["seq"] for frame in carol_pushes]
+    assert [frame["prev_seq"] for frame in carol_pushes] == chain[:-1]
