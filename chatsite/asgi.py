@@ -9,8 +9,11 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from chatsite.daphne_patches import allow_standard_close_codes  # noqa: E402
 from messaging.routing import websocket_urlpatterns  # noqa: E402
 from messaging.ws_auth import WebSocketAuthMiddleware  # noqa: E402
+
+allow_standard_close_codes()
 
 application = ProtocolTypeRouter(
     {

@@ -106,7 +106,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env.str("REDIS_URL", default="")
 # Several Redis servers, separated by commas, shard the channel layer between them.
 REDIS_URLS = [url.strip() for url in REDIS_URL.split(",") if url.strip()]
-REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=5.0)
+# Above channels-redis's 5 s blocking pop, so an idle socket's read never times out.
+REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=10.0)
 
 CHANNEL_CAPACITY = env.int("CHANNEL_CAPACITY", default=200)
 if REDIS_URLS:
@@ -193,6 +194,8 @@ CHAT_ABUSE_CLOSE_AFTER = env.int("CHAT_ABUSE_CLOSE_AFTER", default=200)
 # PRESENCE_TTL seconds (its process died) counts as gone.
 CHAT_HEARTBEAT_SECONDS = env.float("CHAT_HEARTBEAT_SECONDS", default=15)
 CHAT_PRESENCE_TTL = env.float("CHAT_PRESENCE_TTL", default=45)
+# While the channel layer is down, how often to check whether it is back.
+CHAT_LAYER_PROBE_SECONDS = env.float("CHAT_LAYER_PROBE_SECONDS", default=1)
 
 LOGGING = {
     "version": 1,

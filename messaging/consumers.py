@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
@@ -9,7 +10,10 @@ from typing import Any
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
@@ -35,10 +39,52 @@ from messaging.ratelimit import limiter, parse_rules
 log = logging.getLogger(__name__)
 
 CLOSE_ABUSE = 1008
+# 1013, Try Again Later: the server lost its channel layer; reconnect and sync.
+CLOSE_LAYER_LOST = 1013
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     """Parse frames, make one hop to the database, answer; never close on a client mistake."""
+
+    async def __call__(self, scope, receive, send):
+        # As AsyncConsumer.__call__, but a failing channel layer does not crash the
+        # consumer with 1011: see _receive_from_layer.
+        self.scope = scope
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        self.channel_name = await self.channel_layer.new_channel()
+        self.base_send = send
+        self.sockets = heartbeat()
+        self.layer_lost = self.sockets.layer_lost
+        try:
+            await await_many_dispatch([receive, self._receive_from_layer], self.dispatch)
+        except StopConsumer:
+            pass
+
+    async def _receive_from_layer(self) -> dict[str, Any]:
+        """Receive the next event for this socket; after a layer outage, ask to close.
+
+        While the layer is down the socket stays open (sends are stored and acked); once it
+        answers again the socket is closed so that its client rejoins its groups and syncs.
+        """
+        if not self.layer_lost.is_set():
+            receiving = asyncio.ensure_future(self.channel_layer.receive(self.channel_name))
+            lost = asyncio.ensure_future(self.layer_lost.wait())
+            try:
+                await asyncio.wait([receiving, lost], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                lost.cancel()
+                if not receiving.done():
+                    receiving.cancel()
+            if not receiving.cancelled() and receiving.done():
+                failure = receiving.exception()
+                if failure is None:
+                    return receiving.result()
+                self.sockets.layer_failed(failure)
+        await self.sockets.layer_ok.wait()
+        return {"type": "chat.layer_lost"}
+
+    async def chat_layer_lost(self, event: dict[str, Any]) -> None:
+        await self.close(code=CLOSE_LAYER_LOST)
 
     async def dispatch(self, message):
         # Channels closes stale database connections before every handler; our only
@@ -58,23 +104,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self.user = user
         self.rejections: deque[float] = deque()
-        self.groups = [fanout.user_group(user.pk)]
+        self.joined_groups = [fanout.user_group(user.pk)]
         session = self.scope.get("session")
         if self.scope.get("auth_method") == "session" and session and session.session_key:
-            self.groups.append(fanout.session_group(session.session_key))
+            self.joined_groups.append(fanout.session_group(session.session_key))
         try:
-            for group in self.groups:
+            for group in self.joined_groups:
                 await self.channel_layer.group_add(group, self.channel_name)
             with fanout.collecting() as events:
                 ready = await database_sync_to_async(self._open)()
         except Exception as exc:
             log.warning("websocket refused for %s: %s", user.pk, type(exc).__name__)
+            if not isinstance(exc, (OperationalError, InterfaceError)):
+                self.sockets.layer_failed(exc)
             await self.close()
             return
         await self.accept()
         await self.send_frame(ready)
-        heartbeat().add(self.channel_name, user.pk)
-        await fanout.publish(events)
+        self.sockets.add(self)
+        await self.publish(events)
 
     def _open(self) -> dict[str, Any]:
         presence.socket_opened(user=self.user, channel_name=self.channel_name)
@@ -88,8 +136,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code) -> None:
         if not hasattr(self, "user"):
             return
-        heartbeat().discard(self.channel_name)
-        for group in self.groups:
+        self.sockets.discard(self.channel_name)
+        for group in self.joined_groups:
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)
             except Exception as exc:
@@ -100,7 +148,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
         except ChatError:
             return  # The heartbeat sweep of another socket announces the user offline.
-        await fanout.publish(events)
+        await self.publish(events)
 
     # Frames from the client
 
@@ -161,7 +209,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "message": message_data(result.message),
             }
         )
-        await fanout.publish(events)
+        await self.publish(events)
 
     async def on_sync(self, frame: SyncFrame) -> None:
         (messages, more), _ = await self._db(
@@ -185,24 +233,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
             conversation_id=frame.conversation,
             up_to=frame.up_to,
         )
-        await fanout.publish(events)
+        await self.publish(events)
 
     async def on_typing(self, frame: TypingFrame) -> None:
         await self._check_rate("typing", settings.CHAT_TYPING_RATE)
         events, _ = await self._db(
             services.typing_events, user=self.user, conversation_id=frame.conversation
         )
-        await fanout.publish(events)
+        await self.publish(events)
 
     async def on_edit(self, frame: EditFrame) -> None:
         _, events = await self._db(
             services.message_edit, editor=self.user, message_id=frame.id, body=frame.body
         )
-        await fanout.publish(events)
+        await self.publish(events)
 
     async def on_delete(self, frame: DeleteFrame) -> None:
         _, events = await self._db(services.message_delete, actor=self.user, message_id=frame.id)
-        await fanout.publish(events)
+        await self.publish(events)
 
     async def on_ping(self, frame: PingFrame) -> None:
         last_seq, _ = await self._db(selectors.last_seq_for_user, user=self.user)
@@ -238,6 +286,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def chat_close(self, event: dict[str, Any]) -> None:
         await self.close(code=event["code"])
+
+    async def publish(self, events) -> None:
+        """Publish committed events; a failure means the layer is down, not the send."""
+        if await fanout.publish(events):
+            self.sockets.layer_failed(ConnectionError("group_send failed"))
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=encode(frame))

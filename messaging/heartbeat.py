@@ -1,4 +1,10 @@
-"""One heartbeat task per process: refresh its sockets' presence and sweep dead ones."""
+"""This process's open sockets: one heartbeat task keeps their presence alive.
+
+The same registry watches the channel layer. When it fails (Redis stopped), sockets stay
+open, so sends are still stored and acked, while a probe waits for the layer to answer
+again. Then every socket that was open during the outage is closed with 1013: a Redis that
+restarted has forgotten their groups, so their clients reconnect, join again and sync.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ import logging
 import weakref
 
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.conf import settings
 
 from messaging import fanout, presence
@@ -18,11 +25,16 @@ class Heartbeat:
     """Keep the presence rows of this process's sockets fresh while any is open."""
 
     def __init__(self) -> None:
-        self.sockets: dict[str, int] = {}
+        self.sockets: dict[str, object] = {}
         self._task: asyncio.Task | None = None
+        # Set when the layer fails; sockets opened before then hold this very event.
+        self.layer_lost = asyncio.Event()
+        self.layer_ok = asyncio.Event()
+        self.layer_ok.set()
+        self._recovery: asyncio.Task | None = None
 
-    def add(self, channel_name: str, user_id: int) -> None:
-        self.sockets[channel_name] = user_id
+    def add(self, consumer) -> None:
+        self.sockets[consumer.channel_name] = consumer
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -31,6 +43,27 @@ class Heartbeat:
         if not self.sockets and self._task is not None:
             self._task.cancel()
             self._task = None
+
+    def layer_failed(self, exc: BaseException) -> None:
+        """Note that the channel layer failed; probe it until it answers again."""
+        if not self.layer_ok.is_set():
+            return
+        log.warning("channel layer lost (%s); sockets stay open until it is back", _name(exc))
+        self.layer_ok.clear()
+        self.layer_lost.set()
+        self._recovery = asyncio.get_running_loop().create_task(self._await_layer())
+
+    async def _await_layer(self) -> None:
+        while True:
+            await asyncio.sleep(settings.CHAT_LAYER_PROBE_SECONDS)
+            try:
+                await asyncio.wait_for(_probe_layer(), settings.REDIS_SOCKET_TIMEOUT)
+            except Exception:
+                continue
+            break
+        log.warning("channel layer is back; closing the sockets that were open without it")
+        self.layer_lost = asyncio.Event()
+        self.layer_ok.set()
 
     async def _run(self) -> None:
         while self.sockets:
@@ -44,10 +77,22 @@ class Heartbeat:
 
     async def beat(self) -> None:
         """Refresh this process's sockets and sweep those of processes that died."""
+        sockets = {name: consumer.user.pk for name, consumer in self.sockets.items()}
         with fanout.collecting() as events:
-            await database_sync_to_async(presence.sockets_heartbeat)(sockets=dict(self.sockets))
+            await database_sync_to_async(presence.sockets_heartbeat)(sockets=sockets)
             await database_sync_to_async(presence.sweep_expired)()
         await fanout.publish(events)
+
+
+def _name(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+async def _probe_layer() -> None:
+    """Raise unless every Redis server of the channel layer answers."""
+    layer = get_channel_layer()
+    for index in range(getattr(layer, "ring_size", 0)):
+        await layer.connection(index).ping()
 
 
 _heartbeats: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Heartbeat] = (
@@ -56,7 +101,7 @@ _heartbeats: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Heartbeat] = (
 
 
 def heartbeat() -> Heartbeat:
-    """Return this event loop's heartbeat."""
+    """Return this event loop's registry of sockets."""
     loop = asyncio.get_running_loop()
     if loop not in _heartbeats:
         _heartbeats[loop] = Heartbeat()

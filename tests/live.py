@@ -141,3 +141,69 @@ class LiveClient:
     async def close(self) -> None:
         if self.ws is not None:
             await self.ws.close()
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free port, that can be stopped and restarted."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self, timeout: float = 10) -> RedisServer:
+        self.process = subprocess.Popen(
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+
+
+async def reconnect(url: str, token: str, timeout: float = 20) -> LiveClient:
+    """Open a socket, retrying refused handshakes the way a client backs off."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await LiveClient(url, token).open()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+
+
+async def sync_all(client: LiveClient, after: int = 0) -> list[dict]:
+    """Page through `sync` from a stamp; return every change, ascending."""
+    changes = []
+    while True:
+        result = await client.request({"type": "sync", "after": after}, "sync.result")
+        changes.extend(result["messages"])
+        if result["messages"]:
+            after = result["messages"][-1]["seq"]
+        if not result["more"]:
+            return changes
