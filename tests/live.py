@@ -207,3 +207,15 @@ async def sync_all(client: LiveClient, after: int = 0) -> list[dict]:
             after = result["messages"][-1]["seq"]
         if not result["more"]:
             return changes
+
+
+def http_get_json(url: str) -> tuple[int, dict]:
+    """GET a JSON document; return the status and the body, for errors too."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
