@@ -1,0 +1,182 @@
+"""Faults of server processes and clients, for real: daphne killed, sockets cut mid-send,
+sessions ended from another process, and the channel layer sharded over two Redis servers."""
+
+import asyncio
+import signal
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.test import Client as HttpClient
+from websockets.asyncio.client import connect as ws_connect
+
+from messaging.models import Message
+from messaging.tokens import token_issue
+from tests.conftest import send_frame
+from tests.factories import PASSWORD
+from tests.live import Daphne, LiveClient, RedisServer, reconnect, sync_all
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+FAST_PRESENCE = {"CHAT_HEARTBEAT_SECONDS": "0.5", "CHAT_PRESENCE_TTL": "2"}
+
+
+@pytest.fixture
+def two_servers(transactional_db, tmp_path):
+    servers = [
+        Daphne(env=FAST_PRESENCE, log_path=tmp_path / f"d{n}.log").start() for n in range(2)
+    ]
+    yield servers
+    for server in servers:
+        server.stop()
+    for n in range(2):
+        assert "Traceback" not in (tmp_path / f"d{n}.log").read_text()
+
+
+async def token_for(user) -> str:
+    return await database_sync_to_async(token_issue)(user=user)
+
+
+async def stored_ids() -> list[int]:
+    return await database_sync_to_async(
+        lambda: list(Message.objects.order_by("id").values_list("id", flat=True))
+    )()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
+async def test_a_killed_daphne_loses_nothing_and_doubles_nothing(two_servers, alice, bob, sig):
+    first, second = two_servers
+    alice_token, bob_token = await token_for(alice), await token_for(bob)
+    alice_socket = await LiveClient(first.ws_url, alice_token).open()
+    bob_socket = await LiveClient(second.ws_url, bob_token).open()
+    hello = await alice_socket.request(send_frame("hello", "k-0", to="bob"), "message.ack")
+    seen = (await bob_socket.recv_type("message.new"))["message"]["seq"]
+    # Bob sends just as his server dies: he cannot know whether it was stored.
+    await bob_socket.send(send_frame("did this arrive?", "b-1", to="alice"))
+
+    second.stop(sig)
+    for n in range(3):
+        await alice_socket.request(
+            send_frame(f"while down {n}", f"k-{n + 1}", to="bob"), "message.ack"
+        )
+
+    # Bob's client reconnects to the surviving process, retries, and catches up.
+    bob_socket = await reconnect(first.ws_url, bob_token)
+    retry = await bob_socket.request(
+        send_frame("did this arrive?", "b-1", to="alice"), "message.ack"
+    )
+    changes = await sync_all(bob_socket, after=seen)
+    ids = await stored_ids()
+    assert [m["id"] for m in changes] == [i for i in ids if i != hello["message"]["id"]]
+    assert retry["message"]["id"] in ids
+    assert len(ids) == 5, "the retried message is stored once"
+
+    await alice_socket.close()
+    await bob_socket.close()
+
+
+async def test_presence_goes_offline_when_the_process_holding_the_socket_dies(
+    two_servers, alice, bob
+):
+    first, second = two_servers
+    alice_socket = await LiveClient(first.ws_url, await token_for(alice)).open()
+    await alice_socket.request(send_frame("hi", "p-0", to="bob"), "message.ack")
+    await LiveClient(second.ws_url, await token_for(bob)).open()
+    online = await alice_socket.recv_type("presence")
+    assert online["online"] is True
+    second.stop(signal.SIGKILL)
+    offline = await alice_socket.recv_type("presence", timeout=15)
+    assert offline == {
+        "type": "presence",
+        "user": {"id": bob.pk, "username": "bob"},
+        "online": False,
+    }
+    await alice_socket.close()
+
+
+async def test_a_client_cut_off_mid_send_gets_the_original_ack_on_retry(two_servers, alice, bob):
+    first, _ = two_servers
+    token = await token_for(alice)
+    raw = await ws_connect(first.ws_url, additional_headers={"Authorization": f"Bearer {token}"})
+    await raw.recv()
+    await raw.send('{"type": "message.send", "to": "bob", "body": "cut", "client_id": "cut-1"}')
+    await raw.close()
+    client = await LiveClient(first.ws_url, token).open()
+    ack = await client.request(send_frame("cut", "cut-1", to="bob"), "message.ack")
+    assert ack["message"]["body"] == "cut"
+    assert await stored_ids() == [ack["message"]["id"]]
+    await client.close()
+
+
+def _login(user) -> HttpClient:
+    client = HttpClient()
+    assert client.login(username=user.username, password=PASSWORD)
+    return client
+
+
+async def wait_close_code(client: LiveClient, timeout: float = 3) -> int:
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        while True:
+            await client.recv(timeout)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else 1006
+
+
+async def test_logout_and_password_change_close_sockets_in_every_process(two_servers, alice):
+    first, second = two_servers
+    http = await sync_to_async(_login)(alice)
+    cookie = f"sessionid={http.cookies['sessionid'].value}"
+    browser = LiveClient(second.ws_url, "")
+    browser.ws = await ws_connect(
+        second.ws_url,
+        additional_headers={"Cookie": cookie, "Origin": f"http://127.0.0.1:{second.port}"},
+    )
+    assert (await browser.recv())["type"] == "ready"
+    script = await LiveClient(first.ws_url, await token_for(alice)).open()
+
+    started = asyncio.get_running_loop().time()
+    await sync_to_async(http.post)("/accounts/logout/")
+    assert await wait_close_code(browser) == 4401
+    assert asyncio.get_running_loop().time() - started < 1.5
+
+    def change_password():
+        alice.set_password("another long passphrase")
+        alice.save()
+
+    await database_sync_to_async(change_password)()
+    assert await wait_close_code(script) == 4401
+    with pytest.raises(Exception, match="403"):
+        await LiveClient(first.ws_url, script.token).open()
+
+
+async def test_the_layer_sharded_over_two_redis_servers_delivers(
+    transactional_db, alice, bob, tmp_path
+):
+    shards = [RedisServer().start(), RedisServer().start()]
+    redis_url = ",".join(shard.url for shard in shards)
+    servers = [
+        Daphne(env={"REDIS_URL": redis_url}, log_path=tmp_path / f"s{n}.log").start()
+        for n in range(2)
+    ]
+    try:
+        alice_socket = await LiveClient(servers[0].ws_url, await token_for(alice)).open()
+        bob_socket = await LiveClient(servers[1].ws_url, await token_for(bob)).open()
+        for n in range(10):
+            ack = await alice_socket.request(
+                send_frame(f"m{n}", f"s-{n}", to="bob"), "message.ack"
+            )
+            pushed = await bob_socket.recv_type("message.new")
+            assert pushed["message"]["id"] == ack["message"]["id"]
+        await alice_socket.close()
+        await bob_socket.close()
+        from redis import Redis
+
+        key_counts = [Redis.from_url(shard.url).dbsize() for shard in shards]
+        assert all(count > 0 for count in key_counts), f"both shards carry groups: {key_counts}"
+    finally:
+        for server in servers:
+            server.stop()
+        for shard in shards:
+            shard.stop()
