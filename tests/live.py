@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -219,3 +220,64 @@ def http_get_json(url: str) -> tuple[int, dict]:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
+
+
+class PostgresServer:
+    """A PostgreSQL server of the test's own (initdb in a temporary folder, a free port)."""
+
+    def __init__(self) -> None:
+        import glob
+        import tempfile
+
+        self.bin = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1])
+        # Outside pytest's own temporary folders, which the postgres user cannot enter.
+        self.root = Path(tempfile.mkdtemp(prefix="chat-test-pg-"))
+        self.data_dir = self.root / "data"
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _as_postgres(self, *command: str) -> None:
+        # PostgreSQL refuses to run as root: run its tools as the postgres user.
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        subprocess.run(
+            [*prefix, *command], check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+
+    def init(self) -> PostgresServer:
+        if os.geteuid() == 0:
+            shutil.chown(self.root, "postgres", "postgres")
+        self._as_postgres(
+            str(self.bin / "initdb"), "-D", str(self.data_dir), "-U", "postgres", "-A", "trust"
+        )
+        return self
+
+    def start(self) -> PostgresServer:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._as_postgres(
+            str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-o", options, "-w", "start"
+        )
+        return self
+
+    def stop(self) -> None:
+        self._as_postgres(
+            str(self.bin / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "stop"
+        )
+
+    def remove(self) -> None:
+        if (self.data_dir / "postmaster.pid").exists():
+            self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def manage(*args: str, env: dict[str, str]) -> None:
+    """Run a manage.py command with the given environment; fail on errors."""
+    subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", **env},
+        check=True,
+        capture_output=True,
+    )

@@ -1,0 +1,78 @@
+"""PostgreSQL stopped and restarted under a running daphne, for real (a server of our own)."""
+
+import asyncio
+
+import pytest
+
+from tests.conftest import send_frame
+from tests.live import Daphne, LiveClient, PostgresServer, http_get_json, manage
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def own_postgres():
+    server = PostgresServer().init().start()
+    yield server
+    server.remove()
+
+
+def post_json(url: str, payload: dict) -> dict:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        url, json.dumps(payload).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
+
+
+async def test_postgres_restart_answers_unavailable_then_stores_the_retry_once(
+    own_postgres, tmp_path
+):
+    env = {"DATABASE_URL": own_postgres.url, "DATABASE_CONNECT_TIMEOUT": "2"}
+    await asyncio.to_thread(manage, "migrate", "--noinput", env=env)
+    server = Daphne(env=env, log_path=tmp_path / "d.log").start()
+    try:
+        register = server.http_url + "/api/auth/register/"
+        password = "a long enough passphrase"
+        alice = await asyncio.to_thread(
+            post_json, register, {"username": "alice", "password": password}
+        )
+        await asyncio.to_thread(post_json, register, {"username": "bob", "password": password})
+        client = await LiveClient(server.ws_url, alice["token"]).open()
+        await client.request(send_frame("before", "pg-0", to="bob"), "message.ack")
+
+        await asyncio.to_thread(own_postgres.stop)
+        error = await client.request(send_frame("during", "pg-1", to="bob"), "error", timeout=15)
+        assert error["code"] == "unavailable" and error["client_id"] == "pg-1"
+        status, health = await asyncio.to_thread(http_get_json, server.http_url + "/healthz")
+        assert status == 503 and health["checks"]["database"] != "ok"
+
+        await asyncio.to_thread(own_postgres.start)
+        # The very first requests after the restart succeed: no stale connections.
+        status, health = await asyncio.to_thread(http_get_json, server.http_url + "/healthz")
+        assert status == 200, health
+        first = await client.request(send_frame("during", "pg-1", to="bob"), "message.ack")
+        again = await client.request(send_frame("during", "pg-1", to="bob"), "message.ack")
+        assert first["message"]["id"] == again["message"]["id"]
+        history = await asyncio.to_thread(
+            http_get_json_with_token,
+            f"{server.http_url}/api/conversations/{first['message']['conversation']}/messages/",
+            alice["token"],
+        )
+        assert [m["body"] for m in history["messages"]] == ["before", "during"]
+        await client.close()
+    finally:
+        server.stop()
+    assert "Traceback" not in (tmp_path / "d.log").read_text()
+
+
+def http_get_json_with_token(url: str, token: str) -> dict:
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return json.loads(response.read())
