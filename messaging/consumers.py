@@ -55,10 +55,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.base_send = send
         self.sockets = heartbeat()
         self.layer_lost = self.sockets.layer_lost
+        self.closing = False
+        self.cleaned_up = False
         try:
             await await_many_dispatch([receive, self._receive_from_layer], self.dispatch)
         except StopConsumer:
             pass
+        finally:
+            # disconnect() does not run when the server drops the connection abruptly;
+            # presence must not stay online for a socket that is gone.
+            if not self.cleaned_up:
+                await self.cleanup()
 
     async def _receive_from_layer(self) -> dict[str, Any]:
         """Receive the next event for this socket; after a layer outage, ask to close.
@@ -133,9 +140,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
             "online": presence.online_peers(user=self.user),
         }
 
+    async def close(self, code=None, reason=None) -> None:
+        # Frames that arrive while the close handshake runs are not answered.
+        self.closing = True
+        await super().close(code=code, reason=reason)
+
     async def disconnect(self, code) -> None:
-        if not hasattr(self, "user"):
+        await self.cleanup()
+
+    async def cleanup(self) -> None:
+        """Leave the groups and the presence of this socket, once."""
+        if self.cleaned_up or not hasattr(self, "user"):
             return
+        self.cleaned_up = True
         self.sockets.discard(self.channel_name)
         for group in self.joined_groups:
             try:
@@ -153,6 +170,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # Frames from the client
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
+        if self.closing:
+            return
         try:
             if text_data is None:
                 raise ChatError(ErrorCode.BAD_JSON, "frames must be JSON text, not binary")
@@ -293,4 +312,5 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.sockets.layer_failed(ConnectionError("group_send failed"))
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=encode(frame))
+        if not self.closing:
+            await self.send(text_data=encode(frame))

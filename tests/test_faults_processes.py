@@ -151,9 +151,23 @@ async def test_logout_and_password_change_close_sockets_in_every_process(two_ser
         await LiveClient(first.ws_url, script.token).open()
 
 
+def users_on_both_shards(make_user) -> tuple:
+    """Make two users whose groups live on different shards of a two-server layer."""
+    from channels_redis.utils import _consistent_hash
+
+    by_shard = {}
+    for n in range(50):
+        user = make_user(username=f"shard{n}")
+        by_shard.setdefault(_consistent_hash(f"user.{user.pk}", 2), user)
+        if len(by_shard) == 2:
+            return by_shard[0], by_shard[1]
+    raise AssertionError("no users on both shards")
+
+
 async def test_the_layer_sharded_over_two_redis_servers_delivers(
-    transactional_db, alice, bob, tmp_path
+    transactional_db, make_user, tmp_path
 ):
+    sender, recipient = await database_sync_to_async(users_on_both_shards)(make_user)
     shards = [RedisServer().start(), RedisServer().start()]
     redis_url = ",".join(shard.url for shard in shards)
     servers = [
@@ -161,20 +175,20 @@ async def test_the_layer_sharded_over_two_redis_servers_delivers(
         for n in range(2)
     ]
     try:
-        alice_socket = await LiveClient(servers[0].ws_url, await token_for(alice)).open()
-        bob_socket = await LiveClient(servers[1].ws_url, await token_for(bob)).open()
-        for n in range(10):
-            ack = await alice_socket.request(
-                send_frame(f"m{n}", f"s-{n}", to="bob"), "message.ack"
-            )
-            pushed = await bob_socket.recv_type("message.new")
-            assert pushed["message"]["id"] == ack["message"]["id"]
-        await alice_socket.close()
-        await bob_socket.close()
+        sender_socket = await LiveClient(servers[0].ws_url, await token_for(sender)).open()
+        recipient_socket = await LiveClient(servers[1].ws_url, await token_for(recipient)).open()
         from redis import Redis
 
-        key_counts = [Redis.from_url(shard.url).dbsize() for shard in shards]
-        assert all(count > 0 for count in key_counts), f"both shards carry groups: {key_counts}"
+        for index, user in enumerate((sender, recipient)):
+            assert Redis.from_url(shards[index].url).exists(f"asgi:group:user.{user.pk}")
+        for n in range(5):
+            frame = send_frame(f"m{n}", f"s-{n}", to=recipient.username)
+            ack = await sender_socket.request(frame, "message.ack")
+            for client in (sender_socket, recipient_socket):
+                pushed = await client.recv_type("message.new")
+                assert pushed["message"]["id"] == ack["message"]["id"]
+        await sender_socket.close()
+        await recipient_socket.close()
     finally:
         for server in servers:
             server.stop()

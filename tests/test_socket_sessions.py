@@ -202,6 +202,12 @@ async def test_flooding_far_past_the_limit_closes_with_1008(connect, alice, bob,
             break
         codes.append(output)
     assert len(codes) >= 6
+    # Frames still in flight after the close are not answered, and the socket's presence
+    # goes with it.
+    await socket.send({"type": "ping"})
+    assert await socket.nothing()
+    await socket.close()
+    assert await database_sync_to_async(SocketPresence.objects.filter(user=alice).count)() == 0
 
 
 async def test_database_outage_answers_unavailable_and_the_retry_stores_once(

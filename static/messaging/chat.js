@@ -1,0 +1,2244 @@
+/*
+ * Chat browser client: one WebSocket for all conversations, an inbox beside the open
+ * conversation, optimistic sends with a persistent outbox, drafts, typing, read receipts,
+ * edit and delete. Plain JS, no dependencies.
+ *
+ * Safety rule: user data (bodies, usernames, titles) only ever goes in through
+ * textContent / createTextNode / element properties, never through innerHTML.
+ */
+(function () {
+  "use strict";
+
+  // ---------------------------------------------------------------------------------------
+  // Boot data
+  // ---------------------------------------------------------------------------------------
+
+  function readJSON(id, fallback) {
+    const node = document.getElementById(id);
+    if (!node) return fallback;
+    try {
+      const value = JSON.parse(node.textContent);
+      return value === null || value === undefined ? fallback : value;
+    } catch (e) {
+      return fallback;
+    }
+  }
+
+  const app = document.getElementById("app");
+  const config = readJSON("chat-config", null);
+  if (!app || !config || !config.user) return;
+
+  const me = config.user;
+  const MAX_BODY = config.maxBody || 4000;
+  const PAGE = config.historyPage || 50;
+  const COUNTER_FROM = Math.max(0, MAX_BODY - Math.max(200, Math.round(MAX_BODY * 0.1)));
+  const TYPING_SEND_EVERY = 3000;
+  const TYPING_SHOW_FOR = 5000;
+  const PING_EVERY = 25000;
+  const PONG_TIMEOUT = 10000;
+  const BASE_TITLE = "Chat";
+
+  const URLS = {
+    login: app.dataset.loginUrl || "/accounts/login/",
+    inbox: app.dataset.inboxUrl || "/",
+    conversation(id) {
+      const pattern = app.dataset.conversationUrl || "/c/0/";
+      return pattern.replace(/\/0\/$/, "/" + encodeURIComponent(id) + "/");
+    },
+    direct(username) {
+      const pattern = app.dataset.directUrl || "/dm/__username__/";
+      return pattern.replace("__username__", encodeURIComponent(username));
+    },
+  };
+
+  const ui = {
+    inbox: document.getElementById("inbox"),
+    inboxEmpty: document.querySelector('[data-testid="inbox-empty"]'),
+    search: document.getElementById("user-search"),
+    searchResults: document.getElementById("user-search-results"),
+    banner: document.getElementById("banner"),
+    emptyState: document.getElementById("empty-state"),
+    conversation: document.getElementById("conversation"),
+    title: document.getElementById("conversation-title"),
+    status: document.getElementById("conversation-status"),
+    headAvatar: document.getElementById("conversation-avatar"),
+    back: document.querySelector('[data-testid="back-button"]'),
+    scroller: document.getElementById("scroller"),
+    loadOlder: document.getElementById("load-older"),
+    historyStart: document.getElementById("history-start"),
+    messages: document.getElementById("messages"),
+    jump: document.getElementById("jump-latest"),
+    typing: document.getElementById("typing"),
+    notice: document.getElementById("notice"),
+    composer: document.getElementById("composer"),
+    input: document.getElementById("composer-input"),
+    counter: document.getElementById("composer-counter"),
+    send: document.getElementById("send-button"),
+    live: document.getElementById("live-region"),
+  };
+
+  // ---------------------------------------------------------------------------------------
+  // Small helpers
+  // ---------------------------------------------------------------------------------------
+
+  /** Create an element; attrs are set with setAttribute, children appended as text or nodes. */
+  function el(tag, attrs, children) {
+    const node = document.createElement(tag);
+    if (attrs) {
+      for (const key of Object.keys(attrs)) {
+        const value = attrs[key];
+        if (value === null || value === undefined || value === false) continue;
+        if (key === "text") node.textContent = String(value);
+        else node.setAttribute(key, value === true ? "" : String(value));
+      }
+    }
+    if (children) {
+      for (const child of [].concat(children)) {
+        if (child === null || child === undefined || child === false) continue;
+        node.appendChild(typeof child === "string" ? document.createTextNode(child) : child);
+      }
+    }
+    return node;
+  }
+
+  function codePoints(text) {
+    let n = 0;
+    for (const _ of text) n++; // eslint-disable-line no-unused-vars
+    return n;
+  }
+
+  function truncate(text, max) {
+    const chars = Array.from(text);
+    return chars.length > max ? chars.slice(0, max - 1).join("") + "…" : text;
+  }
+
+  function oneLine(text) {
+    return text.replace(/\s+/g, " ").trim();
+  }
+
+  function ms(iso) {
+    const t = Date.parse(iso);
+    return Number.isFinite(t) ? t : 0;
+  }
+
+  function newClientId() {
+    const c = window.crypto;
+    if (c && typeof c.randomUUID === "function") {
+      try {
+        return c.randomUUID();
+      } catch (e) {
+        /* not a secure context: fall through */
+      }
+    }
+    const bytes = new Uint8Array(16);
+    if (c && typeof c.getRandomValues === "function") c.getRandomValues(bytes);
+    else for (let i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+    return (
+      hex.slice(0, 8) + "-" + hex.slice(8, 12) + "-" + hex.slice(12, 16) + "-" +
+      hex.slice(16, 20) + "-" + hex.slice(20)
+    );
+  }
+
+  function debounce(fn, wait) {
+    let timer = null;
+    const wrapped = function () {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        timer = null;
+        fn();
+      }, wait);
+    };
+    wrapped.flush = function () {
+      if (timer !== null) {
+        clearTimeout(timer);
+        timer = null;
+        fn();
+      }
+    };
+    return wrapped;
+  }
+
+  const store = {
+    get(key, fallback) {
+      try {
+        const raw = window.localStorage.getItem(key);
+        return raw === null ? fallback : JSON.parse(raw);
+      } catch (e) {
+        return fallback;
+      }
+    },
+    set(key, value) {
+      try {
+        window.localStorage.setItem(key, JSON.stringify(value));
+      } catch (e) {
+        /* storage full or disabled: keep going without persistence */
+      }
+    },
+    remove(key) {
+      try {
+        window.localStorage.removeItem(key);
+      } catch (e) {
+        /* ignore */
+      }
+    },
+  };
+
+  // ---------------------------------------------------------------------------------------
+  // Time formatting (reader's local time zone)
+  // ---------------------------------------------------------------------------------------
+
+  const fmtTime = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
+  const fmtFull = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "short" });
+  const fmtWeekday = new Intl.DateTimeFormat(undefined, { weekday: "short" });
+  const fmtShortDate = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+  const fmtShortDateYear = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "short", day: "numeric",
+  });
+  const fmtDay = new Intl.DateTimeFormat(undefined, { weekday: "long", month: "long", day: "numeric" });
+  const fmtDayYear = new Intl.DateTimeFormat(undefined, {
+    weekday: "long", year: "numeric", month: "long", day: "numeric",
+  });
+
+  function startOfDay(d) {
+    return new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  }
+
+  function dayLabel(date) {
+    const today = startOfDay(new Date());
+    const day = startOfDay(date);
+    const diff = Math.round((today - day) / 86400000);
+    if (diff === 0) return "Today";
+    if (diff === 1) return "Yesterday";
+    return date.getFullYear() === new Date().getFullYear() ? fmtDay.format(date) : fmtDayYear.format(date);
+  }
+
+  function shortStamp(date) {
+    const today = startOfDay(new Date());
+    const day = startOfDay(date);
+    const diff = Math.round((today - day) / 86400000);
+    if (diff === 0) return fmtTime.format(date);
+    if (diff === 1) return "Yesterday";
+    if (diff > 1 && diff < 7) return fmtWeekday.format(date);
+    return date.getFullYear() === new Date().getFullYear()
+      ? fmtShortDate.format(date)
+      : fmtShortDateYear.format(date);
+  }
+
+  function timeEl(iso, short, testid) {
+    const date = new Date(ms(iso));
+    return el("time", {
+      datetime: iso,
+      title: fmtFull.format(date),
+      "data-testid": testid || null,
+      text: short ? shortStamp(date) : fmtTime.format(date),
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // State
+  // ---------------------------------------------------------------------------------------
+
+  const state = {
+    convs: new Map(), // id -> conversation dict (as the API shows it)
+    order: [], // conversation ids, newest activity first
+    online: new Set(), // user ids of peers with a socket open
+    maxSeq: 0, // largest seq seen in pushes and sync results
+    seenChanges: new Set(), // "id:seq" already applied
+    cur: null, // the open conversation's view state
+    typers: new Map(), // conversation id -> Map(user id -> {user, until})
+  };
+
+  function setConversations(list) {
+    const previous = state.convs;
+    state.convs = new Map();
+    state.order = [];
+    for (const conv of list) {
+      if (!conv || typeof conv.id !== "number") continue;
+      const old = previous.get(conv.id);
+      // Never let a slower HTTP answer roll back a newer last message we already saw.
+      if (old && old.last_message && (!conv.last_message || old.last_message.id > conv.last_message.id)) {
+        conv.last_message = old.last_message;
+        conv.unread = Math.max(conv.unread || 0, old.unread || 0);
+        if (ms(old.last_activity_at) > ms(conv.last_activity_at)) conv.last_activity_at = old.last_activity_at;
+      }
+      state.convs.set(conv.id, conv);
+      state.order.push(conv.id);
+    }
+    sortInbox();
+  }
+
+  function sortInbox() {
+    state.order.sort((a, b) => {
+      const ca = state.convs.get(a);
+      const cb = state.convs.get(b);
+      const diff = ms(cb.last_activity_at) - ms(ca.last_activity_at);
+      return diff !== 0 ? diff : b - a;
+    });
+  }
+
+  function others(conv) {
+    return (conv.members || []).filter((u) => u.id !== me.id);
+  }
+
+  function convName(conv) {
+    if (!conv) return "";
+    if (conv.kind === "group") {
+      if (conv.title) return conv.title;
+      const names = others(conv).map((u) => u.username);
+      return names.length ? names.join(", ") : "Just you";
+    }
+    const other = others(conv)[0];
+    return other ? other.username : "Unknown";
+  }
+
+  function directPeer(conv) {
+    return conv && conv.kind === "direct" ? others(conv)[0] || null : null;
+  }
+
+  function isViewing(convId) {
+    return (
+      state.cur !== null &&
+      state.cur.id === convId &&
+      document.visibilityState === "visible"
+    );
+  }
+
+  function totalUnread() {
+    let total = 0;
+    for (const conv of state.convs.values()) total += conv.unread || 0;
+    return total;
+  }
+
+  function updateTitle() {
+    const total = totalUnread();
+    document.title = total > 0 ? "(" + total + ") " + BASE_TITLE : BASE_TITLE;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Outbox (localStorage, per user): sends that are not acked yet
+  // ---------------------------------------------------------------------------------------
+
+  const OUTBOX_KEY = "chat:" + me.id + ":outbox";
+  const draftKey = (convId) => "chat:" + me.id + ":draft:" + convId;
+
+  function outboxAll() {
+    const items = store.get(OUTBOX_KEY, []);
+    if (!Array.isArray(items)) return [];
+    return items.filter(
+      (i) => i && typeof i.client_id === "string" && typeof i.body === "string" && typeof i.conversation === "number"
+    );
+  }
+
+  function outboxSave(items) {
+    if (items.length) store.set(OUTBOX_KEY, items);
+    else store.remove(OUTBOX_KEY);
+  }
+
+  function outboxGet(clientId) {
+    return outboxAll().find((i) => i.client_id === clientId) || null;
+  }
+
+  function outboxPut(item) {
+    const items = outboxAll();
+    const at = items.findIndex((i) => i.client_id === item.client_id);
+    if (at >= 0) items[at] = item;
+    else items.push(item);
+    outboxSave(items);
+  }
+
+  function outboxReplace(oldId, item) {
+    const items = outboxAll();
+    const at = items.findIndex((i) => i.client_id === oldId);
+    if (at >= 0) items[at] = item;
+    else items.push(item);
+    outboxSave(items);
+  }
+
+  function outboxRemove(clientId) {
+    const items = outboxAll();
+    const at = items.findIndex((i) => i.client_id === clientId);
+    if (at < 0) return null;
+    const [removed] = items.splice(at, 1);
+    outboxSave(items);
+    return removed;
+  }
+
+  const retryTimers = new Map(); // client_id -> timeout
+
+  function cancelRetry(clientId) {
+    const t = retryTimers.get(clientId);
+    if (t !== undefined) {
+      clearTimeout(t);
+      retryTimers.delete(clientId);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Plain-words errors
+  // ---------------------------------------------------------------------------------------
+
+  function errorText(error) {
+    const code = error && error.code;
+    switch (code) {
+      case "rate_limited": {
+        const wait = Math.max(1, Math.ceil(Number(error.retry_after) || 1));
+        return "You’re sending too fast. Trying again in " + wait + (wait === 1 ? " second." : " seconds.");
+      }
+      case "cannot_send":
+        return "Can’t deliver this message: this person isn’t able to receive messages from you.";
+      case "too_long":
+        return "This message is too long. The limit is " + MAX_BODY.toLocaleString() + " characters.";
+      case "empty":
+        return "Empty messages can’t be sent.";
+      case "unavailable":
+        return "The server couldn’t save this just now. Nothing was lost — try again.";
+      case "conflict":
+        return "This message clashed with an earlier one. Retry to send it as a new message.";
+      case "not_found":
+        return "This conversation or message isn’t available any more.";
+      case "forbidden":
+        return "You can only change your own messages.";
+      case "bad_frame":
+      case "bad_json":
+      case "unknown_type":
+        return "The server didn’t understand the request" + (error.detail ? " (" + error.detail + ")." : ".");
+      default:
+        return (error && error.detail) || "Something went wrong.";
+    }
+  }
+
+  const TRANSIENT = new Set(["rate_limited", "unavailable"]);
+
+  // ---------------------------------------------------------------------------------------
+  // Avatars
+  // ---------------------------------------------------------------------------------------
+
+  function hueOf(text) {
+    let h = 0;
+    for (const ch of text) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+    return h % 360;
+  }
+
+  function fillAvatar(node, conv) {
+    const name = convName(conv);
+    const initial = Array.from(name.trim())[0] || "?";
+    node.replaceChildren();
+    node.classList.toggle("avatar-group", conv.kind === "group");
+    node.style.setProperty("--hue", String(hueOf(name)));
+    node.appendChild(el("span", { class: "avatar-letter", text: initial.toUpperCase() }));
+    const peer = directPeer(conv);
+    if (peer) {
+      const online = state.online.has(peer.id);
+      node.appendChild(
+        el("span", {
+          class: "presence-dot" + (online ? " is-online" : ""),
+          "data-testid": "online-dot",
+          "data-online": online ? "true" : "false",
+        })
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Inbox rendering
+  // ---------------------------------------------------------------------------------------
+
+  const inboxEls = new Map(); // conversation id -> li
+
+  function typingNames(convId) {
+    const map = state.typers.get(convId);
+    if (!map) return [];
+    const now = Date.now();
+    const names = [];
+    for (const entry of map.values()) if (entry.until > now) names.push(entry.user.username);
+    return names;
+  }
+
+  function typingText(convId, conv) {
+    const names = typingNames(convId);
+    if (!names.length) return "";
+    if (conv && conv.kind === "direct") return names[0] + " is typing…";
+    if (names.length === 1) return names[0] + " is typing…";
+    if (names.length === 2) return names[0] + " and " + names[1] + " are typing…";
+    return names.length + " people are typing…";
+  }
+
+  function previewText(conv) {
+    const last = conv.last_message;
+    if (!last) return "No messages yet";
+    if (last.deleted) return last.sender.id === me.id ? "You deleted a message" : "Message deleted";
+    const body = truncate(oneLine(last.body), 120);
+    if (last.sender.id === me.id) return "You: " + body;
+    return conv.kind === "group" ? last.sender.username + ": " + body : body;
+  }
+
+  function buildInboxItem() {
+    const li = el("li", { class: "inbox-row" });
+    const a = el("a", { class: "inbox-item", "data-testid": "inbox-item" });
+    const avatar = el("span", { class: "avatar", "aria-hidden": "true" });
+    const name = el("span", { class: "inbox-name", "data-testid": "inbox-name" });
+    const timeSlot = el("span", { class: "inbox-time-slot" });
+    const preview = el("span", { class: "inbox-preview", "data-testid": "inbox-preview" });
+    const badge = el("span", { class: "badge", "data-testid": "unread-badge" });
+    const sr = el("span", { class: "visually-hidden inbox-sr" });
+    a.append(
+      avatar,
+      el("span", { class: "inbox-main" }, [
+        el("span", { class: "inbox-top" }, [name, timeSlot]),
+        el("span", { class: "inbox-bottom" }, [preview, badge]),
+      ]),
+      sr
+    );
+    li.appendChild(a);
+    li._parts = { a, avatar, name, timeSlot, preview, badge, sr };
+    return li;
+  }
+
+  function fillInboxItem(li, conv) {
+    const p = li._parts;
+    const active = state.cur !== null && state.cur.id === conv.id;
+    const unread = conv.unread || 0;
+    p.a.href = URLS.conversation(conv.id);
+    p.a.dataset.conversationId = String(conv.id);
+    p.a.dataset.unread = String(unread);
+    p.a.dataset.kind = conv.kind;
+    p.a.classList.toggle("is-active", active);
+    p.a.classList.toggle("has-unread", unread > 0);
+    if (active) p.a.setAttribute("aria-current", "page");
+    else p.a.removeAttribute("aria-current");
+    fillAvatar(p.avatar, conv);
+    p.name.textContent = convName(conv);
+    p.timeSlot.replaceChildren();
+    const stamp = conv.last_message ? conv.last_message.created_at : conv.created_at;
+    if (stamp) p.timeSlot.appendChild(timeEl(stamp, true, "inbox-time"));
+    const typing = typingText(conv.id, conv);
+    p.preview.classList.toggle("is-typing", Boolean(typing));
+    p.preview.textContent = typing || previewText(conv);
+    p.badge.textContent = unread > 99 ? "99+" : String(unread);
+    p.badge.hidden = unread === 0;
+    const peer = directPeer(conv);
+    const bits = [];
+    if (peer && state.online.has(peer.id)) bits.push("online");
+    if (unread) bits.push(unread + (unread === 1 ? " unread message" : " unread messages"));
+    p.sr.textContent = bits.length ? ", " + bits.join(", ") : "";
+  }
+
+  function renderInbox() {
+    const focused = document.activeElement;
+    const keepFocus =
+      focused && ui.inbox.contains(focused) && focused.dataset ? focused.dataset.conversationId || null : null;
+
+    const wanted = new Set(state.order);
+    for (const [id, li] of inboxEls) {
+      if (!wanted.has(id)) {
+        li.remove();
+        inboxEls.delete(id);
+      }
+    }
+    // Remove server-rendered rows that JS does not own.
+    for (const child of Array.from(ui.inbox.children)) {
+      if (!child._parts) child.remove();
+    }
+    state.order.forEach((id, index) => {
+      let li = inboxEls.get(id);
+      if (!li) {
+        li = buildInboxItem();
+        inboxEls.set(id, li);
+      }
+      fillInboxItem(li, state.convs.get(id));
+      if (ui.inbox.children[index] !== li) ui.inbox.insertBefore(li, ui.inbox.children[index] || null);
+    });
+    if (keepFocus && !ui.inbox.contains(document.activeElement)) {
+      const again = ui.inbox.querySelector('[data-conversation-id="' + CSS.escape(keepFocus) + '"]');
+      if (again) again.focus();
+    }
+    if (ui.inboxEmpty) ui.inboxEmpty.hidden = state.order.length > 0;
+    updateTitle();
+  }
+
+  const scheduleInboxRefresh = debounce(() => refreshInbox(), 400);
+
+  // ---------------------------------------------------------------------------------------
+  // HTTP
+  // ---------------------------------------------------------------------------------------
+
+  function goLogin() {
+    const next = location.pathname + location.search;
+    window.location.assign(URLS.login + "?next=" + encodeURIComponent(next));
+  }
+
+  async function api(path) {
+    const response = await fetch(path, {
+      credentials: "same-origin",
+      headers: { Accept: "application/json" },
+      cache: "no-store",
+    });
+    if (response.status === 401) {
+      goLogin();
+      throw Object.assign(new Error("signed out"), { status: 401 });
+    }
+    if (!response.ok) throw Object.assign(new Error("HTTP " + response.status), { status: response.status });
+    return response.json();
+  }
+
+  async function refreshInbox() {
+    let data;
+    try {
+      data = await api("/api/conversations/");
+    } catch (e) {
+      return;
+    }
+    if (!data || !Array.isArray(data.conversations)) return;
+    setConversations(data.conversations);
+    if (state.cur) {
+      const conv = state.convs.get(state.cur.id);
+      if (conv && isViewing(conv.id) && conv.unread) {
+        conv.unread = 0;
+        maybeSendRead(true);
+      }
+    }
+    renderInbox();
+    renderHeader();
+    updateSeen();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Connection banner
+  // ---------------------------------------------------------------------------------------
+
+  let bannerTimer = null;
+  const bannerText = el("span", { class: "banner-text" });
+  const bannerButton = el("button", {
+    type: "button",
+    class: "banner-button",
+    "data-testid": "reconnect-now",
+    text: "Reconnect now",
+  });
+  if (ui.banner) {
+    ui.banner.replaceChildren(el("span", { class: "banner-dot", "aria-hidden": "true" }), bannerText, bannerButton);
+  }
+  bannerButton.addEventListener("click", () => {
+    attempt = 0;
+    connect();
+  });
+
+  function setConnection(status, message, immediate) {
+    app.dataset.connection = status;
+    clearTimeout(bannerTimer);
+    bannerTimer = null;
+    if (!ui.banner) return;
+    if (status === "online") {
+      ui.banner.hidden = true;
+      ui.banner.dataset.state = "online";
+      return;
+    }
+    const show = () => {
+      bannerText.textContent = message;
+      ui.banner.dataset.state = status;
+      bannerButton.hidden = status === "connecting";
+      ui.banner.hidden = false;
+    };
+    if (immediate || !ui.banner.hidden) show();
+    else bannerTimer = setTimeout(show, 1500);
+  }
+
+  function offlineMessage() {
+    return navigator.onLine === false
+      ? "You’re offline. Messages will be sent when you’re back online."
+      : "Connection lost. Reconnecting…";
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // WebSocket
+  // ---------------------------------------------------------------------------------------
+
+  let ws = null;
+  let wsReady = false;
+  let gotReady = false;
+  let attempt = 0;
+  let reconnectTimer = null;
+  let pingTimer = null;
+  let pongTimer = null;
+  let syncing = false;
+  let syncAgain = false;
+  let afterConnect = false;
+  let readyAt = 0;
+
+  function send(frame) {
+    if (!ws || !wsReady || ws.readyState !== WebSocket.OPEN) return false;
+    try {
+      ws.send(JSON.stringify(frame));
+      return true;
+    } catch (e) {
+      return false;
+    }
+  }
+
+  function connect() {
+    clearTimeout(reconnectTimer);
+    reconnectTimer = null;
+    if (ws) return;
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    let sock;
+    try {
+      sock = new WebSocket(scheme + "//" + location.host + (config.wsPath || "/ws/chat/"));
+    } catch (e) {
+      scheduleReconnect(0);
+      return;
+    }
+    ws = sock;
+    wsReady = false;
+    gotReady = false;
+    if (app.dataset.connection !== "offline") app.dataset.connection = "connecting";
+    sock.onmessage = (event) => {
+      if (sock !== ws) return;
+      let frame;
+      try {
+        frame = JSON.parse(event.data);
+      } catch (e) {
+        return;
+      }
+      if (frame && typeof frame.type === "string") handleFrame(frame);
+    };
+    sock.onclose = (event) => {
+      if (sock !== ws) return;
+      ws = null;
+      onClosed(event.code);
+    };
+  }
+
+  /** Forget a socket that stopped answering and treat it as lost. */
+  function dropSocket() {
+    const sock = ws;
+    ws = null;
+    if (sock) {
+      sock.onmessage = sock.onclose = null;
+      try {
+        sock.close(1000);
+      } catch (e) {
+        /* ignore */
+      }
+    }
+    onClosed(1006);
+  }
+
+  function onClosed(code) {
+    const hadReady = gotReady;
+    wsReady = false;
+    gotReady = false;
+    syncing = false;
+    syncAgain = false;
+    stopPing();
+    // Presence is unknown while disconnected; `ready` tells it again.
+    if (state.online.size) {
+      state.online.clear();
+      renderInbox();
+      renderHeader();
+    }
+    if (code === 4401) {
+      setConnection("offline", "Your session has ended. Taking you to the login page…", true);
+      goLogin();
+      return;
+    }
+    if (code === 1008) {
+      setConnection(
+        "offline",
+        "The server paused this connection because of too many requests. Reconnecting shortly…",
+        true
+      );
+      scheduleReconnect(30000 + Math.random() * 15000);
+      return;
+    }
+    setConnection("offline", offlineMessage(), false);
+    if (!hadReady && attempt >= 1) checkSignedIn();
+    scheduleReconnect(0);
+  }
+
+  async function checkSignedIn() {
+    try {
+      const response = await fetch("/api/conversations/", {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+        cache: "no-store",
+      });
+      if (response.status === 401 || response.status === 403) goLogin();
+    } catch (e) {
+      /* offline: keep trying */
+    }
+  }
+
+  function scheduleReconnect(minDelay) {
+    clearTimeout(reconnectTimer);
+    attempt += 1;
+    const base = Math.min(30000, 1000 * Math.pow(2, Math.min(attempt - 1, 5)));
+    const delay = Math.max(minDelay || 0, base / 2 + Math.random() * (base / 2));
+    reconnectTimer = setTimeout(connect, delay);
+  }
+
+  function reconnectSoon() {
+    if (ws) return;
+    attempt = 0;
+    connect();
+  }
+
+  function startPing() {
+    stopPing();
+    pingTimer = setInterval(() => {
+      if (!wsReady) return;
+      if (send({ type: "ping" }) && pongTimer === null) {
+        pongTimer = setTimeout(() => {
+          pongTimer = null;
+          dropSocket();
+        }, PONG_TIMEOUT);
+      }
+    }, PING_EVERY);
+  }
+
+  function stopPing() {
+    clearInterval(pingTimer);
+    pingTimer = null;
+    clearTimeout(pongTimer);
+    pongTimer = null;
+  }
+
+  function requestSync() {
+    if (!wsReady) return;
+    if (syncing) {
+      syncAgain = true;
+      return;
+    }
+    syncing = true;
+    if (!send({ type: "sync", after: state.maxSeq })) syncing = false;
+  }
+
+  function seeSeq(seq) {
+    if (typeof seq === "number" && seq > state.maxSeq) state.maxSeq = seq;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Frames from the server
+  // ---------------------------------------------------------------------------------------
+
+  function handleFrame(frame) {
+    switch (frame.type) {
+      case "ready":
+        return onReady(frame);
+      case "sync.result":
+        return onSyncResult(frame);
+      case "message.new":
+      case "message.updated":
+        return onPush(frame);
+      case "message.ack":
+        return onAck(frame);
+      case "read":
+        return onRead(frame);
+      case "typing":
+        return onTyping(frame);
+      case "presence":
+        return onPresence(frame);
+      case "pong":
+        clearTimeout(pongTimer);
+        pongTimer = null;
+        if (typeof frame.last_seq === "number" && frame.last_seq > state.maxSeq) requestSync();
+        return;
+      case "error":
+        return onError(frame);
+      default:
+        return;
+    }
+  }
+
+  function onReady(frame) {
+    wsReady = true;
+    gotReady = true;
+    readyAt = Date.now();
+    attempt = 0;
+    state.online = new Set((frame.online || []).map((u) => u.id));
+    setConnection("online");
+    startPing();
+    renderInbox();
+    renderHeader();
+    afterConnect = true;
+    syncing = false;
+    syncAgain = false;
+    requestSync();
+    if (!syncing) finishConnect();
+  }
+
+  function onSyncResult(frame) {
+    const messages = Array.isArray(frame.messages) ? frame.messages : [];
+    applyMessages(messages, { live: false });
+    for (const m of messages) seeSeq(m.seq);
+    if (frame.more && messages.length) {
+      syncing = false;
+      requestSync();
+      return;
+    }
+    syncing = false;
+    if (syncAgain) {
+      syncAgain = false;
+      requestSync();
+      return;
+    }
+    if (afterConnect) finishConnect();
+  }
+
+  function finishConnect() {
+    afterConnect = false;
+    refreshInbox();
+    if (state.cur) refreshConversation(state.cur);
+    flushOutbox();
+    maybeSendRead(true);
+  }
+
+  function onPush(frame) {
+    const m = frame.message;
+    if (!m || typeof m.id !== "number") return;
+    const gap = typeof frame.prev_seq === "number" && frame.prev_seq > state.maxSeq;
+    applyMessages([m], { live: true, isNew: frame.type === "message.new" });
+    if (gap) requestSync();
+    else seeSeq(m.seq);
+  }
+
+  function onAck(frame) {
+    const m = frame.message;
+    if (m && typeof m.id === "number") {
+      applyMessages([m], { live: true, ack: true });
+    } else if (frame.client_id) {
+      outboxRemove(frame.client_id);
+    }
+  }
+
+  function onRead(frame) {
+    const conv = state.convs.get(frame.conversation);
+    const userId = frame.user && frame.user.id;
+    const upTo = Number(frame.up_to) || 0;
+    if (userId === me.id) {
+      if (!conv) return;
+      conv.last_read = Math.max(conv.last_read || 0, upTo);
+      if (state.cur && state.cur.id === conv.id) {
+        conv.unread = countUnread(state.cur, conv.last_read);
+      } else if (conv.last_message && upTo >= conv.last_message.id) {
+        conv.unread = 0;
+      } else {
+        scheduleInboxRefresh();
+      }
+      renderInbox();
+      return;
+    }
+    if (state.cur && state.cur.id === frame.conversation) {
+      const key = String(userId);
+      state.cur.readPointers[key] = Math.max(state.cur.readPointers[key] || 0, upTo);
+      updateSeen();
+    }
+  }
+
+  function countUnread(cur, lastRead) {
+    let n = 0;
+    for (const m of cur.msgs.values()) if (m.id > lastRead && !m.deleted && m.sender.id !== me.id) n++;
+    return n;
+  }
+
+  let typingSweep = null;
+
+  function onTyping(frame) {
+    if (!frame.user || frame.user.id === me.id) return;
+    let map = state.typers.get(frame.conversation);
+    if (!map) {
+      map = new Map();
+      state.typers.set(frame.conversation, map);
+    }
+    map.set(frame.user.id, { user: frame.user, until: Date.now() + TYPING_SHOW_FOR });
+    renderTypingEverywhere(frame.conversation);
+    if (typingSweep === null) typingSweep = setInterval(sweepTypers, 1000);
+  }
+
+  function clearTyper(convId, userId) {
+    const map = state.typers.get(convId);
+    if (map && map.delete(userId)) renderTypingEverywhere(convId);
+  }
+
+  function sweepTypers() {
+    const now = Date.now();
+    for (const [convId, map] of state.typers) {
+      let changed = false;
+      for (const [userId, entry] of map) {
+        if (entry.until <= now) {
+          map.delete(userId);
+          changed = true;
+        }
+      }
+      if (!map.size) state.typers.delete(convId);
+      if (changed) renderTypingEverywhere(convId);
+    }
+    if (!state.typers.size) {
+      clearInterval(typingSweep);
+      typingSweep = null;
+    }
+  }
+
+  function renderTypingEverywhere(convId) {
+    const li = inboxEls.get(convId);
+    const conv = state.convs.get(convId);
+    if (li && conv) fillInboxItem(li, conv);
+    if (state.cur && state.cur.id === convId) renderTyping();
+  }
+
+  function renderTyping() {
+    if (!ui.typing) return;
+    const conv = state.cur ? state.convs.get(state.cur.id) : null;
+    const text = state.cur ? typingText(state.cur.id, conv) : "";
+    ui.typing.textContent = text;
+    ui.typing.classList.toggle("is-visible", Boolean(text));
+  }
+
+  function onPresence(frame) {
+    if (!frame.user) return;
+    if (frame.online) state.online.add(frame.user.id);
+    else state.online.delete(frame.user.id);
+    renderInbox();
+    renderHeader();
+  }
+
+  function onError(frame) {
+    if (frame.client_id) {
+      const item = outboxGet(frame.client_id);
+      if (!item) return;
+      item.state = "failed";
+      item.error = { code: frame.code, detail: frame.detail || "", retry_after: frame.retry_after };
+      item.attempts = (item.attempts || 0) + 1;
+      outboxPut(item);
+      renderPending(item);
+      scheduleAutoRetry(item);
+      return;
+    }
+    if (syncing && frame.code === "unavailable") {
+      syncing = false;
+      setTimeout(requestSync, 3000);
+      return;
+    }
+    const cur = state.cur;
+    if (cur && cur.pendingChange && Date.now() - cur.pendingChange.at < 15000) {
+      const change = cur.pendingChange;
+      cur.pendingChange = null;
+      showChangeError(change, frame);
+      return;
+    }
+    if (frame.code === "rate_limited") return; // typing or read throttled: nothing to tell
+    if (frame.code === "not_found") return; // e.g. a read for a message that is gone
+    showNotice(errorText(frame));
+  }
+
+  function scheduleAutoRetry(item) {
+    cancelRetry(item.client_id);
+    const code = item.error && item.error.code;
+    if (!TRANSIENT.has(code)) return;
+    if (code === "unavailable" && item.attempts > 4) return;
+    const wait =
+      code === "rate_limited"
+        ? Math.max(1, Number(item.error.retry_after) || 1) * 1000 + 250
+        : Math.min(30000, 2000 * Math.pow(2, item.attempts - 1));
+    retryTimers.set(
+      item.client_id,
+      setTimeout(() => {
+        retryTimers.delete(item.client_id);
+        retryTransient();
+      }, wait)
+    );
+  }
+
+  /** Resend every send that failed for a passing reason, oldest first, to keep their order. */
+  function retryTransient() {
+    for (const item of outboxAll()) {
+      const code = item.state === "failed" && item.error ? item.error.code : null;
+      if (!TRANSIENT.has(code)) continue;
+      if (code === "unavailable" && item.attempts > 4) continue;
+      retrySend(item.client_id);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Applying messages (pushes, sync results, acks, history pages)
+  // ---------------------------------------------------------------------------------------
+
+  function applyMessages(list, opts) {
+    const cur = state.cur;
+    const forCur = [];
+    let inboxChanged = false;
+    let unknownConv = false;
+    const announcements = [];
+    for (const m of list) {
+      if (!m || typeof m.id !== "number" || !m.sender) continue;
+      const key = m.id + ":" + m.seq;
+      if (state.seenChanges.has(key)) continue;
+      state.seenChanges.add(key);
+
+      if (m.sender.id === me.id && m.client_id) {
+        if (outboxRemove(m.client_id)) cancelRetry(m.client_id);
+      }
+      const conv = state.convs.get(m.conversation);
+      if (!conv) {
+        unknownConv = true;
+        if (m.sender.id !== me.id && !m.deleted && !opts.ack) {
+          announcements.push("New message from " + m.sender.username + ": " + truncate(oneLine(m.body), 140));
+        }
+      } else if (updateConvWithMessage(conv, m, opts, announcements)) {
+        inboxChanged = true;
+      }
+      if (cur && cur.id === m.conversation) forCur.push(m);
+      if (m.sender.id !== me.id) clearTyperQuiet(m.conversation, m.sender.id);
+    }
+    if (forCur.length && state.cur === cur) upsertMessages(forCur, { live: opts.live });
+    if (inboxChanged) {
+      sortInbox();
+      renderInbox();
+    }
+    if (unknownConv) scheduleInboxRefresh();
+    if (opts.live && announcements.length) announce(announcements[announcements.length - 1]);
+    if (cur && forCur.length) maybeSendRead();
+  }
+
+  function clearTyperQuiet(convId, userId) {
+    const map = state.typers.get(convId);
+    if (map && map.has(userId)) {
+      map.delete(userId);
+      if (state.cur && state.cur.id === convId) renderTyping();
+    }
+  }
+
+  /** Fold a message into its conversation's inbox entry; answer whether anything changed. */
+  function updateConvWithMessage(conv, m, opts, announcements) {
+    const last = conv.last_message;
+    if (!last || m.id > last.id) {
+      conv.last_message = m;
+      if (ms(m.created_at) > ms(conv.last_activity_at)) conv.last_activity_at = m.created_at;
+      if (m.sender.id !== me.id && !m.deleted && m.id > (conv.last_read || 0)) {
+        if (!isViewing(conv.id)) conv.unread = (conv.unread || 0) + 1;
+        if (!opts.ack) {
+          const body = truncate(oneLine(m.body), 140);
+          announcements.push(
+            state.cur && state.cur.id === conv.id
+              ? m.sender.username + ": " + body
+              : "New message from " + m.sender.username +
+                  (conv.kind === "group" ? " in " + convName(conv) : "") + ": " + body
+          );
+        }
+      }
+      return true;
+    }
+    if (last.id === m.id) {
+      if ((m.seq || 0) >= (last.seq || 0)) conv.last_message = m;
+      if (m.deleted && !last.deleted) adjustUnreadForDeletion(conv, m);
+      return true;
+    }
+    if (m.deleted) return adjustUnreadForDeletion(conv, m);
+    return false;
+  }
+
+  function adjustUnreadForDeletion(conv, m) {
+    if (m.sender.id === me.id || m.id <= (conv.last_read || 0) || !conv.unread) return false;
+    if (state.cur && state.cur.id === conv.id) {
+      const known = state.cur.msgs.get(m.id);
+      if (known && known.deleted) return false;
+    }
+    conv.unread = Math.max(0, conv.unread - 1);
+    return true;
+  }
+
+  function announce(text) {
+    if (!ui.live) return;
+    ui.live.appendChild(el("p", { text }));
+    while (ui.live.childNodes.length > 3) ui.live.removeChild(ui.live.firstChild);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Conversation view
+  // ---------------------------------------------------------------------------------------
+
+  function newCur(id) {
+    return {
+      id,
+      msgs: new Map(), // id -> message
+      els: new Map(), // id -> li
+      pendingEls: new Map(), // client_id -> li
+      hasMore: false,
+      loadingOlder: false,
+      loaded: false,
+      readPointers: {},
+      lastReadSent: 0,
+      pendingChange: null, // {kind: "edit"|"delete", id, at}
+      unseenBelow: 0,
+    };
+  }
+
+  function renderHeader() {
+    const cur = state.cur;
+    if (!cur || !ui.title) return;
+    const conv = state.convs.get(cur.id);
+    if (!conv) {
+      ui.title.textContent = "Conversation";
+      ui.status.textContent = "";
+      return;
+    }
+    ui.title.textContent = convName(conv);
+    fillAvatar(ui.headAvatar, conv);
+    const peer = directPeer(conv);
+    if (peer) {
+      const online = state.online.has(peer.id);
+      ui.status.textContent = !wsReady ? "" : online ? "Online" : "Offline";
+      ui.status.dataset.online = online ? "true" : "false";
+      ui.status.classList.toggle("is-online", online);
+    } else {
+      const names = (conv.members || []).map((u) => (u.id === me.id ? "you" : u.username));
+      ui.status.textContent = (conv.members || []).length + " members · " + names.join(", ");
+      ui.status.classList.remove("is-online");
+      delete ui.status.dataset.online;
+    }
+  }
+
+  function renderHistoryTop() {
+    const cur = state.cur;
+    if (!cur) return;
+    ui.loadOlder.hidden = !cur.loaded || !cur.hasMore;
+    ui.loadOlder.disabled = cur.loadingOlder;
+    ui.loadOlder.textContent = cur.loadingOlder ? "Loading…" : "Load older messages";
+    ui.historyStart.hidden = !cur.loaded || cur.hasMore;
+    if (!cur.loaded) {
+      ui.historyStart.hidden = false;
+      ui.historyStart.textContent = "Loading messages…";
+    } else {
+      const conv = state.convs.get(cur.id);
+      const peer = directPeer(conv);
+      ui.historyStart.textContent = cur.msgs.size
+        ? "This is the beginning of the conversation."
+        : peer
+          ? "No messages yet. Say hello to " + peer.username + "!"
+          : "No messages yet. Say hello!";
+    }
+  }
+
+  let stickToBottom = true;
+
+  function isNearBottom() {
+    const s = ui.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight < 80;
+  }
+
+  function scrollToBottom() {
+    ui.scroller.scrollTop = ui.scroller.scrollHeight;
+    stickToBottom = true;
+    if (state.cur) state.cur.unseenBelow = 0;
+    ui.jump.hidden = true;
+  }
+
+  function linkify(parent, text) {
+    const pattern = /\bhttps?:\/\/[^\s<>"']+/gi;
+    let last = 0;
+    let match;
+    while ((match = pattern.exec(text)) !== null) {
+      let url = match[0];
+      const trail = url.match(/[.,!?;:)\]}'"]+$/);
+      if (trail) url = url.slice(0, url.length - trail[0].length);
+      if (match.index > last) parent.appendChild(document.createTextNode(text.slice(last, match.index)));
+      const a = document.createElement("a");
+      a.href = url;
+      a.textContent = url;
+      a.target = "_blank";
+      a.rel = "noopener noreferrer nofollow";
+      parent.appendChild(a);
+      last = match.index + url.length;
+      pattern.lastIndex = last;
+    }
+    if (last < text.length) parent.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  function isGroupCur() {
+    const conv = state.cur ? state.convs.get(state.cur.id) : null;
+    return Boolean(conv && conv.kind === "group");
+  }
+
+  function buildMessageEl(m) {
+    const mine = m.sender.id === me.id;
+    const li = el("li", {
+      class: "msg " + (mine ? "mine" : "theirs") + (m.deleted ? " is-deleted" : ""),
+      "data-testid": "message",
+      "data-id": m.id,
+      "data-client-id": m.client_id || "",
+      "data-state": "sent",
+      "data-sender": m.sender.username,
+      "data-sender-id": m.sender.id,
+      "data-ts": ms(m.created_at),
+      "data-deleted": m.deleted ? "true" : "false",
+    });
+    li.appendChild(el("span", { class: "visually-hidden", text: (mine ? "You" : m.sender.username) + ": " }));
+    if (!mine && isGroupCur()) {
+      li.appendChild(el("span", { class: "msg-sender", "aria-hidden": "true", text: m.sender.username }));
+    }
+    const body = el("p", { class: "msg-body", "data-testid": "message-body" });
+    if (m.deleted) {
+      body.classList.add("deleted-text");
+      body.textContent = "This message was deleted";
+    } else {
+      linkify(body, m.body);
+    }
+    const foot = el("span", { class: "msg-foot" }, [timeEl(m.created_at, false, "message-time")]);
+    if (m.edited_at && !m.deleted) {
+      foot.appendChild(el("span", { class: "msg-edited", "data-testid": "message-edited", text: "(edited)" }));
+    }
+    const bubble = el("div", { class: "bubble" }, [body, foot]);
+    li.appendChild(el("div", { class: "msg-row" }, [bubble, mine && !m.deleted ? buildActions(m) : null]));
+    if (mine && !m.deleted) {
+      // Touch screens have no hover: a tap on one's own bubble shows its actions.
+      bubble.addEventListener("click", (event) => {
+        if (event.target.closest("a") || !window.matchMedia("(pointer: coarse)").matches) return;
+        const open = li.classList.contains("show-actions");
+        for (const other of ui.messages.querySelectorAll(".show-actions")) other.classList.remove("show-actions");
+        li.classList.toggle("show-actions", !open);
+      });
+    }
+    return li;
+  }
+
+  function buildActions(m) {
+    const edit = el("button", {
+      type: "button",
+      class: "msg-action",
+      "data-testid": "message-edit",
+      "aria-label": "Edit message",
+      title: "Edit",
+      text: "Edit",
+    });
+    const del = el("button", {
+      type: "button",
+      class: "msg-action",
+      "data-testid": "message-delete",
+      "aria-label": "Delete message",
+      title: "Delete",
+      text: "Delete",
+    });
+    edit.addEventListener("click", () => startEdit(m.id));
+    del.addEventListener("click", () => askDelete(m.id));
+    return el("div", { class: "msg-actions" }, [edit, del]);
+  }
+
+  function buildPendingEl(item) {
+    const li = el("li", {
+      class: "msg mine pending",
+      "data-testid": "message",
+      "data-client-id": item.client_id,
+      "data-state": item.state === "failed" ? "failed" : "pending",
+      "data-sender": me.username,
+      "data-sender-id": me.id,
+      "data-ts": ms(item.created_at) || Date.now(),
+    });
+    li.appendChild(el("span", { class: "visually-hidden", text: "You: " }));
+    const body = el("p", { class: "msg-body", "data-testid": "message-body" });
+    linkify(body, item.body);
+    const status = el("span", {
+      class: "msg-status",
+      "data-testid": "message-status",
+      text: item.state === "failed" ? "Not sent" : "Sending…",
+    });
+    const foot = el("span", { class: "msg-foot" }, [timeEl(item.created_at, false, "message-time"), status]);
+    li.appendChild(el("div", { class: "msg-row" }, [el("div", { class: "bubble" }, [body, foot])]));
+    if (item.state === "failed") {
+      const retry = el("button", { type: "button", class: "link-button", "data-testid": "message-retry", text: "Retry" });
+      const discard = el("button", {
+        type: "button",
+        class: "link-button",
+        "data-testid": "message-discard",
+        text: "Discard",
+      });
+      retry.addEventListener("click", () => retrySend(item.client_id, true));
+      discard.addEventListener("click", () => discardSend(item.client_id));
+      li.appendChild(
+        el("div", { class: "msg-error", role: "alert", "data-testid": "message-error" }, [
+          el("span", { class: "msg-error-text", text: errorText(item.error) }),
+          el("span", { class: "msg-error-actions" }, [retry, discard]),
+        ])
+      );
+    }
+    return li;
+  }
+
+  /** Put a new or changed message into the open conversation, in id order. */
+  function upsertMessages(list, opts) {
+    const cur = state.cur;
+    if (!cur) return;
+    const wasAtBottom = isNearBottom();
+    let addedAtEnd = false;
+    let ownAdded = false;
+    let changed = false;
+    for (const m of list) {
+      const existing = cur.msgs.get(m.id);
+      if (existing && (existing.seq || 0) >= (m.seq || 0)) continue;
+      cur.msgs.set(m.id, m);
+      changed = true;
+      if (m.sender.id === me.id && m.client_id) {
+        const pending = cur.pendingEls.get(m.client_id);
+        if (pending) {
+          pending.remove();
+          cur.pendingEls.delete(m.client_id);
+        }
+      }
+      const node = buildMessageEl(m);
+      const old = cur.els.get(m.id);
+      if (old) {
+        if (cur.editing === m.id) cur.editing = null;
+        if (cur.pendingChange && cur.pendingChange.id === m.id) cur.pendingChange = null;
+        old.replaceWith(node);
+      } else {
+        insertInOrder(node, m.id);
+        if (m.id === maxSentId(cur)) {
+          addedAtEnd = true;
+          if (m.sender.id === me.id) ownAdded = true;
+          else if (opts && opts.live && !wasAtBottom) cur.unseenBelow += 1;
+        }
+      }
+      cur.els.set(m.id, node);
+    }
+    if (!changed) return;
+    decorate();
+    updateSeen();
+    renderHistoryTop();
+    if (addedAtEnd) {
+      if (wasAtBottom || ownAdded) scrollToBottom();
+      else if (opts && opts.live) showJump();
+    }
+  }
+
+  function maxSentId(cur) {
+    let max = 0;
+    for (const id of cur.msgs.keys()) if (id > max) max = id;
+    return max;
+  }
+
+  function insertInOrder(node, id) {
+    const children = ui.messages.children;
+    for (let i = children.length - 1; i >= 0; i--) {
+      const child = children[i];
+      if (child.dataset.testid !== "message" || child.dataset.state !== "sent") continue;
+      if (Number(child.dataset.id) < id) {
+        ui.messages.insertBefore(node, child.nextSibling);
+        return;
+      }
+    }
+    // Oldest so far: before the first message (skipping separators).
+    const first = ui.messages.querySelector('[data-testid="message"]');
+    ui.messages.insertBefore(node, first);
+  }
+
+  /** Day separators and grouping of consecutive messages from one sender. */
+  function decorate() {
+    for (const sep of Array.from(ui.messages.querySelectorAll(".day-sep"))) sep.remove();
+    let prevDay = null;
+    let prevSender = null;
+    let prevTs = 0;
+    for (const li of Array.from(ui.messages.children)) {
+      const ts = Number(li.dataset.ts) || 0;
+      const date = new Date(ts);
+      const day = date.toDateString();
+      if (day !== prevDay) {
+        ui.messages.insertBefore(
+          el("li", { class: "day-sep", role: "separator", "data-testid": "day-separator" }, [
+            el("span", { text: dayLabel(date) }),
+          ]),
+          li
+        );
+        prevSender = null;
+      }
+      const grouped = prevSender === li.dataset.senderId && ts - prevTs < 5 * 60 * 1000;
+      li.classList.toggle("grouped", grouped);
+      prevDay = day;
+      prevSender = li.dataset.senderId;
+      prevTs = ts;
+    }
+  }
+
+  function showJump() {
+    const cur = state.cur;
+    ui.jump.textContent = cur && cur.unseenBelow > 1 ? cur.unseenBelow + " new messages ↓" : "New message ↓";
+    ui.jump.hidden = false;
+  }
+
+  function updateSeen() {
+    for (const node of Array.from(ui.messages.querySelectorAll(".msg-seen"))) node.remove();
+    const cur = state.cur;
+    if (!cur) return;
+    const conv = state.convs.get(cur.id);
+    if (!conv) return;
+    let lastMine = null;
+    for (const m of cur.msgs.values()) {
+      if (m.sender.id === me.id && !m.deleted && (!lastMine || m.id > lastMine.id)) lastMine = m;
+    }
+    if (!lastMine) return;
+    const peers = others(conv);
+    const readers = peers.filter((u) => (cur.readPointers[String(u.id)] || 0) >= lastMine.id);
+    if (!readers.length) return;
+    let text = "Seen";
+    if (conv.kind === "group") {
+      text =
+        readers.length === peers.length && peers.length > 1
+          ? "Seen by everyone"
+          : "Seen by " + readers.map((u) => u.username).join(", ");
+    }
+    const li = cur.els.get(lastMine.id);
+    if (li) li.appendChild(el("div", { class: "msg-seen", "data-testid": "seen-marker", text }));
+  }
+
+  function renderPending(item) {
+    const cur = state.cur;
+    if (!cur || cur.id !== item.conversation) return;
+    if (cur.msgs.size && [...cur.msgs.values()].some((m) => m.client_id === item.client_id && m.sender.id === me.id)) {
+      return;
+    }
+    const node = buildPendingEl(item);
+    const old = cur.pendingEls.get(item.client_id);
+    if (old) old.replaceWith(node);
+    else ui.messages.appendChild(node);
+    cur.pendingEls.set(item.client_id, node);
+    decorate();
+  }
+
+  function renderOutboxFor(cur) {
+    for (const item of outboxAll()) {
+      if (item.conversation === cur.id) renderPending(item);
+    }
+  }
+
+  /** Open a conversation view: from boot data or by fetching. */
+  function setupConversation(id, boot) {
+    saveDraft();
+    const cur = newCur(id);
+    state.cur = cur;
+    ui.messages.replaceChildren();
+    ui.jump.hidden = true;
+    hideNotice();
+    ui.emptyState.hidden = true;
+    ui.conversation.hidden = false;
+    ui.conversation.dataset.conversationId = String(id);
+    app.dataset.view = "conversation";
+    renderHeader();
+    renderTyping();
+    renderInbox();
+    restoreDraft();
+    if (boot) {
+      cur.loaded = true;
+      cur.hasMore = Boolean(boot.hasMore);
+      upsertMessages(boot.history || [], { live: false });
+    }
+    renderOutboxFor(cur);
+    renderHistoryTop();
+    scrollToBottom();
+    refreshConversation(cur);
+    return cur;
+  }
+
+  /** Fetch the conversation (read pointers, members) and its newest page, and merge. */
+  async function refreshConversation(cur) {
+    let detail;
+    let page;
+    try {
+      [detail, page] = await Promise.all([
+        api("/api/conversations/" + cur.id + "/"),
+        api("/api/conversations/" + cur.id + "/messages/?limit=" + PAGE),
+      ]);
+    } catch (e) {
+      if (state.cur !== cur) return;
+      if (e.status === 404) {
+        showNotice("This conversation isn’t available. It may have been removed, or you’re not a member.");
+      } else if (!cur.loaded) {
+        showNotice("Couldn’t load messages. They’ll appear when the connection is back.");
+      }
+      return;
+    }
+    if (state.cur !== cur) return;
+    const readPointers = detail.read_pointers || {};
+    delete detail.read_pointers;
+    const known = state.convs.get(cur.id);
+    if (known) {
+      // Keep the inbox's own live view of the last message if it is newer.
+      if (known.last_message && (!detail.last_message || known.last_message.id > detail.last_message.id)) {
+        detail.last_message = known.last_message;
+        detail.last_activity_at = known.last_activity_at;
+      }
+      Object.assign(known, detail);
+    } else {
+      state.convs.set(cur.id, detail);
+      state.order.push(cur.id);
+      sortInbox();
+    }
+    for (const key of Object.keys(readPointers)) {
+      cur.readPointers[key] = Math.max(cur.readPointers[key] || 0, Number(readPointers[key]) || 0);
+    }
+    const firstLoad = !cur.loaded;
+    if (firstLoad) {
+      cur.loaded = true;
+      cur.hasMore = Boolean(page.has_more);
+    }
+    // Messages of my own that reached the server (the outbox may still hold them).
+    for (const m of page.messages || []) {
+      if (m.sender && m.sender.id === me.id && m.client_id && outboxRemove(m.client_id)) cancelRetry(m.client_id);
+    }
+    upsertMessages(page.messages || [], { live: false });
+    if (firstLoad) {
+      renderOutboxFor(cur);
+      scrollToBottom();
+    }
+    if (isViewing(cur.id)) {
+      const conv = state.convs.get(cur.id);
+      if (conv) conv.unread = 0;
+    }
+    renderHeader();
+    renderHistoryTop();
+    renderInbox();
+    updateSeen();
+    maybeSendRead(true);
+  }
+
+  async function loadOlder() {
+    const cur = state.cur;
+    if (!cur || !cur.loaded || !cur.hasMore || cur.loadingOlder) return;
+    let oldest = Infinity;
+    for (const id of cur.msgs.keys()) if (id < oldest) oldest = id;
+    if (!Number.isFinite(oldest)) return;
+    cur.loadingOlder = true;
+    renderHistoryTop();
+    let page;
+    try {
+      page = await api("/api/conversations/" + cur.id + "/messages/?before=" + oldest + "&limit=" + PAGE);
+    } catch (e) {
+      cur.loadingOlder = false;
+      if (state.cur === cur) renderHistoryTop();
+      return;
+    }
+    if (state.cur !== cur) return;
+    const before = ui.scroller.scrollHeight;
+    const top = ui.scroller.scrollTop;
+    cur.hasMore = Boolean(page.has_more);
+    upsertMessages(page.messages || [], { live: false });
+    cur.loadingOlder = false;
+    renderHistoryTop();
+    // Keep what the reader was looking at in place.
+    ui.scroller.scrollTop = top + (ui.scroller.scrollHeight - before);
+  }
+
+  function openConversation(id, opts) {
+    opts = opts || {};
+    if (state.cur && state.cur.id === id) {
+      app.dataset.view = "conversation";
+      if (opts.focus) ui.input.focus();
+      return;
+    }
+    if (opts.push) history.pushState({ conversation: id, fromInbox: app.dataset.view === "inbox" }, "", URLS.conversation(id));
+    setupConversation(id, null);
+    const conv = state.convs.get(id);
+    if (conv && conv.unread && document.visibilityState === "visible") {
+      conv.unread = 0;
+      renderInbox();
+    }
+    if (opts.focus) ui.input.focus({ preventScroll: true });
+  }
+
+  function showInbox(opts) {
+    opts = opts || {};
+    saveDraft();
+    if (opts.push) history.pushState({ conversation: null }, "", URLS.inbox);
+    state.cur = null;
+    app.dataset.view = "inbox";
+    ui.conversation.hidden = true;
+    delete ui.conversation.dataset.conversationId;
+    ui.emptyState.hidden = false;
+    ui.messages.replaceChildren();
+    ui.jump.hidden = true;
+    renderInbox();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Reading
+  // ---------------------------------------------------------------------------------------
+
+  const scheduleRead = debounce(() => maybeSendRead(true), 250);
+
+  function maybeSendRead(now) {
+    if (!now) {
+      scheduleRead();
+      return;
+    }
+    const cur = state.cur;
+    if (!cur || document.visibilityState !== "visible") return;
+    const conv = state.convs.get(cur.id);
+    const newest = maxSentId(cur);
+    if (conv && conv.unread) {
+      conv.unread = 0;
+      renderInbox();
+    }
+    if (!newest || newest <= cur.lastReadSent) return;
+    if (conv && newest <= (conv.last_read || 0)) {
+      cur.lastReadSent = newest;
+      return;
+    }
+    if (send({ type: "read", conversation: cur.id, up_to: newest })) {
+      cur.lastReadSent = newest;
+      if (conv) conv.last_read = Math.max(conv.last_read || 0, newest);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Sending
+  // ---------------------------------------------------------------------------------------
+
+  function transmit(item) {
+    return send({ type: "message.send", conversation: item.conversation, body: item.body, client_id: item.client_id });
+  }
+
+  function flushOutbox() {
+    for (const item of outboxAll()) {
+      if (item.state !== "failed") transmit(item);
+    }
+  }
+
+  function sendFromComposer() {
+    const cur = state.cur;
+    if (!cur) return;
+    const body = ui.input.value.replace(/^\s*\n/, "").replace(/\s+$/, "");
+    if (!body.trim()) {
+      ui.input.focus();
+      return;
+    }
+    if (codePoints(body) > MAX_BODY) {
+      updateCounter();
+      showNotice(errorText({ code: "too_long" }));
+      return;
+    }
+    const item = {
+      client_id: newClientId(),
+      conversation: cur.id,
+      body,
+      created_at: new Date().toISOString(),
+      state: "pending",
+      error: null,
+      attempts: 0,
+    };
+    outboxPut(item);
+    ui.input.value = "";
+    store.remove(draftKey(cur.id));
+    autosize();
+    updateCounter();
+    hideNotice();
+    renderPending(item);
+    scrollToBottom();
+    lastTypingSent = 0;
+    transmit(item);
+    ui.input.focus();
+  }
+
+  function retrySend(clientId, manual) {
+    cancelRetry(clientId);
+    let item = outboxGet(clientId);
+    if (!item) return;
+    if (manual) item.attempts = 0;
+    if (item.error && item.error.code === "conflict") {
+      const fresh = Object.assign({}, item, { client_id: newClientId() });
+      fresh.state = "pending";
+      fresh.error = null;
+      outboxReplace(clientId, fresh);
+      const cur = state.cur;
+      if (cur && cur.pendingEls.has(clientId)) {
+        const old = cur.pendingEls.get(clientId);
+        cur.pendingEls.delete(clientId);
+        const node = buildPendingEl(fresh);
+        old.replaceWith(node);
+        cur.pendingEls.set(fresh.client_id, node);
+      }
+      item = fresh;
+    } else {
+      item.state = "pending";
+      item.error = null;
+      outboxPut(item);
+      renderPending(item);
+    }
+    transmit(item);
+  }
+
+  function discardSend(clientId) {
+    cancelRetry(clientId);
+    outboxRemove(clientId);
+    const cur = state.cur;
+    if (cur && cur.pendingEls.has(clientId)) {
+      cur.pendingEls.get(clientId).remove();
+      cur.pendingEls.delete(clientId);
+      decorate();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Editing and deleting
+  // ---------------------------------------------------------------------------------------
+
+  function startEdit(id) {
+    const cur = state.cur;
+    if (!cur) return;
+    const m = cur.msgs.get(id);
+    const li = cur.els.get(id);
+    if (!m || !li || m.deleted || m.sender.id !== me.id) return;
+    if (cur.editing && cur.editing !== id) cancelEdit(cur.editing);
+    cur.editing = id;
+    li.classList.add("is-editing");
+    const row = li.querySelector(".msg-row");
+    const input = el("textarea", {
+      class: "edit-input",
+      "data-testid": "edit-input",
+      "aria-label": "Edit message",
+      rows: "2",
+    });
+    input.value = m.body;
+    const save = el("button", { type: "button", class: "btn btn-primary btn-small", "data-testid": "edit-save", text: "Save" });
+    const cancel = el("button", { type: "button", class: "btn btn-ghost btn-small", "data-testid": "edit-cancel", text: "Cancel" });
+    const error = el("p", { class: "edit-error", role: "alert", "data-testid": "edit-error", hidden: true });
+    const hint = el("span", { class: "edit-hint", text: "Enter to save · Esc to cancel" });
+    const form = el("div", { class: "edit-form" }, [input, el("div", { class: "edit-row" }, [hint, cancel, save]), error]);
+    row.hidden = true;
+    row.after(form);
+    const submit = () => {
+      const body = input.value.replace(/\s+$/, "");
+      if (!body.trim()) {
+        error.textContent = "A message can’t be empty. Delete it instead?";
+        error.hidden = false;
+        return;
+      }
+      if (codePoints(body) > MAX_BODY) {
+        error.textContent = errorText({ code: "too_long" });
+        error.hidden = false;
+        return;
+      }
+      if (body === m.body) {
+        cancelEdit(id);
+        return;
+      }
+      if (!wsReady) {
+        error.textContent = "You’re offline. Try again when the connection is back.";
+        error.hidden = false;
+        return;
+      }
+      if (send({ type: "message.edit", id, body })) {
+        cur.pendingChange = { kind: "edit", id, at: Date.now() };
+        save.disabled = true;
+        save.textContent = "Saving…";
+        error.hidden = true;
+      }
+    };
+    save.addEventListener("click", submit);
+    cancel.addEventListener("click", () => cancelEdit(id));
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        submit();
+      } else if (event.key === "Escape") {
+        event.preventDefault();
+        cancelEdit(id);
+      }
+    });
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  }
+
+  function cancelEdit(id) {
+    const cur = state.cur;
+    if (!cur) return;
+    const m = cur.msgs.get(id);
+    const old = cur.els.get(id);
+    if (cur.editing === id) cur.editing = null;
+    if (!m || !old) return;
+    const node = buildMessageEl(m);
+    old.replaceWith(node);
+    cur.els.set(id, node);
+    decorate();
+    updateSeen();
+    const again = node.querySelector('[data-testid="message-edit"]');
+    if (again) again.focus();
+  }
+
+  function askDelete(id) {
+    const cur = state.cur;
+    if (!cur) return;
+    const li = cur.els.get(id);
+    if (!li) return;
+    const actions = li.querySelector(".msg-actions");
+    if (!actions) return;
+    const yes = el("button", {
+      type: "button",
+      class: "msg-action danger",
+      "data-testid": "message-delete-confirm",
+      text: "Delete",
+    });
+    const no = el("button", { type: "button", class: "msg-action", "data-testid": "message-delete-cancel", text: "Keep" });
+    const question = el("span", { class: "confirm-text", text: "Delete for everyone?" });
+    const original = Array.from(actions.childNodes);
+    actions.replaceChildren(question, no, yes);
+    actions.classList.add("confirming");
+    no.addEventListener("click", () => {
+      actions.replaceChildren(...original);
+      actions.classList.remove("confirming");
+      original[0].focus();
+    });
+    yes.addEventListener("click", () => {
+      if (!wsReady) {
+        showNotice("You’re offline. Try deleting again when the connection is back.");
+        return;
+      }
+      if (send({ type: "message.delete", id })) {
+        cur.pendingChange = { kind: "delete", id, at: Date.now() };
+        yes.disabled = true;
+        no.disabled = true;
+        question.textContent = "Deleting…";
+      }
+    });
+    yes.focus();
+  }
+
+  function showChangeError(change, frame) {
+    const cur = state.cur;
+    const li = cur && cur.els.get(change.id);
+    const text =
+      (change.kind === "edit" ? "Couldn’t save the edit: " : "Couldn’t delete: ") +
+      (frame.code === "rate_limited"
+        ? "too many changes at once. Wait a moment and try again."
+        : errorText(frame));
+    if (change.kind === "edit" && li) {
+      const error = li.querySelector('[data-testid="edit-error"]');
+      const save = li.querySelector('[data-testid="edit-save"]');
+      if (error) {
+        error.textContent = text;
+        error.hidden = false;
+        if (save) {
+          save.disabled = false;
+          save.textContent = "Save";
+        }
+        return;
+      }
+    }
+    if (change.kind === "delete" && li) {
+      const m = cur.msgs.get(change.id);
+      if (m) {
+        const node = buildMessageEl(m);
+        li.replaceWith(node);
+        cur.els.set(change.id, node);
+        decorate();
+        updateSeen();
+      }
+    }
+    showNotice(text);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Notices
+  // ---------------------------------------------------------------------------------------
+
+  let noticeTimer = null;
+
+  function showNotice(text) {
+    if (!ui.notice) return;
+    ui.notice.textContent = text;
+    ui.notice.hidden = false;
+    clearTimeout(noticeTimer);
+    noticeTimer = setTimeout(hideNotice, 8000);
+  }
+
+  function hideNotice() {
+    if (!ui.notice) return;
+    clearTimeout(noticeTimer);
+    ui.notice.hidden = true;
+    ui.notice.textContent = "";
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Composer: drafts, typing, counter, autosize
+  // ---------------------------------------------------------------------------------------
+
+  let lastTypingSent = 0;
+
+  function saveDraft() {
+    const cur = state.cur;
+    if (!cur) return;
+    const value = ui.input.value;
+    if (value.trim()) store.set(draftKey(cur.id), value);
+    else store.remove(draftKey(cur.id));
+  }
+
+  const saveDraftSoon = debounce(saveDraft, 250);
+
+  function restoreDraft() {
+    const cur = state.cur;
+    const value = cur ? store.get(draftKey(cur.id), "") : "";
+    ui.input.value = typeof value === "string" ? value : "";
+    autosize();
+    updateCounter();
+  }
+
+  function autosize() {
+    ui.input.style.height = "auto";
+    ui.input.style.height = Math.min(ui.input.scrollHeight, 240) + "px";
+  }
+
+  function updateCounter() {
+    const length = codePoints(ui.input.value.replace(/\s+$/, ""));
+    const over = length > MAX_BODY;
+    if (length >= COUNTER_FROM) {
+      ui.counter.hidden = false;
+      ui.counter.textContent = over
+        ? (length - MAX_BODY).toLocaleString() + " over the limit"
+        : (MAX_BODY - length).toLocaleString() + " left";
+      ui.counter.title = length.toLocaleString() + " / " + MAX_BODY.toLocaleString() + " characters";
+    } else {
+      ui.counter.hidden = true;
+      ui.counter.textContent = "";
+    }
+    ui.counter.classList.toggle("is-over", over);
+    ui.composer.classList.toggle("is-over", over);
+    ui.send.disabled = over;
+  }
+
+  function onComposerInput() {
+    autosize();
+    updateCounter();
+    saveDraftSoon();
+    const cur = state.cur;
+    if (!cur || !ui.input.value.trim()) return;
+    const now = Date.now();
+    if (now - lastTypingSent >= TYPING_SEND_EVERY && send({ type: "typing", conversation: cur.id })) {
+      lastTypingSent = now;
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // People search
+  // ---------------------------------------------------------------------------------------
+
+  let searchSeq = 0;
+
+  function findDirectWith(username) {
+    for (const conv of state.convs.values()) {
+      const peer = directPeer(conv);
+      if (peer && peer.username === username) return conv;
+    }
+    return null;
+  }
+
+  function searchStatus(text) {
+    const node = document.getElementById("user-search-status");
+    if (node) node.textContent = text;
+  }
+
+  function closeSearch() {
+    ui.searchResults.hidden = true;
+    ui.searchResults.replaceChildren();
+    searchStatus("");
+  }
+
+  const runSearch = debounce(async () => {
+    const q = ui.search.value.trim();
+    const mySeq = ++searchSeq;
+    if (!q) {
+      closeSearch();
+      return;
+    }
+    let data;
+    try {
+      data = await api("/api/users/?q=" + encodeURIComponent(q));
+    } catch (e) {
+      return;
+    }
+    if (mySeq !== searchSeq) return;
+    const users = (data && data.users) || [];
+    ui.searchResults.replaceChildren();
+    if (!users.length) {
+      ui.searchResults.appendChild(el("li", { class: "search-none", text: "No one found named “" + q + "…”" }));
+    }
+    for (const user of users) {
+      const a = el("a", {
+        class: "search-result",
+        href: URLS.direct(user.username),
+        "data-testid": "user-search-result",
+        "data-username": user.username,
+      });
+      const avatar = el("span", { class: "avatar avatar-small", "aria-hidden": "true" });
+      avatar.style.setProperty("--hue", String(hueOf(user.username)));
+      avatar.appendChild(el("span", { class: "avatar-letter", text: (Array.from(user.username)[0] || "?").toUpperCase() }));
+      a.append(avatar, el("span", { class: "search-name", text: user.username }));
+      if (state.online.has(user.id)) a.appendChild(el("span", { class: "search-online", text: "online" }));
+      a.addEventListener("click", (event) => {
+        if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+        const conv = findDirectWith(user.username);
+        if (conv) {
+          event.preventDefault();
+          ui.search.value = "";
+          closeSearch();
+          openConversation(conv.id, { push: true, focus: true });
+        } else {
+          saveDraft();
+        }
+      });
+      ui.searchResults.appendChild(el("li", {}, [a]));
+    }
+    ui.searchResults.hidden = false;
+    searchStatus(
+      users.length
+        ? users.length + (users.length === 1 ? " person found. " : " people found. ") + "Press the down arrow to choose."
+        : "No one found."
+    );
+  }, 150);
+
+  function searchKeys(event) {
+    const links = Array.from(ui.searchResults.querySelectorAll("a"));
+    const at = links.indexOf(document.activeElement);
+    if (event.key === "ArrowDown") {
+      event.preventDefault();
+      if (links.length) links[Math.min(links.length - 1, at + 1)].focus();
+    } else if (event.key === "ArrowUp") {
+      event.preventDefault();
+      if (at <= 0) ui.search.focus();
+      else links[at - 1].focus();
+    } else if (event.key === "Escape") {
+      ui.search.value = "";
+      closeSearch();
+      ui.search.focus();
+    } else if (event.key === "Enter" && document.activeElement === ui.search && links.length) {
+      event.preventDefault();
+      links[0].click();
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Events
+  // ---------------------------------------------------------------------------------------
+
+  function plainClick(event) {
+    return event.button === 0 && !event.metaKey && !event.ctrlKey && !event.shiftKey && !event.altKey;
+  }
+
+  function bind() {
+    ui.inbox.addEventListener("click", (event) => {
+      const a = event.target.closest("a[data-conversation-id]");
+      if (!a || !plainClick(event)) return;
+      event.preventDefault();
+      openConversation(Number(a.dataset.conversationId), { push: true, focus: window.innerWidth > 700 });
+    });
+
+    ui.back.addEventListener("click", (event) => {
+      if (!plainClick(event)) return;
+      event.preventDefault();
+      if (history.state && history.state.fromInbox) history.back();
+      else showInbox({ push: true });
+    });
+
+    window.addEventListener("popstate", () => {
+      const match = location.pathname.match(/\/c\/(\d+)\/$/);
+      if (match) openConversation(Number(match[1]), { push: false });
+      else if (location.pathname === URLS.inbox) showInbox({ push: false });
+      else location.reload();
+    });
+
+    ui.composer.addEventListener("submit", (event) => {
+      event.preventDefault();
+      sendFromComposer();
+    });
+    ui.input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+        event.preventDefault();
+        sendFromComposer();
+      }
+    });
+    ui.input.addEventListener("input", onComposerInput);
+
+    // Stay pinned to the newest message while the content or the viewport changes size
+    // (a "Seen" marker, an edit, the composer growing), unless the reader scrolled up.
+    if (typeof ResizeObserver === "function") {
+      const pin = new ResizeObserver(() => {
+        if (stickToBottom && state.cur) ui.scroller.scrollTop = ui.scroller.scrollHeight;
+      });
+      pin.observe(ui.messages);
+      pin.observe(ui.scroller);
+    }
+    ui.scroller.addEventListener(
+      "scroll",
+      () => {
+        stickToBottom = isNearBottom();
+        if (ui.scroller.scrollTop < 200) loadOlder();
+        if (isNearBottom()) {
+          if (state.cur) state.cur.unseenBelow = 0;
+          ui.jump.hidden = true;
+        }
+      },
+      { passive: true }
+    );
+    ui.loadOlder.addEventListener("click", loadOlder);
+    ui.jump.addEventListener("click", () => {
+      scrollToBottom();
+      ui.input.focus({ preventScroll: true });
+    });
+
+    ui.search.addEventListener("input", runSearch);
+    ui.search.addEventListener("keydown", searchKeys);
+    ui.searchResults.addEventListener("keydown", searchKeys);
+    document.addEventListener("click", (event) => {
+      if (!event.target.closest(".search")) closeSearch();
+    });
+
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") {
+        maybeSendRead(true);
+        if (!ws) reconnectSoon();
+      } else {
+        saveDraft();
+      }
+    });
+    window.addEventListener("online", reconnectSoon);
+    window.addEventListener("offline", () => {
+      if (!wsReady) setConnection("offline", offlineMessage(), true);
+    });
+    window.addEventListener("pagehide", saveDraft);
+    window.addEventListener("beforeunload", saveDraft);
+
+    // Keep relative times ("Yesterday") honest.
+    setInterval(renderInbox, 60000);
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Boot
+  // ---------------------------------------------------------------------------------------
+
+  function boot() {
+    setConversations(readJSON("chat-conversations", []));
+    const active = readJSON("chat-active", null);
+    if (active && typeof active.id === "number" && !state.convs.has(active.id)) {
+      state.convs.set(active.id, active);
+      state.order.push(active.id);
+      sortInbox();
+    }
+    // Start the sync cursor at the newest change this page already shows.
+    for (const conv of state.convs.values()) if (conv.last_message) seeSeq(conv.last_message.seq);
+    for (const m of config.history || []) seeSeq(m.seq);
+
+    bind();
+    renderInbox();
+    const id = config.conversation;
+    if (typeof id === "number") {
+      history.replaceState({ conversation: id, fromInbox: false }, "");
+      setupConversation(id, { history: config.history || [], hasMore: config.hasMore });
+      for (const m of config.history || []) state.seenChanges.add(m.id + ":" + m.seq);
+      if (window.innerWidth > 700) ui.input.focus({ preventScroll: true });
+    } else {
+      history.replaceState({ conversation: null }, "");
+      showInbox({ push: false });
+    }
+    app.classList.add("is-ready");
+    setConnection("connecting", "Connecting…", false);
+    connect();
+  }
+
+  boot();
+})();
