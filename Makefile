@@ -1,4 +1,4 @@
-.PHONY: run test lint format
+.PHONY: run test lint format soak
 
 # Run the chat on 127.0.0.1:8000 (PORT=... to change) with SQLite and the in-memory layer.
 run:
@@ -16,3 +16,8 @@ lint:
 format:
 	.venv/bin/ruff format .
 	.venv/bin/ruff check --fix .
+
+# Soak: two daphne processes, PostgreSQL and Redis, random faults (DURATION seconds).
+soak:
+	scripts/bootstrap
+	.venv/bin/python -m tests.soak --duration $${DURATION:-600}

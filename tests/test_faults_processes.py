@@ -194,3 +194,56 @@ async def test_the_layer_sharded_over_two_redis_servers_delivers(
             server.stop()
         for shard in shards:
             shard.stop()
+
+
+async def test_a_stuck_socket_whose_channel_fills_up_catches_up_by_sync(
+    transactional_db, alice, bob, carol, tmp_path
+):
+    env = {"CHANNEL_CAPACITY": "10"}
+    first, second = (Daphne(env=env, log_path=tmp_path / f"c{n}.log").start() for n in range(2))
+    try:
+        alice_socket = await LiveClient(first.ws_url, await token_for(alice)).open()
+        carol_socket = await LiveClient(first.ws_url, await token_for(carol)).open()
+        bob_socket = await LiveClient(second.ws_url, await token_for(bob)).open()
+        await alice_socket.request(send_frame("hi carol", "f-c", to="carol"), "message.ack")
+        await carol_socket.recv_type("message.new")
+        first_push = await bob_socket.request(send_frame("hi", "f-0", to="alice"), "message.new")
+        seen = first_push["message"]["seq"]
+
+        # Bob's process stalls: his channel fills up and the layer drops what does not fit.
+        second.process.send_signal(signal.SIGSTOP)
+        try:
+            for n in range(30):
+                await alice_socket.request(
+                    send_frame(f"burst {n}", f"f-{n + 1}", to="bob"), "message.ack"
+                )
+            # Everyone else is unaffected.
+            ack = await alice_socket.request(
+                send_frame("still here", "f-99", to="carol"), "message.ack"
+            )
+            pushed = await carol_socket.recv_type("message.new")
+            assert pushed["message"]["id"] == ack["message"]["id"]
+        finally:
+            second.process.send_signal(signal.SIGCONT)
+
+        received = []
+        while True:
+            try:
+                frame = await bob_socket.recv_type("message.new", timeout=2)
+            except TimeoutError:
+                break
+            received.append(frame)
+        assert 0 < len(received) < 30, "some pushes were dropped, some delivered"
+        pong = await bob_socket.request({"type": "ping"}, "pong")
+        assert pong["last_seq"] > max(frame["message"]["seq"] for frame in received), (
+            "the pong tells Bob he is behind"
+        )
+        changes = await sync_all(bob_socket, after=seen)
+        assert [m["body"] for m in changes] == [f"burst {n}" for n in range(30)]
+        for client in (alice_socket, carol_socket, bob_socket):
+            await client.close()
+    finally:
+        first.stop()
+        second.stop()
+    for n in range(2):
+        assert "Traceback" not in (tmp_path / f"c{n}.log").read_text()
