@@ -116,3 +116,32 @@ async def check_redis_down_then_up(first, own_redis, alice):
     status, health = await asyncio.to_thread(http_get_json, first.http_url + "/healthz")
     assert status == 200 and health["status"] == "ok"
     await client.close()
+
+
+async def test_a_redis_that_stops_answering_times_out_instead_of_hanging(
+    servers_on_own_redis, own_redis, alice, bob
+):
+    import signal
+    import time
+
+    first, _ = servers_on_own_redis
+    alice_token = await database_sync_to_async(token_issue)(user=alice)
+    alice_socket = await LiveClient(first.ws_url, alice_token).open()
+    await alice_socket.request(send_frame("before", "h-0", to="bob"), "message.ack")
+
+    own_redis.process.send_signal(signal.SIGSTOP)  # Redis hangs: no answers, no errors.
+    try:
+        started = time.monotonic()
+        status, health = await asyncio.to_thread(http_get_json, first.http_url + "/healthz")
+        assert status == 503 and health["checks"]["channel_layer"] != "ok"
+        assert time.monotonic() - started < 8
+        ack = await alice_socket.request(
+            send_frame("during the hang", "h-1", to="bob"), "message.ack", timeout=30
+        )
+        assert ack["message"]["body"] == "during the hang"
+    finally:
+        own_redis.process.send_signal(signal.SIGCONT)
+    assert await wait_closed(alice_socket, timeout=30) == 1013
+    alice_socket = await reconnect(first.ws_url, alice_token)
+    await alice_socket.request(send_frame("after", "h-2", to="bob"), "message.ack")
+    await alice_socket.close()
