@@ -43,6 +43,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "channels",
+    "axes",
+    "csp",
     "messaging",
 ]
 
@@ -55,7 +57,23 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it turns a lockout into its response.
+    "axes.middleware.AxesMiddleware",
 ]
+
+AUTHENTICATION_BACKENDS = [
+    # Refuses logins for a username and address after repeated failures.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = env.float("LOGIN_COOLOFF_HOURS", default=0.25)
+# Lock a username only from the address that guesses, so nobody can lock others out.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "messaging.http.lockout_response"
+AXES_VERBOSE = False
 
 ROOT_URLCONF = "chatsite.urls"
 
@@ -175,7 +193,33 @@ WHITENOISE_AUTOREFRESH = DEBUG
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+# Behind a TLS proxy that sets X-Forwarded-Proto (see docs/operations.md).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+# Load balancers probe health over plain HTTP.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+# Only the site itself: its pages, scripts, styles, images and its own WebSocket
+# ('self' covers ws: and wss: on the same host in CSP Level 3).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 # The chat's own knobs.
 CHAT_REGISTRATION_OPEN = env.bool("CHAT_REGISTRATION_OPEN", default=True)
@@ -188,6 +232,11 @@ CHAT_MAX_FRAME_CHARS = env.int("CHAT_MAX_FRAME_CHARS", default=64 * 1024)
 # Sends allowed per user: a burst within a short window, and a sustained rate.
 CHAT_SEND_RATE = env.str("CHAT_SEND_RATE", default="20/5s,120/60s")
 CHAT_TYPING_RATE = env.str("CHAT_TYPING_RATE", default="10/5s")
+# New conversations a user may start, and accounts one address may register.
+CHAT_CONVERSATION_RATE = env.str("CHAT_CONVERSATION_RATE", default="30/3600s")
+CHAT_REGISTER_RATE = env.str("CHAT_REGISTER_RATE", default="10/3600s")
+# Sockets one user may have open at once, across processes.
+CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=20)
 # Rejections within a minute after which a socket counts as flooding and is closed 1008.
 CHAT_ABUSE_CLOSE_AFTER = env.int("CHAT_ABUSE_CLOSE_AFTER", default=200)
 # Presence: each socket refreshes its heartbeat this often; a socket not heard from for

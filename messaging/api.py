@@ -5,11 +5,20 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.forms import UserCreationForm
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from messaging import selectors, services
-from messaging.http import ApiError, api, bad_request, form_errors, json_body
-from messaging.protocol import message_data, user_data
+from messaging import blocks, moderation, selectors, services
+from messaging.http import (
+    ApiError,
+    api,
+    bad_request,
+    chat_error_response,
+    client_address,
+    form_errors,
+    json_body,
+)
+from messaging.protocol import ChatError, iso_utc, message_data, user_data
+from messaging.ratelimit import check_rate_sync
 from messaging.tokens import token_issue
 
 User = get_user_model()
@@ -40,6 +49,7 @@ def register(request: HttpRequest) -> JsonResponse:
     password = _string_field(data, "password", errors)
     if errors:
         raise bad_request("invalid registration", errors)
+    check_rate_sync("register", client_address(request), settings.CHAT_REGISTER_RATE)
     form = _RegistrationForm(
         data={"username": username, "password1": password, "password2": password}
     )
@@ -151,3 +161,51 @@ def users(request: HttpRequest) -> JsonResponse:
     prefix = request.GET.get("q", "").strip()
     found = selectors.users_by_prefix(user=request.user, prefix=prefix) if prefix else []
     return JsonResponse({"users": [user_data(user) for user in found]})
+
+
+@api("GET", "POST")
+def block_list(request: HttpRequest) -> JsonResponse:
+    """List the people the caller blocks, or block one more."""
+    if request.method == "GET":
+        return JsonResponse(
+            {"blocks": [user_data(user) for user in blocks.blocks_of(user=request.user)]}
+        )
+    data = json_body(request)
+    username = data.get("username")
+    if not isinstance(username, str) or not username:
+        raise bad_request("username is required", {"username": ["Give a username."]})
+    try:
+        blocked = blocks.block_create(blocker=request.user, username=username)
+    except ChatError as error:
+        return chat_error_response(error, field="username")
+    return JsonResponse(user_data(blocked), status=201)
+
+
+@api("DELETE")
+def block_detail(request: HttpRequest, username: str) -> HttpResponse:
+    """Lift a block."""
+    blocks.block_remove(blocker=request.user, username=username)
+    return HttpResponse(status=204)
+
+
+@api("POST")
+def report(request: HttpRequest, message_id: int) -> JsonResponse:
+    """Report a message to staff; a second report by the same person changes nothing."""
+    data = json_body(request)
+    reason = data.get("reason")
+    if not isinstance(reason, str):
+        raise bad_request("reason is required", {"reason": ["Say why."]})
+    try:
+        made, created = moderation.report_create(
+            reporter=request.user, message_id=message_id, reason=reason
+        )
+    except ChatError as error:
+        return chat_error_response(error, field="reason")
+    body = {
+        "id": made.pk,
+        "message": made.message_id,
+        "reason": made.reason,
+        "status": made.status,
+        "created_at": iso_utc(made.created_at),
+    }
+    return JsonResponse(body, status=201 if created else 200)

@@ -34,13 +34,17 @@ from messaging.protocol import (
     parse_frame,
     user_data,
 )
-from messaging.ratelimit import limiter, parse_rules
+from messaging.ratelimit import check_rate
 
 log = logging.getLogger(__name__)
 
 CLOSE_ABUSE = 1008
 # 1013, Try Again Later: the server lost its channel layer; reconnect and sync.
 CLOSE_LAYER_LOST = 1013
+
+
+class TooManySockets(Exception):
+    """The user has CHAT_MAX_SOCKETS_PER_USER sockets open already."""
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -122,7 +126,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 ready = await database_sync_to_async(self._open)()
         except Exception as exc:
             log.warning("websocket refused for %s: %s", user.pk, type(exc).__name__)
-            if not isinstance(exc, (OperationalError, InterfaceError)):
+            if not isinstance(exc, (OperationalError, InterfaceError, TooManySockets)):
                 self.sockets.layer_failed(exc)
             await self.close()
             return
@@ -132,6 +136,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.publish(events)
 
     def _open(self) -> dict[str, Any]:
+        if presence.open_socket_count(user=self.user) >= settings.CHAT_MAX_SOCKETS_PER_USER:
+            raise TooManySockets(self.user.pk)
         presence.socket_opened(user=self.user, channel_name=self.channel_name)
         return {
             "type": "ready",
@@ -198,14 +204,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return result, events
 
     async def _check_rate(self, action: str, rules: str, client_id: str | None = None) -> None:
-        wait = await limiter().retry_after(action, self.user.pk, parse_rules(rules))
-        if wait is not None:
-            raise ChatError(
-                ErrorCode.RATE_LIMITED,
-                f"too many {action} frames; wait {wait} s",
-                client_id=client_id,
-                retry_after=wait,
-            )
+        try:
+            await check_rate(action, self.user.pk, rules)
+        except ChatError as error:
+            error.client_id = client_id
+            raise
 
     async def on_send(self, frame: SendFrame) -> None:
         try:

@@ -87,11 +87,7 @@ def api(*methods: str, auth: bool = True):
             except ApiError as error:
                 return error.response()
             except ChatError as error:
-                status = STATUS_FOR_CODE.get(error.code, 400)
-                body = {"detail": error.detail, "code": error.code}
-                if status == 400:
-                    body["errors"] = {}
-                return JsonResponse(body, status=status)
+                return chat_error_response(error)
             except (OperationalError, InterfaceError):
                 log.warning("database unavailable for %s", request.path)
                 return JsonResponse({"detail": "the database did not answer"}, status=503)
@@ -99,6 +95,20 @@ def api(*methods: str, auth: bool = True):
         return wrapper
 
     return decorate
+
+
+def chat_error_response(error: ChatError, field: str | None = None) -> JsonResponse:
+    """Answer a refusal of the chat's rules with its HTTP status and code."""
+    status = STATUS_FOR_CODE.get(error.code, 400)
+    body: dict[str, Any] = {"detail": error.detail, "code": error.code}
+    if status == 400:
+        body["errors"] = {field: [error.detail]} if field else {}
+    if error.retry_after is not None:
+        body["retry_after"] = error.retry_after
+    response = JsonResponse(body, status=status)
+    if error.retry_after is not None:
+        response["Retry-After"] = str(max(1, round(error.retry_after)))
+    return response
 
 
 def _authenticate(request: HttpRequest) -> None:
@@ -123,3 +133,23 @@ def form_errors(form) -> dict[str, list[str]]:
     return {
         field: [str(message) for message in messages] for field, messages in form.errors.items()
     }
+
+
+def client_address(request: HttpRequest) -> str:
+    """Return the caller's address (daphne --proxy-headers puts the proxy's client here)."""
+    return request.META.get("REMOTE_ADDR") or "unknown"
+
+
+def lockout_response(request: HttpRequest, original_response=None, credentials=None):
+    """Answer a login or token request that django-axes locked out: 429 with a reason."""
+    from django.conf import settings
+    from django.shortcuts import render
+
+    retry_after = int(settings.AXES_COOLOFF_TIME * 3600)
+    detail = "too many failed logins; try again later"
+    if request.path.startswith("/api/"):
+        response = JsonResponse({"detail": detail, "retry_after": retry_after}, status=429)
+    else:
+        response = render(request, "messaging/problem.html", {"problem": detail}, status=429)
+    response["Retry-After"] = str(retry_after)
+    return response

@@ -14,6 +14,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from messaging import fanout
+from messaging.blocks import cut_off_ids
 from messaging.models import SocketPresence
 from messaging.protocol import user_data
 from messaging.selectors import peer_ids
@@ -29,12 +30,22 @@ def _is_online(user_id: int) -> bool:
     return SocketPresence.objects.filter(user_id=user_id, heartbeat_at__gte=_live_since()).exists()
 
 
+def _visible_peer_ids(user_id: int) -> set[int]:
+    """Return who shares a conversation with the user, less anyone on either side of a block."""
+    return peer_ids(user_id=user_id) - cut_off_ids(user_id)
+
+
 def _announce(user, online: bool) -> None:
     frame = {"type": "presence", "user": user_data(user), "online": online}
     fanout.publish_on_commit(
         fanout.frame_event(fanout.user_group(peer_id), frame)
-        for peer_id in peer_ids(user_id=user.pk)
+        for peer_id in _visible_peer_ids(user.pk)
     )
+
+
+def open_socket_count(*, user) -> int:
+    """Count the user's live sockets in every process."""
+    return SocketPresence.objects.filter(user=user, heartbeat_at__gte=_live_since()).count()
 
 
 def socket_opened(*, user, channel_name: str) -> None:
@@ -80,7 +91,7 @@ def online_peers(*, user) -> list:
     """List the people who share a conversation with the user and have a socket open."""
     online_ids = (
         SocketPresence.objects.filter(
-            user_id__in=peer_ids(user_id=user.pk), heartbeat_at__gte=_live_since()
+            user_id__in=_visible_peer_ids(user.pk), heartbeat_at__gte=_live_since()
         )
         .values_list("user_id", flat=True)
         .distinct()

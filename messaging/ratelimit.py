@@ -9,7 +9,10 @@ import re
 import time
 from dataclasses import dataclass
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
+
+from messaging.protocol import ChatError, ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +92,17 @@ class RateLimiter:
     def __init__(self, counter) -> None:
         self.counter = counter
 
-    async def retry_after(self, action: str, user_id: int, rules: list[Rule]) -> float | None:
-        """Count one hit; return None if allowed, else the seconds until it would be."""
+    async def retry_after(
+        self, action: str, subject: int | str, rules: list[Rule]
+    ) -> float | None:
+        """Count one hit of a user (or address); None if allowed, else seconds to wait."""
         now = time.time()
         wait = 0.0
         for rule in rules:
             window = int(now // rule.seconds)
             try:
                 count = await self.counter.incr(
-                    f"{action}:{user_id}:{rule.seconds}", window, rule.seconds
+                    f"{action}:{subject}:{rule.seconds}", window, rule.seconds
                 )
             except Exception as exc:
                 # Limits protect the service; when their store is down, let users chat.
@@ -118,6 +123,20 @@ def limiter() -> RateLimiter:
         urls = settings.REDIS_URLS
         _limiter = RateLimiter(RedisCounter(urls[0]) if urls else MemoryCounter())
     return _limiter
+
+
+async def check_rate(action: str, subject: int | str, rules: str) -> None:
+    """Count one hit; raise `rate_limited` with `retry_after` when over the rules."""
+    wait = await limiter().retry_after(action, subject, parse_rules(rules))
+    if wait is not None:
+        raise ChatError(
+            ErrorCode.RATE_LIMITED, f"too many {action} requests; wait {wait} s", retry_after=wait
+        )
+
+
+def check_rate_sync(action: str, subject: int | str, rules: str) -> None:
+    """As check_rate, from synchronous code (views, services)."""
+    async_to_sync(check_rate)(action, subject, rules)
 
 
 def reset_limiter() -> None:

@@ -11,8 +11,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from messaging import fanout
+from messaging.blocks import blocked_between, cut_off_ids
 from messaging.models import ChangeStream, Conversation, Membership, Message
 from messaging.protocol import ChatError, ErrorCode, check_body, message_data, user_data
+from messaging.ratelimit import check_rate_sync
 
 User = get_user_model()
 
@@ -97,6 +99,9 @@ def conversation_open_direct(*, user, other) -> tuple[Conversation, bool]:
         return existing, False
     if not other.is_active:
         raise ChatError(ErrorCode.CANNOT_SEND, f"{other.username} cannot receive messages")
+    if blocked_between(user.pk, other.pk):
+        raise ChatError(ErrorCode.CANNOT_SEND, f"you and {other.username} cannot message")
+    check_rate_sync("conversation", user.pk, settings.CHAT_CONVERSATION_RATE)
     try:
         with transaction.atomic():
             conversation = Conversation.objects.create(
@@ -127,6 +132,7 @@ def conversation_create_group(*, creator, others: list, title: str = "") -> Conv
         raise ChatError(
             ErrorCode.BAD_FRAME, f"a group has at most {settings.CHAT_MAX_GROUP_SIZE} members"
         )
+    check_rate_sync("conversation", creator.pk, settings.CHAT_CONVERSATION_RATE)
     with transaction.atomic():
         conversation = Conversation.objects.create(
             kind=Conversation.Kind.GROUP,
@@ -157,10 +163,18 @@ def _check_can_send(sender, conversation: Conversation, client_id: str | None) -
         .only("is_active", "username")
         .first()
     )
-    if other is not None and not other.is_active:
+    if other is None:
+        return
+    if not other.is_active:
         raise ChatError(
             ErrorCode.CANNOT_SEND,
             f"{other.username} cannot receive messages",
+            client_id=client_id,
+        )
+    if blocked_between(sender.pk, other.pk):
+        raise ChatError(
+            ErrorCode.CANNOT_SEND,
+            f"you and {other.username} cannot message each other",
             client_id=client_id,
         )
 
@@ -337,6 +351,20 @@ def message_hide(*, moderator, message_id: int) -> Message:
     return _change_message(message_id, apply=apply, previous_check=check)
 
 
+def message_restore(*, moderator, message_id: int) -> Message:
+    """Undo a staff hide: the message shows again for everyone, live."""
+
+    def check(message: Message) -> None:
+        if message.hidden_by_id is None:
+            raise ChatError(ErrorCode.NOT_FOUND, "that message is not hidden by staff")
+
+    def apply(message: Message) -> None:
+        message.deleted_at = None
+        message.hidden_by = None
+
+    return _change_message(message_id, apply=apply, previous_check=check)
+
+
 def conversation_mark_read(*, user, conversation_id: int, up_to: int) -> bool:
     """Move the user's read pointer forward to a message and tell the members.
 
@@ -358,9 +386,12 @@ def conversation_mark_read(*, user, conversation_id: int, up_to: int) -> bool:
                 "user": user_data(user),
                 "up_to": up_to,
             }
+            members = _member_ids(conversation_id)
+            hidden_from = cut_off_ids(user.pk, among=members)
             fanout.publish_on_commit(
                 fanout.frame_event(fanout.user_group(member_id), frame)
-                for member_id in _member_ids(conversation_id)
+                for member_id in members
+                if member_id not in hidden_from
             )
     return bool(moved)
 
@@ -371,8 +402,9 @@ def typing_events(*, user, conversation_id: int) -> list:
     if user.pk not in member_ids:
         raise _not_found("conversation")
     frame = {"type": "typing", "conversation": conversation_id, "user": user_data(user)}
+    hidden_from = cut_off_ids(user.pk, among=member_ids)
     return [
         fanout.frame_event(fanout.user_group(member_id), frame)
         for member_id in member_ids
-        if member_id != user.pk
+        if member_id != user.pk and member_id not in hidden_from
     ]

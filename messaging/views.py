@@ -11,7 +11,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from messaging import selectors, services
+from messaging.http import client_address
 from messaging.protocol import ChatError, message_data, user_data
+from messaging.ratelimit import check_rate_sync
 
 User = get_user_model()
 
@@ -93,6 +95,10 @@ def signup(request: HttpRequest) -> HttpResponse:
         return redirect("inbox")
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        try:
+            check_rate_sync("register", client_address(request), settings.CHAT_REGISTER_RATE)
+        except ChatError as error:
+            return render(request, "messaging/problem.html", {"problem": error.detail}, status=429)
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect(reverse("inbox"))

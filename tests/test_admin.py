@@ -59,7 +59,7 @@ def test_admin_lists_and_searches_messages(make_user, alice, bob):
 def test_demo_users_are_made_once_and_their_logins_printed(db, settings, tmp_path):
     from io import StringIO
 
-    from django.contrib.auth import authenticate
+    from django.contrib.auth import get_user_model
     from django.core.management import call_command
 
     settings.VAR_DIR = tmp_path
@@ -67,7 +67,7 @@ def test_demo_users_are_made_once_and_their_logins_printed(db, settings, tmp_pat
     call_command("create_demo_users", stdout=first)
     logins = dict(line.split() for line in first.getvalue().splitlines()[1:])
     assert set(logins) == {"alice", "bob", "carol"}
-    assert authenticate(username="bob", password=logins["bob"]) is not None
+    assert get_user_model().objects.get(username="bob").check_password(logins["bob"])
     again = StringIO()
     call_command("create_demo_users", stdout=again)
     assert again.getvalue() == first.getvalue()

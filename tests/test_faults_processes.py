@@ -13,7 +13,6 @@ from websockets.asyncio.client import connect as ws_connect
 from messaging.models import Message
 from messaging.tokens import token_issue
 from tests.conftest import send_frame
-from tests.factories import PASSWORD
 from tests.live import Daphne, LiveClient, RedisServer, reconnect, sync_all
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -110,7 +109,7 @@ async def test_a_client_cut_off_mid_send_gets_the_original_ack_on_retry(two_serv
 
 def _login(user) -> HttpClient:
     client = HttpClient()
-    assert client.login(username=user.username, password=PASSWORD)
+    client.force_login(user)
     return client
 
 

@@ -12,14 +12,13 @@ from messaging import services
 from messaging.heartbeat import heartbeat
 from messaging.models import Message, SocketPresence
 from tests.conftest import open_socket, send_frame
-from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def logged_in_http_client(user) -> HttpClient:
     client = HttpClient()
-    assert client.login(username=user.username, password=PASSWORD)
+    client.force_login(user)
     return client
 
 
