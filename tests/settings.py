@@ -18,3 +18,7 @@ STORAGES = {
     **STORAGES,  # noqa: F405
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+
+# Tests speak plain HTTP to the test client and to live daphne processes.
+SECURE_SSL_REDIRECT = False
+SECURE_HSTS_SECONDS = 0
