@@ -235,6 +235,7 @@ CHAT_TYPING_RATE = env.str("CHAT_TYPING_RATE", default="10/5s")
 # New conversations a user may start, and accounts one address may register.
 CHAT_CONVERSATION_RATE = env.str("CHAT_CONVERSATION_RATE", default="30/3600s")
 CHAT_REGISTER_RATE = env.str("CHAT_REGISTER_RATE", default="10/3600s")
+CHAT_RATE_LIMIT_PREFIX = env.str("CHAT_RATE_LIMIT_PREFIX", default="chat:rl")
 # Sockets one user may have open at once, across processes.
 CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=20)
 # Rejections within a minute after which a socket counts as flooding and is closed 1008.

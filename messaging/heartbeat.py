@@ -15,6 +15,8 @@ import weakref
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from messaging import fanout, presence
 
@@ -105,4 +107,19 @@ def heartbeat() -> Heartbeat:
     loop = asyncio.get_running_loop()
     if loop not in _heartbeats:
         _heartbeats[loop] = Heartbeat()
+        loop.set_exception_handler(_quiet_lost_redis)
     return _heartbeats[loop]
+
+
+def _quiet_lost_redis(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """Log a lost Redis in a background task of channels-redis as one line, not a traceback.
+
+    channels-redis cleans up after cancelled reads in tasks nobody awaits; when Redis goes
+    away they fail, and asyncio would print each failure's traceback. The outage itself is
+    handled (see Heartbeat.layer_failed); anything else keeps the default handling.
+    """
+    exception = context.get("exception")
+    if isinstance(exception, (RedisConnectionError, RedisTimeoutError)):
+        log.warning("channel layer background task failed: %s", _name(exception))
+        return
+    loop.default_exception_handler(context)

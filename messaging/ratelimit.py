@@ -79,7 +79,7 @@ class RedisCounter:
 
     async def incr(self, key: str, window: int, seconds: int) -> int:
         pipe = self._client().pipeline(transaction=False)
-        full_key = f"chat:rl:{key}:{window}"
+        full_key = f"{settings.CHAT_RATE_LIMIT_PREFIX}:{key}:{window}"
         pipe.incr(full_key)
         pipe.expire(full_key, seconds + 1)
         count, _ = await pipe.execute()

@@ -1,12 +1,18 @@
 """Settings for the test suite: the real settings, with test-friendly defaults."""
 
 import os
+import uuid
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-0123456789abcdefghijklmnopqrstuvwxyz")
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("SECURE_COOKIES", "0")
 os.environ.setdefault("CHAT_SEND_RATE", "1000/1s")
 os.environ.setdefault("CHAT_TYPING_RATE", "1000/1s")
+os.environ.setdefault("CHAT_CONVERSATION_RATE", "100000/3600s")
+os.environ.setdefault("CHAT_REGISTER_RATE", "100000/3600s")
+# Counters of earlier runs in the same Redis must not count against this one; daphne
+# processes started by the tests inherit the variable and so share the counters.
+os.environ.setdefault("CHAT_RATE_LIMIT_PREFIX", f"test-rl-{uuid.uuid4().hex[:12]}")
 
 from chatsite.settings import *  # noqa: F403
 

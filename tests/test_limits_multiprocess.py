@@ -1,0 +1,60 @@
+"""Limits and staff actions across two daphne processes on PostgreSQL and Redis."""
+
+import pytest
+from channels.db import database_sync_to_async
+from websockets.exceptions import ConnectionClosed
+
+from messaging import moderation
+from messaging.tokens import token_issue
+from tests.conftest import send_frame
+from tests.live import Daphne, LiveClient
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def two_strict_servers(transactional_db, tmp_path):
+    env = {"CHAT_SEND_RATE": "3/60s"}
+    servers = [Daphne(env=env, log_path=tmp_path / f"d{n}.log").start() for n in range(2)]
+    yield servers
+    for server in servers:
+        server.stop()
+    for n in range(2):
+        assert "Traceback" not in (tmp_path / f"d{n}.log").read_text()
+
+
+async def open_on(server, user) -> LiveClient:
+    token = await database_sync_to_async(token_issue)(user=user)
+    return await LiveClient(server.ws_url, token).open()
+
+
+async def close_code(client: LiveClient) -> int:
+    try:
+        while True:
+            await client.recv(3)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else 1006
+
+
+async def test_the_send_limit_counts_across_processes(two_strict_servers, alice, bob):
+    first, second = two_strict_servers
+    on_first = await open_on(first, alice)
+    on_second = await open_on(second, alice)
+    await on_first.request(send_frame("1", "r-1", to="bob"), "message.ack")
+    await on_second.request(send_frame("2", "r-2", to="bob"), "message.ack")
+    await on_first.request(send_frame("3", "r-3", to="bob"), "message.ack")
+    error = await on_second.request(send_frame("4", "r-4", to="bob"), "error")
+    assert error["code"] == "rate_limited" and error["retry_after"] > 0
+    await on_first.close()
+    await on_second.close()
+
+
+async def test_deactivation_closes_sockets_on_both_processes(two_strict_servers, alice, make_user):
+    staff = await database_sync_to_async(make_user)(username="mod", is_staff=True)
+    first, second = two_strict_servers
+    sockets = [await open_on(first, alice), await open_on(second, alice)]
+    await database_sync_to_async(moderation.staff_deactivate_user)(staff=staff, user=alice)
+    for socket in sockets:
+        assert await close_code(socket) == 4401
+    with pytest.raises(Exception, match="403"):
+        await LiveClient(first.ws_url, sockets[0].token).open()
