@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 CLOSE_ABUSE = 1008
 # 1013, Try Again Later: the server lost its channel layer; reconnect and sync.
 CLOSE_LAYER_LOST = 1013
+# Cleanup of a socket that went away abruptly may not hold its task up longer than this.
+CLEANUP_TIMEOUT = 5
 
 
 class TooManySockets(Exception):
@@ -69,7 +72,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             # disconnect() does not run when the server drops the connection abruptly;
             # presence must not stay online for a socket that is gone.
             if not self.cleaned_up:
-                await self.cleanup()
+                await asyncio.wait_for(self.cleanup(), CLEANUP_TIMEOUT)
 
     async def _receive_from_layer(self) -> dict[str, Any]:
         """Receive the next event for this socket; after a layer outage, ask to close.
@@ -85,7 +88,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
             finally:
                 lost.cancel()
                 if not receiving.done():
+                    # Let channels-redis finish its own cancellation (it releases a lock
+                    # shared by every socket of the process) before this task ends.
                     receiving.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await receiving
             if not receiving.cancelled() and receiving.done():
                 failure = receiving.exception()
                 if failure is None:

@@ -1,10 +1,15 @@
-from channels.security.websocket import WebsocketDenier
 from django.urls import path, re_path
 
 from messaging.consumers import ChatConsumer
 
+
+async def refuse_socket(scope, receive, send) -> None:
+    """Refuse a socket on an unknown path (HTTP 403), touching no channel layer."""
+    await receive()  # websocket.connect
+    await send({"type": "websocket.close"})
+
+
 websocket_urlpatterns = [
     path("ws/chat/", ChatConsumer.as_asgi()),
-    # Any other socket path is refused (403) rather than crashing the router.
-    re_path(r"", WebsocketDenier.as_asgi()),
+    re_path(r"", refuse_socket),
 ]

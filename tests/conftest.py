@@ -112,6 +112,10 @@ async def open_socket(headers, path: str = "/ws/chat/"):
 
     communicator = WebsocketCommunicator(application, path, headers=headers)
     connected, code = await communicator.connect(timeout=5)
+    if not connected:
+        # Let the refused application finish rather than leave it to the loop's shutdown.
+        await communicator.send_input({"type": "websocket.disconnect", "code": 1000})
+        await communicator.wait(timeout=2)
     return connected, code, Client(communicator)
 
 

@@ -89,6 +89,7 @@ async def test_logout_closes_that_sessions_sockets_with_4401(alice, connect):
     closed = await browser.communicator.receive_output(timeout=3)
     assert closed == {"type": "websocket.close", "code": 4401}
     assert await token_socket.nothing(), "other sessions stay open"
+    await browser.close()
 
 
 async def test_password_change_closes_every_socket_and_revokes_tokens(alice, connect):
