@@ -118,9 +118,17 @@ def conversations(request: HttpRequest) -> JsonResponse:
     return JsonResponse(detail, status=201 if created else 200)
 
 
-@api("GET")
+@api("GET", "PATCH")
 def conversation(request: HttpRequest, conversation_id: int) -> JsonResponse:
-    """Show one of the caller's conversations, with each member's read pointer."""
+    """Show one of the caller's conversations with each member's read pointer; rename a group."""
+    if request.method == "PATCH":
+        title = json_body(request).get("title")
+        if not isinstance(title, str):
+            raise bad_request("title must be a string", {"title": ["Must be a string."]})
+        try:
+            groups.group_rename(actor=request.user, conversation_id=conversation_id, title=title)
+        except ChatError as error:
+            return chat_error_response(error, field="title")
     detail = selectors.conversation_detail(user=request.user, conversation_id=conversation_id)
     detail["read_pointers"] = {
         str(user_id): up_to
@@ -209,3 +217,31 @@ def report(request: HttpRequest, message_id: int) -> JsonResponse:
         "created_at": iso_utc(made.created_at),
     }
     return JsonResponse(body, status=201 if created else 200)
+
+
+@api("POST")
+def members(request: HttpRequest, conversation_id: int) -> JsonResponse:
+    """Add people to a group."""
+    usernames = json_body(request).get("members")
+    if (
+        not isinstance(usernames, list)
+        or not usernames
+        or not all(isinstance(name, str) and name for name in usernames)
+    ):
+        raise bad_request("members must be a list of usernames", {"members": ["Give usernames."]})
+    try:
+        groups.group_add(actor=request.user, conversation_id=conversation_id, usernames=usernames)
+    except ChatError as error:
+        if error.code == "not_found" and error.detail.startswith("no user"):
+            raise bad_request(error.detail, {"members": [error.detail]}) from None
+        return chat_error_response(error, field="members")
+    return JsonResponse(
+        selectors.conversation_detail(user=request.user, conversation_id=conversation_id)
+    )
+
+
+@api("DELETE")
+def member(request: HttpRequest, conversation_id: int, username: str) -> HttpResponse:
+    """Remove someone from a group, or leave it (your own username)."""
+    groups.group_remove(actor=request.user, conversation_id=conversation_id, username=username)
+    return HttpResponse(status=204)

@@ -95,6 +95,13 @@ class Message(models.Model):
     sender = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages_sent"
     )
+
+    class Kind(models.TextChoices):
+        TEXT = "text"
+        # A line about the conversation itself ("alice added carol"), written by the server.
+        SYSTEM = "system"
+
+    kind = models.CharField(max_length=6, choices=Kind.choices, default=Kind.TEXT)
     body = models.TextField()
     client_id = models.CharField(max_length=64)
     # Change stamp: redrawn on create, edit and delete; the sync cursor.

@@ -259,6 +259,7 @@ def message_data(message) -> dict[str, Any]:
         "created_at": iso_utc(message.created_at),
         "edited_at": iso_utc(message.edited_at),
         "deleted": deleted,
+        "kind": message.kind,
     }
 
 

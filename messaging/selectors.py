@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, IntegerField, OuterRef, Subquery
+from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
-from messaging.models import ChangeStream, Conversation, Membership, Message
+from messaging.models import Conversation, Membership, Message
 from messaging.protocol import ChatError, ErrorCode, iso_utc, message_data, user_data
 
 User = get_user_model()
@@ -28,6 +28,7 @@ def _unread_count_subquery(user) -> Subquery:
             conversation_id=OuterRef("conversation_id"),
             id__gt=OuterRef("last_read_message_id"),
             deleted_at__isnull=True,
+            kind=Message.Kind.TEXT,
         )
         .exclude(sender=user)
         .order_by()
@@ -151,8 +152,12 @@ def messages_after(*, user, after: int, limit: int) -> tuple[list[Message], bool
 
 
 def last_seq_for_user(*, user) -> int:
-    """Return the largest change stamp of the user's conversations (0 if none)."""
-    return ChangeStream.objects.filter(user=user).values_list("last_seq", flat=True).first() or 0
+    """Return the largest change stamp of the user's current conversations (0 if none)."""
+    conversation_ids = Membership.objects.filter(user=user).values("conversation_id")
+    latest = Message.objects.filter(conversation_id__in=conversation_ids).aggregate(
+        latest=Max("seq")
+    )["latest"]
+    return latest or 0
 
 
 def users_by_prefix(*, user, prefix: str, limit: int = 20) -> list:

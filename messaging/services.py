@@ -38,13 +38,13 @@ def streams_ensure(user_ids: Iterable[int]) -> None:
     )
 
 
-def _streams_lock(member_ids: Iterable[int]) -> dict[int, int]:
+def streams_lock(user_ids: Iterable[int]) -> dict[int, int]:
     """Lock the members' change streams in user-id order; return their last stamps.
 
     Every change that touches a user's conversations holds this lock from before it
     draws its stamp until it commits, so one user's stamps become visible in order.
     """
-    ids = sorted(set(member_ids))
+    ids = sorted(set(user_ids))
     rows = ChangeStream.objects.select_for_update().filter(user_id__in=ids).order_by("user_id")
     last = {row.user_id: row.last_seq for row in rows}
     if len(last) != len(ids):
@@ -61,7 +61,7 @@ def _stamp(last_seqs: dict[int, int]) -> int:
     return seq
 
 
-def _member_ids(conversation_id: int) -> list[int]:
+def member_ids(conversation_id: int) -> list[int]:
     return list(
         Membership.objects.filter(conversation_id=conversation_id).values_list(
             "user_id", flat=True
@@ -248,7 +248,7 @@ def message_send(
     _check_can_send(sender, conversation, client_id)
 
     with transaction.atomic():
-        previous = _streams_lock(_member_ids(conversation.pk))
+        previous = streams_lock(member_ids(conversation.pk))
         if sender.pk not in previous:
             # Left the conversation between the check and the lock.
             raise _not_found("conversation", client_id)
@@ -262,18 +262,42 @@ def message_send(
                 conversation_id=conversation.pk,
                 to_user=None,
             )
-        seq = _stamp(previous)
-        message = Message.objects.create(
+        message = store_message(
             conversation=conversation,
             sender=sender,
             body=body,
             client_id=client_id,
-            seq=seq,
+            previous=previous,
         )
-        Conversation.objects.filter(pk=conversation.pk).update(last_activity_at=message.created_at)
-        message.sender = sender
-        fanout.publish_on_commit(_message_events(message, previous, "message.new"))
     return SendResult(message=message, created=True)
+
+
+def store_message(
+    *,
+    conversation: Conversation,
+    sender,
+    body: str,
+    client_id: str,
+    previous: dict[int, int],
+    kind: str = Message.Kind.TEXT,
+) -> Message:
+    """Stamp and insert a message, and tell everyone in `previous` once committed.
+
+    The caller holds, inside a transaction, the stream locks of `previous` (from
+    streams_lock): the people who see this message, with their last stamps.
+    """
+    message = Message.objects.create(
+        conversation=conversation,
+        sender=sender,
+        kind=kind,
+        body=body,
+        client_id=client_id,
+        seq=_stamp(previous),
+    )
+    Conversation.objects.filter(pk=conversation.pk).update(last_activity_at=message.created_at)
+    message.sender = sender
+    fanout.publish_on_commit(_message_events(message, previous, "message.new"))
+    return message
 
 
 def _change_message(message_id: int, *, apply, previous_check) -> Message:
@@ -284,7 +308,7 @@ def _change_message(message_id: int, *, apply, previous_check) -> Message:
     if conversation_id is None:
         raise _not_found("message")
     with transaction.atomic():
-        previous = _streams_lock(_member_ids(conversation_id))
+        previous = streams_lock(member_ids(conversation_id))
         message = Message.objects.select_related("sender").get(pk=message_id)
         previous_check(message)
         message.seq = _stamp(previous)
@@ -386,7 +410,7 @@ def conversation_mark_read(*, user, conversation_id: int, up_to: int) -> bool:
                 "user": user_data(user),
                 "up_to": up_to,
             }
-            members = _member_ids(conversation_id)
+            members = member_ids(conversation_id)
             hidden_from = cut_off_ids(user.pk, among=members)
             fanout.publish_on_commit(
                 fanout.frame_event(fanout.user_group(member_id), frame)
@@ -398,13 +422,13 @@ def conversation_mark_read(*, user, conversation_id: int, up_to: int) -> bool:
 
 def typing_events(*, user, conversation_id: int) -> list:
     """Build the `typing` pushes for the other members; nothing is stored."""
-    member_ids = _member_ids(conversation_id)
-    if user.pk not in member_ids:
+    members = member_ids(conversation_id)
+    if user.pk not in members:
         raise _not_found("conversation")
     frame = {"type": "typing", "conversation": conversation_id, "user": user_data(user)}
-    hidden_from = cut_off_ids(user.pk, among=member_ids)
+    hidden_from = cut_off_ids(user.pk, among=members)
     return [
         fanout.frame_event(fanout.user_group(member_id), frame)
-        for member_id in member_ids
+        for member_id in members
         if member_id != user.pk and member_id not in hidden_from
     ]

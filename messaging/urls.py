@@ -16,6 +16,16 @@ urlpatterns = [
         api.messages,
         name="api-messages",
     ),
+    path(
+        "api/conversations/<int:conversation_id>/members/",
+        api.members,
+        name="api-members",
+    ),
+    path(
+        "api/conversations/<int:conversation_id>/members/<str:username>/",
+        api.member,
+        name="api-member",
+    ),
     path("api/users/", api.users, name="api-users"),
     path("api/blocks/", api.block_list, name="api-blocks"),
     path("api/blocks/<str:username>/", api.block_detail, name="api-block"),
