@@ -7,7 +7,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.contrib.auth.forms import UserCreationForm
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from messaging import blocks, moderation, selectors, services
+from messaging import blocks, groups, moderation, selectors, services
 from messaging.http import (
     ApiError,
     api,
