@@ -104,6 +104,8 @@ class Message(models.Model):
     kind = models.CharField(max_length=6, choices=Kind.choices, default=Kind.TEXT)
     body = models.TextField()
     client_id = models.CharField(max_length=64)
+    # SHA-256 of the body as first sent: a retry is compared with it, not with an edit.
+    sent_hash = models.CharField(max_length=64, blank=True, editable=False)
     # Change stamp: redrawn on create, edit and delete; the sync cursor.
     seq = models.BigIntegerField()
     created_at = models.DateTimeField(auto_now_add=True)
@@ -135,6 +137,11 @@ class Message(models.Model):
     @property
     def is_deleted(self) -> bool:
         return self.deleted_at is not None
+
+    @staticmethod
+    def hash_body(body: str) -> str:
+        """Hash a body the way sent_hash stores it."""
+        return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 class AuthToken(models.Model):

@@ -189,7 +189,7 @@ def _retry_result(
         )
     else:
         same_place = existing.conversation_id == conversation_id
-    if not same_place or existing.body != body:
+    if not same_place or existing.sent_hash != Message.hash_body(body):
         raise ChatError(
             ErrorCode.CONFLICT,
             "this client_id was already used for another message",
@@ -292,6 +292,7 @@ def store_message(
         kind=kind,
         body=body,
         client_id=client_id,
+        sent_hash=Message.hash_body(body),
         seq=_stamp(previous),
     )
     Conversation.objects.filter(pk=conversation.pk).update(last_activity_at=message.created_at)

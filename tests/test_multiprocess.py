@@ -74,3 +74,33 @@ async def test_presence_crosses_processes(two_servers, alice, bob):
     offline = await bob_socket.recv_type("presence")
     assert offline["user"]["username"] == "alice" and offline["online"] is False
     await bob_socket.close()
+
+
+async def test_group_changes_reach_sockets_on_both_processes(two_servers, alice, bob, carol):
+    from messaging import groups, services
+
+    first, second = two_servers
+    group = await database_sync_to_async(services.conversation_create_group)(
+        creator=alice, others=[bob, carol], title="two processes"
+    )
+    alice_socket = await live_client(first, alice)
+    bob_socket = await live_client(second, bob)
+    carol_socket = await live_client(second, carol)
+    try:
+        await database_sync_to_async(groups.group_remove)(
+            actor=alice, conversation_id=group.pk, username="carol"
+        )
+        updated = await carol_socket.recv_type("conversation.updated")
+        assert updated["change"]["kind"] == "removed"
+        assert (await bob_socket.recv_type("conversation.updated"))["change"]["kind"] == "removed"
+
+        ack = await alice_socket.request(
+            send_frame("without carol", "t-1", conversation=group.pk), "message.ack"
+        )
+        pushed = await bob_socket.recv_type("message.new")
+        assert pushed["message"]["id"] == ack["message"]["id"]
+        with pytest.raises(TimeoutError):
+            await carol_socket.recv_type("message.new", timeout=0.7)
+    finally:
+        for client in (alice_socket, bob_socket, carol_socket):
+            await client.close()

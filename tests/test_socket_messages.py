@@ -141,3 +141,17 @@ async def test_sending_to_yourself_is_bad_frame(connect, alice):
     alice_socket = await connect(alice)
     error = await alice_socket.request(send_frame("me", "c-1", to="alice"), "error")
     assert error["code"] == "bad_frame"
+
+
+async def test_a_retry_after_an_edit_is_still_the_same_message(connect, alice, bob):
+    alice_socket = await connect(alice)
+    first = await alice_socket.request(send_frame("draft", "c-1", to="bob"), "message.ack")
+    await alice_socket.send(
+        {"type": "message.edit", "id": first["message"]["id"], "body": "final"}
+    )
+    await alice_socket.recv_type("message.updated")
+    retry = await alice_socket.request(send_frame("draft", "c-1", to="bob"), "message.ack")
+    assert retry["message"]["id"] == first["message"]["id"]
+    assert retry["message"]["body"] == "final", "acked with the message as it is now"
+    error = await alice_socket.request(send_frame("final", "c-1", to="bob"), "error")
+    assert error["code"] == "conflict", "the body first sent is what counts"
