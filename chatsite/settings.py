@@ -226,6 +226,8 @@ CHAT_REGISTRATION_OPEN = env.bool("CHAT_REGISTRATION_OPEN", default=True)
 CHAT_MAX_BODY = env.int("CHAT_MAX_BODY", default=4000)
 CHAT_MAX_GROUP_SIZE = env.int("CHAT_MAX_GROUP_SIZE", default=50)
 CHAT_HISTORY_PAGE = 50
+# PostgreSQL text search configuration for message search, fixed when the index is made.
+CHAT_SEARCH_CONFIG = env.str("CHAT_SEARCH_CONFIG", default="english")
 CHAT_SYNC_PAGE = 200
 # Largest text frame the socket parses; bigger ones are answered `too_long` unread.
 CHAT_MAX_FRAME_CHARS = env.int("CHAT_MAX_FRAME_CHARS", default=64 * 1024)

@@ -19,6 +19,7 @@ from messaging.models import (
     SocketPresence,
 )
 from messaging.protocol import ChatError
+from messaging.search import matching, query_words
 
 User = get_user_model()
 
@@ -62,7 +63,8 @@ class ConversationAdmin(admin.ModelAdmin):
 class MessageAdmin(admin.ModelAdmin):
     list_display = ["id", "sender", "conversation", "short_body", "created_at", "status"]
     list_filter = [("deleted_at", admin.EmptyFieldListFilter), "created_at"]
-    search_fields = ["body", "sender__username", "=conversation__id"]
+    # Bodies are searched through the full-text index (get_search_results), as users do.
+    search_fields = ["sender__username", "=conversation__id"]
     list_select_related = ["sender", "conversation"]
     readonly_fields = [
         "conversation",
@@ -84,6 +86,15 @@ class MessageAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         # Rows are never removed from here: hiding keeps the id and tells open clients.
         return False
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        try:
+            words = query_words(search_term)
+        except ChatError:
+            return found, may_have_duplicates
+        by_body = matching(Message.objects.all(), words).values("pk")
+        return found | queryset.filter(pk__in=by_body), True
 
     @admin.display(description="body")
     def short_body(self, message: Message) -> str:

@@ -19,6 +19,7 @@ from messaging.http import (
 )
 from messaging.protocol import ChatError, iso_utc, message_data, user_data
 from messaging.ratelimit import check_rate_sync
+from messaging.search import message_search
 from messaging.tokens import token_issue
 
 User = get_user_model()
@@ -245,3 +246,16 @@ def member(request: HttpRequest, conversation_id: int, username: str) -> HttpRes
     """Remove someone from a group, or leave it (your own username)."""
     groups.group_remove(actor=request.user, conversation_id=conversation_id, username=username)
     return HttpResponse(status=204)
+
+
+@api("GET")
+def search(request: HttpRequest) -> JsonResponse:
+    """Search the caller's conversations: every word must match; newest first, paged."""
+    query = request.GET.get("q", "")
+    limit = _int_param(request, "limit", settings.CHAT_HISTORY_PAGE, 1, 200)
+    before = _int_param(request, "before", None, 1, 2**63 - 1)
+    try:
+        hits, has_more = message_search(user=request.user, query=query, before=before, limit=limit)
+    except ChatError as error:
+        raise bad_request(error.detail, {"q": [error.detail]}) from None
+    return JsonResponse({"messages": hits, "has_more": has_more})

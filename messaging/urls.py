@@ -27,6 +27,7 @@ urlpatterns = [
         name="api-member",
     ),
     path("api/users/", api.users, name="api-users"),
+    path("api/search/", api.search, name="api-search"),
     path("api/blocks/", api.block_list, name="api-blocks"),
     path("api/blocks/<str:username>/", api.block_detail, name="api-block"),
     path("api/messages/<int:message_id>/report/", api.report, name="api-report"),
