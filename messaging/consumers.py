@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections import deque
 from typing import Any
 
@@ -18,7 +19,7 @@ from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from messaging import fanout, presence, selectors, services
+from messaging import fanout, metrics, presence, selectors, services
 from messaging.heartbeat import heartbeat
 from messaging.protocol import (
     ChatError,
@@ -64,6 +65,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.layer_lost = self.sockets.layer_lost
         self.closing = False
         self.cleaned_up = False
+        self.accepted = False
+        # A short id that ties together the log lines of one socket.
+        self.socket_id = uuid.uuid4().hex[:8]
+        self.opened_at = time.monotonic()
         try:
             await await_many_dispatch([receive, self._receive_from_layer], self.dispatch)
         except StopConsumer:
@@ -97,6 +102,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 failure = receiving.exception()
                 if failure is None:
                     return receiving.result()
+                metrics.REDIS_ERRORS.inc()
                 self.sockets.layer_failed(failure)
         await self.sockets.layer_ok.wait()
         return {"type": "chat.layer_lost"}
@@ -118,7 +124,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         if user is None or not user.is_authenticated or not user.is_active:
-            await self.close()
+            await self.refuse_handshake("no_credentials")
             return
         self.user = user
         self.rejections: deque[float] = deque()
@@ -131,16 +137,44 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 await self.channel_layer.group_add(group, self.channel_name)
             with fanout.collecting() as events:
                 ready = await database_sync_to_async(self._open)()
+        except TooManySockets:
+            await self.refuse_handshake("too_many_sockets")
+            return
+        except (OperationalError, InterfaceError):
+            metrics.DATABASE_ERRORS.inc()
+            await self.refuse_handshake("database_unavailable")
+            return
         except Exception as exc:
-            log.warning("websocket refused for %s: %s", user.pk, type(exc).__name__)
-            if not isinstance(exc, (OperationalError, InterfaceError, TooManySockets)):
-                self.sockets.layer_failed(exc)
-            await self.close()
+            metrics.REDIS_ERRORS.inc()
+            self.sockets.layer_failed(exc)
+            await self.refuse_handshake(f"channel_layer_unavailable ({type(exc).__name__})")
             return
         await self.accept()
+        self.accepted = True
+        metrics.OPEN_SOCKETS.inc()
+        log.info(
+            "socket %s open user=%s via=%s",
+            self.socket_id,
+            user.pk,
+            self.scope.get("auth_method"),
+            extra={"socket": self.socket_id, "user": user.pk},
+        )
         await self.send_frame(ready)
         self.sockets.add(self)
         await self.publish(events)
+
+    async def refuse_handshake(self, reason: str) -> None:
+        """Refuse the socket before accepting it (HTTP 403), counted and logged."""
+        metrics.HANDSHAKES_REFUSED.labels(reason.split(" ")[0]).inc()
+        user = getattr(self.scope.get("user"), "pk", None)
+        log.info(
+            "socket %s refused reason=%s user=%s",
+            self.socket_id,
+            reason,
+            user,
+            extra={"socket": self.socket_id, "reason": reason},
+        )
+        await self.close()
 
     def _open(self) -> dict[str, Any]:
         if presence.open_socket_count(user=self.user) >= settings.CHAT_MAX_SOCKETS_PER_USER:
@@ -159,13 +193,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await super().close(code=code, reason=reason)
 
     async def disconnect(self, code) -> None:
-        await self.cleanup()
+        await self.cleanup(code)
 
-    async def cleanup(self) -> None:
+    async def cleanup(self, code: int | None = None) -> None:
         """Leave the groups and the presence of this socket, once."""
         if self.cleaned_up or not hasattr(self, "user"):
             return
         self.cleaned_up = True
+        if self.accepted:
+            metrics.OPEN_SOCKETS.dec()
+            log.info(
+                "socket %s closed user=%s code=%s duration=%.1fs",
+                self.socket_id,
+                self.user.pk,
+                code if code is not None else "lost",
+                time.monotonic() - self.opened_at,
+                extra={"socket": self.socket_id, "code": code},
+            )
         self.sockets.discard(self.channel_name)
         for group in self.joined_groups:
             try:
@@ -187,13 +231,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         try:
             if text_data is None:
+                metrics.FRAMES_IN.labels("invalid").inc()
                 raise ChatError(ErrorCode.BAD_JSON, "frames must be JSON text, not binary")
-            frame = parse_frame(text_data, max_chars=settings.CHAT_MAX_FRAME_CHARS)
+            try:
+                frame = parse_frame(text_data, max_chars=settings.CHAT_MAX_FRAME_CHARS)
+            except ChatError:
+                metrics.FRAMES_IN.labels("invalid").inc()
+                raise
+            metrics.FRAMES_IN.labels(frame.type).inc()
             await self.HANDLERS[type(frame)](self, frame)
         except ChatError as error:
             await self.refuse(error)
         except Exception:
-            log.exception("frame handling failed")
+            log.exception("socket %s: frame handling failed", self.socket_id)
             await self.send_frame(
                 ChatError(ErrorCode.UNAVAILABLE, "server error; retry later").as_frame()
             )
@@ -204,6 +254,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             try:
                 result = await database_sync_to_async(function)(**kwargs)
             except (OperationalError, InterfaceError) as exc:
+                metrics.DATABASE_ERRORS.inc()
                 log.warning("database unavailable: %s", str(exc).split("\n")[0][:200])
                 raise ChatError(
                     ErrorCode.UNAVAILABLE, "the database did not answer; nothing was stored"
@@ -214,10 +265,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         try:
             await check_rate(action, self.user.pk, rules)
         except ChatError as error:
+            metrics.RATE_LIMITED.labels(action).inc()
             error.client_id = client_id
             raise
 
     async def on_send(self, frame: SendFrame) -> None:
+        started = time.perf_counter()
         try:
             await self._check_rate("send", settings.CHAT_SEND_RATE, frame.client_id)
             result, events = await self._db(
@@ -238,6 +291,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "message": message_data(result.message),
             }
         )
+        metrics.SEND_LATENCY.observe(time.perf_counter() - started)
+        if result.created:
+            metrics.MESSAGES_STORED.inc()
         await self.publish(events)
 
     async def on_sync(self, frame: SyncFrame) -> None:
@@ -247,6 +303,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             after=frame.after,
             limit=settings.CHAT_SYNC_PAGE,
         )
+        metrics.SYNCS.inc()
+        metrics.SYNC_MESSAGES.inc(len(messages))
         await self.send_frame(
             {
                 "type": "sync.result",
@@ -323,4 +381,5 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         if not self.closing:
+            metrics.FRAMES_OUT.labels(frame["type"]).inc()
             await self.send(text_data=encode(frame))

@@ -14,6 +14,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 
+from messaging import metrics
+
 log = logging.getLogger(__name__)
 
 # An event: the channel-layer group and the frame every socket in it should get.
@@ -89,6 +91,8 @@ async def publish(events: Iterable[Event]) -> int:
     )
     failures = [result for result in results if isinstance(result, BaseException)]
     if failures:
+        metrics.FANOUT_FAILURES.inc(len(failures))
+        metrics.REDIS_ERRORS.inc()
         log.warning(
             "fan-out: %d of %d group sends failed: %s",
             len(failures),

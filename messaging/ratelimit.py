@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from asgiref.sync import async_to_sync
 from django.conf import settings
 
+from messaging import metrics
 from messaging.protocol import ChatError, ErrorCode
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class RateLimiter:
                 )
             except Exception as exc:
                 # Limits protect the service; when their store is down, let users chat.
+                metrics.REDIS_ERRORS.inc()
                 log.warning("rate limit store unavailable: %s", type(exc).__name__)
                 return None
             if count > rule.limit:

@@ -390,6 +390,35 @@ def message_restore(*, moderator, message_id: int) -> Message:
     return _change_message(message_id, apply=apply, previous_check=check)
 
 
+def messages_purge(*, conversation_id: int, message_ids: list[int]) -> int:
+    """Erase the bodies of some messages of one conversation, for retention.
+
+    A message still shown becomes deleted for everyone, live, as if its sender had deleted
+    it; one already deleted just loses the body it kept. Return how many were erased.
+    """
+    with transaction.atomic():
+        previous = streams_lock(member_ids(conversation_id))
+        messages = list(
+            Message.objects.select_for_update()
+            .select_related("sender")
+            .filter(conversation_id=conversation_id, pk__in=message_ids)
+            .exclude(body="")
+            .order_by("pk")
+        )
+        now = timezone.now()
+        events = []
+        for message in messages:
+            message.body = ""
+            if message.deleted_at is None:
+                message.deleted_at = now
+                message.seq = _stamp(previous)
+                events.extend(_message_events(message, previous, "message.updated"))
+                previous = dict.fromkeys(previous, message.seq)
+            message.save(update_fields=["body", "deleted_at", "seq"])
+        fanout.publish_on_commit(events)
+    return len(messages)
+
+
 def conversation_mark_read(*, user, conversation_id: int, up_to: int) -> bool:
     """Move the user's read pointer forward to a message and tell the members.
 

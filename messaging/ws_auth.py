@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.http.request import validate_host
 
+from messaging import metrics
 from messaging.tokens import bearer_key, user_for_token
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def origin_allowed(origin: str | None) -> bool:
 
 async def deny(send, reason: str) -> None:
     """Refuse the handshake: daphne answers it with HTTP 403."""
-    log.info("websocket refused: %s", reason)
+    metrics.HANDSHAKES_REFUSED.labels(reason).inc()
+    log.info("socket refused reason=%s", reason, extra={"reason": reason})
     await send({"type": "websocket.close", "code": 1008})
 
 
@@ -64,12 +66,12 @@ class WebSocketAuthMiddleware:
             user = await database_sync_to_async(user_for_token)(key) if key else None
             if user is None:
                 await _drain_connect(receive)
-                return await deny(send, "bad token")
+                return await deny(send, "bad_token")
             scope = dict(scope, user=user, auth_method="token")
             return await self.inner(scope, receive, send)
         if not origin_allowed(_header(scope, b"origin")):
             await _drain_connect(receive)
-            return await deny(send, "cookie without an allowed Origin")
+            return await deny(send, "foreign_origin")
         scope = dict(scope, auth_method="session")
         return await self.session_stack(scope, receive, send)
 

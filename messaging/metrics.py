@@ -1,0 +1,51 @@
+"""Prometheus metrics of this process, served at /metrics to staff and allowed addresses.
+
+Every daphne process counts for itself: scrape each process (each port) as its own target.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+OPEN_SOCKETS = Gauge("chat_open_sockets", "WebSocket connections open on this process")
+FRAMES_IN = Counter("chat_frames_in_total", "Frames received from clients", ["type"])
+FRAMES_OUT = Counter("chat_frames_out_total", "Frames sent to clients", ["type"])
+MESSAGES_STORED = Counter("chat_messages_stored_total", "Messages stored (retries excluded)")
+FANOUT_FAILURES = Counter("chat_fanout_failures_total", "Channel-layer group sends that failed")
+SYNCS = Counter("chat_syncs_total", "sync requests answered")
+SYNC_MESSAGES = Counter("chat_sync_messages_total", "Messages carried by sync answers")
+SEND_LATENCY = Histogram(
+    "chat_send_latency_seconds",
+    "From a message.send frame received to its ack sent",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+RATE_LIMITED = Counter("chat_rate_limited_total", "Requests refused by a rate limit", ["action"])
+HANDSHAKES_REFUSED = Counter(
+    "chat_handshakes_refused_total", "WebSocket handshakes refused", ["reason"]
+)
+DATABASE_ERRORS = Counter("chat_database_errors_total", "Database calls that failed")
+REDIS_ERRORS = Counter("chat_redis_errors_total", "Channel layer or Redis calls that failed")
+
+
+def _allowed(request: HttpRequest) -> bool:
+    if request.user.is_authenticated and request.user.is_staff:
+        return True
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(
+        address in ipaddress.ip_network(network, strict=False)
+        for network in settings.METRICS_ALLOWED_NETWORKS
+    )
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Serve this process's metrics to staff and to the allowed networks; 403 otherwise."""
+    if not _allowed(request):
+        return HttpResponse("metrics are for staff and allowed addresses\n", status=403)
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
