@@ -357,7 +357,9 @@ def message_delete(*, actor, message_id: int) -> Message:
     _check_own_live_message(actor)(_visible_message(actor, message_id))
 
     def apply(message: Message) -> None:
+        # The text goes for good: a retry is recognised by sent_hash, not by the body.
         message.deleted_at = timezone.now()
+        message.body = ""
 
     return _change_message(message_id, apply=apply, previous_check=_check_own_live_message(actor))
 

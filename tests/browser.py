@@ -47,7 +47,8 @@ DIALOG_TRAP = """
 """
 
 
-def testid(name: str) -> str:
+def hook(name: str) -> str:
+    """The CSS selector of a `data-testid` hook."""
     return f'[data-testid="{name}"]'
 
 
@@ -93,6 +94,7 @@ class Browser:
             options.add_argument("--blink-settings=preferredColorScheme=0")
         # Let a dialog stay open so that the test sees it, rather than the driver hiding it.
         options.set_capability("unhandledPromptBehavior", "ignore")
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         self.driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
         self.driver.set_page_load_timeout(30)
         self._scripts: dict[str, str] = {}
@@ -161,7 +163,7 @@ class Browser:
         return (within or self.driver).find_elements(By.CSS_SELECTOR, css)
 
     def by_testid(self, name: str) -> WebElement:
-        return self.find(testid(name))
+        return self.find(hook(name))
 
     def visible(self, css: str, timeout: float = WAIT) -> WebElement:
         """Wait until an element is displayed; return it."""
@@ -197,7 +199,8 @@ class Browser:
                 body: li.querySelector('[data-testid="message-body"]').textContent,
                 edited: Boolean(li.querySelector('[data-testid="message-edited"]')),
                 seen: (li.querySelector('[data-testid="seen-marker"]') || {}).textContent || null,
-                error: (li.querySelector('[data-testid="message-error"]') || {}).textContent || null,
+                error: (li.querySelector('[data-testid="message-error"]') || {}).textContent
+                  || null,
                 mine: li.classList.contains("mine"),
                 grouped: li.classList.contains("grouped"),
               }));
@@ -215,7 +218,7 @@ class Browser:
 
     def message_element(self, body: str) -> WebElement:
         for li in self.find_all('#messages [data-testid="message"]'):
-            if self.find(testid("message-body"), li).text == body:
+            if self.find(hook("message-body"), li).text == body:
                 return li
         raise AssertionError(f"{self.name}: no message {body!r} on screen")
 
@@ -228,12 +231,26 @@ class Browser:
 
         return self.until(shown, f"{self.name}: no {state} message {body!r}", timeout)
 
+    def first_unread(self) -> str | None:
+        """The body of the message just below the "New messages" divider, if one is shown."""
+        return self.js(
+            """
+            const divider = document.querySelector(
+              '#messages [data-testid="new-messages-divider"]'
+            );
+            if (!divider || !divider.offsetParent) return null;
+            const next = divider.nextElementSibling;
+            const body = next && next.querySelector('[data-testid="message-body"]');
+            return body ? divider.textContent + " | " + body.textContent : divider.textContent;
+            """
+        )
+
     def inbox_item(self, conversation_id: int) -> WebElement:
-        return self.find(f'{testid("inbox-item")}[data-conversation-id="{conversation_id}"]')
+        return self.find(f'{hook("inbox-item")}[data-conversation-id="{conversation_id}"]')
 
     def badge(self, conversation_id: int) -> str | None:
         """The unread badge's text of a conversation, or None while it is hidden."""
-        badge = self.find(testid("unread-badge"), self.inbox_item(conversation_id))
+        badge = self.find(hook("unread-badge"), self.inbox_item(conversation_id))
         return badge.text if badge.is_displayed() else None
 
     def title(self) -> str:
@@ -247,6 +264,14 @@ class Browser:
 
     def dialogs(self) -> list[str]:
         return self.js('return JSON.parse(sessionStorage.getItem("dialogs") || "[]");')
+
+    def script_errors(self) -> list[str]:
+        """Uncaught exceptions and Content-Security-Policy refusals logged since last asked."""
+        return [
+            entry["message"]
+            for entry in self.driver.get_log("browser")
+            if "Uncaught" in entry["message"] or "Content Security Policy" in entry["message"]
+        ]
 
     def no_dialog_opened(self) -> None:
         """Fail if a dialog is open now or any page of this browser tried to open one."""
@@ -271,7 +296,7 @@ class Browser:
         self.by_testid("login-username").send_keys(username)
         self.by_testid("login-password").send_keys(PASSWORD)
         self.by_testid("login-submit").click()
-        self.visible(testid("app"))
+        self.visible(hook("app"))
         self.wait_online()
 
     def type(self, text: str) -> None:
@@ -296,7 +321,7 @@ class Browser:
 
     def reload(self) -> None:
         self.driver.refresh()
-        self.visible(testid("app"))
+        self.visible(hook("app"))
 
     def conversation_id(self) -> int | None:
         match = re.search(r"/c/(\d+)/$", self.driver.current_url)

@@ -20,7 +20,7 @@ def post_json(client, path, data, **extra):
 
 
 async def test_new_conversations_per_hour_are_limited(connect, alice, make_user, settings):
-    settings.CHAT_CONVERSATION_RATE = "2/3600s"
+    settings.CHAT_CONVERSATION_RATE = "2/86400s"
     people = [await database_sync_to_async(make_user)(username=f"p{n}") for n in range(3)]
     socket = await connect(alice)
     for n, person in enumerate(people[:2]):
@@ -34,7 +34,7 @@ async def test_new_conversations_per_hour_are_limited(connect, alice, make_user,
 
 
 def test_new_conversations_over_http_share_the_limit(alice, make_user, settings):
-    settings.CHAT_CONVERSATION_RATE = "1/3600s"
+    settings.CHAT_CONVERSATION_RATE = "1/86400s"
     make_user(username="p1")
     make_user(username="p2")
     client = Client(HTTP_AUTHORIZATION=f"Bearer {token_issue(user=alice)}")
@@ -54,7 +54,7 @@ async def test_sockets_per_user_are_limited(connect, alice, settings):
 
 
 def test_sign_ups_per_address_are_limited(settings):
-    settings.CHAT_REGISTER_RATE = "2/3600s"
+    settings.CHAT_REGISTER_RATE = "2/86400s"
     client = Client(REMOTE_ADDR="10.20.30.40")
     for n in range(2):
         made = post_json(

@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 @pytest.fixture
 def two_strict_servers(transactional_db, tmp_path):
-    env = {"CHAT_SEND_RATE": "3/60s"}
+    env = {"CHAT_SEND_RATE": "3/86400s"}
     servers = [Daphne(env=env, log_path=tmp_path / f"d{n}.log").start() for n in range(2)]
     yield servers
     for server in servers:

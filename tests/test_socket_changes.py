@@ -227,3 +227,19 @@ async def test_a_third_person_can_do_nothing_in_a_conversation_of_two(connect, a
         error = await carol_socket.request(frame, "error")
         assert error["code"] == "not_found", frame
     assert await alice_socket.nothing() and await bob_socket.nothing()
+
+
+async def test_a_deleted_message_keeps_no_text(connect, alice, bob):
+    from messaging.models import Message
+
+    alice_socket = await connect(alice)
+    bob_socket = await connect(bob)
+    message = await start_chat(alice_socket, bob_socket, "regrettable")
+    await alice_socket.send({"type": "message.delete", "id": message["id"]})
+    await bob_socket.recv_type("message.updated")
+    stored = await database_sync_to_async(Message.objects.get)(pk=message["id"])
+    assert stored.body == ""
+    retry = await alice_socket.request(
+        send_frame("regrettable", "c-regrettable", to="bob"), "message.ack"
+    )
+    assert retry["message"]["id"] == message["id"] and retry["message"]["deleted"]

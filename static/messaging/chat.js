@@ -75,6 +75,10 @@
     counter: document.getElementById("composer-counter"),
     send: document.getElementById("send-button"),
     live: document.getElementById("live-region"),
+    settings: document.getElementById("settings"),
+    notifyToggle: document.getElementById("notify-toggle"),
+    previewToggle: document.getElementById("preview-toggle"),
+    notifyStatus: document.getElementById("notify-status"),
   };
 
   // ---------------------------------------------------------------------------------------
@@ -1080,6 +1084,14 @@
         if (outboxRemove(m.client_id)) cancelRetry(m.client_id);
       }
       const conv = state.convs.get(m.conversation);
+      const fromOther = m.sender.id !== me.id && !m.deleted && !opts.ack;
+      if (fromOther && opts.live && opts.isNew && m.id > ((conv && conv.last_read) || 0)) {
+        notifyMessage(conv, m);
+        // Read while away: mark where the reader left off.
+        if (cur && cur.id === m.conversation && !isViewing(cur.id) && cur.dividerAfter === null) {
+          cur.dividerAfter = (conv && conv.last_read) || 0;
+        }
+      }
       if (!conv) {
         unknownConv = true;
         if (m.sender.id !== me.id && !m.deleted && !opts.ack) {
@@ -1155,6 +1167,98 @@
   }
 
   // ---------------------------------------------------------------------------------------
+  // Browser notifications: when the browser allows them and this tab is hidden.
+  // The two settings live in localStorage, per user: notifications on/off (on by default
+  // once the browser grants permission) and previews (the message text) on/off.
+  // ---------------------------------------------------------------------------------------
+
+  const NOTIFY_KEY = "chat:" + me.id + ":notify";
+  const PREVIEW_KEY = "chat:" + me.id + ":notify-previews";
+  const shownNotes = new Map(); // conversation id -> Notification
+
+  function notifyPermission() {
+    return typeof window.Notification === "function" ? window.Notification.permission : "unsupported";
+  }
+
+  function notifyOn() {
+    return notifyPermission() === "granted" && store.get(NOTIFY_KEY, true) !== false;
+  }
+
+  function previewsOn() {
+    return store.get(PREVIEW_KEY, true) !== false;
+  }
+
+  function renderNotifySettings() {
+    if (!ui.notifyToggle || !ui.previewToggle) return;
+    const permission = notifyPermission();
+    ui.notifyToggle.checked = notifyOn();
+    ui.notifyToggle.disabled = permission === "unsupported";
+    ui.previewToggle.checked = previewsOn();
+    let status = "";
+    if (permission === "unsupported") status = "This browser can’t show notifications.";
+    else if (permission === "denied") {
+      status = "Notifications are blocked for this site. Allow them in your browser’s site settings.";
+    }
+    if (ui.notifyStatus) ui.notifyStatus.textContent = status;
+  }
+
+  async function onNotifyToggle() {
+    if (!ui.notifyToggle.checked) {
+      store.set(NOTIFY_KEY, false);
+      renderNotifySettings();
+      return;
+    }
+    store.set(NOTIFY_KEY, true);
+    if (notifyPermission() === "default") {
+      try {
+        await window.Notification.requestPermission();
+      } catch (e) {
+        /* an old browser or a refused prompt: the status line says what happened */
+      }
+    }
+    renderNotifySettings();
+  }
+
+  function onPreviewToggle() {
+    store.set(PREVIEW_KEY, ui.previewToggle.checked);
+    renderNotifySettings();
+  }
+
+  function notifyMessage(conv, m) {
+    if (document.visibilityState !== "hidden" || !notifyOn()) return;
+    const title =
+      conv && conv.kind === "group" ? m.sender.username + " in " + convName(conv) : m.sender.username;
+    const body = previewsOn() ? truncate(oneLine(m.body), 160) : "New message";
+    let note;
+    try {
+      // Text only: notifications never interpret markup.
+      note = new window.Notification(title, { body, tag: "chat-conversation-" + m.conversation, renotify: true });
+    } catch (e) {
+      return; // e.g. Android Chrome, which only allows notifications from a service worker
+    }
+    shownNotes.set(m.conversation, note);
+    note.onclick = () => {
+      window.focus();
+      openConversation(m.conversation, { push: true, focus: true });
+      note.close();
+    };
+    note.onclose = () => {
+      if (shownNotes.get(m.conversation) === note) shownNotes.delete(m.conversation);
+    };
+  }
+
+  function closeNotes(convId) {
+    const note = shownNotes.get(convId);
+    if (!note) return;
+    shownNotes.delete(convId);
+    try {
+      note.close();
+    } catch (e) {
+      /* already gone */
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
   // Conversation view
   // ---------------------------------------------------------------------------------------
 
@@ -1171,6 +1275,7 @@
       lastReadSent: 0,
       pendingChange: null, // {kind: "edit"|"delete", id, at}
       unseenBelow: 0,
+      dividerAfter: null, // "New messages" goes before the first other's message above this id
     };
   }
 
@@ -1232,6 +1337,18 @@
     stickToBottom = true;
     if (state.cur) state.cur.unseenBelow = 0;
     ui.jump.hidden = true;
+  }
+
+  /** Show the newest messages, or the "New messages" divider if it would be scrolled past. */
+  function scrollToFirstUnread() {
+    scrollToBottom();
+    const sep = ui.messages.querySelector(".unread-sep");
+    if (!sep) return;
+    const above = sep.getBoundingClientRect().top - ui.scroller.getBoundingClientRect().top;
+    if (above < 0) {
+      ui.scroller.scrollTop += above - 8;
+      stickToBottom = false;
+    }
   }
 
   function linkify(parent, text) {
@@ -1431,9 +1548,11 @@
     ui.messages.insertBefore(node, first);
   }
 
-  /** Day separators and grouping of consecutive messages from one sender. */
+  /** Day separators, the "New messages" divider, and grouping of one sender's run. */
   function decorate() {
-    for (const sep of Array.from(ui.messages.querySelectorAll(".day-sep"))) sep.remove();
+    for (const sep of Array.from(ui.messages.querySelectorAll(".day-sep, .unread-sep"))) sep.remove();
+    const dividerAfter = state.cur ? state.cur.dividerAfter : null;
+    let dividerPlaced = dividerAfter === null;
     let prevDay = null;
     let prevSender = null;
     let prevTs = 0;
@@ -1448,6 +1567,25 @@
           ]),
           li
         );
+        prevSender = null;
+      }
+      if (
+        !dividerPlaced &&
+        li.dataset.state === "sent" &&
+        li.dataset.deleted !== "true" &&
+        li.dataset.senderId !== String(me.id) &&
+        Number(li.dataset.id) > dividerAfter
+      ) {
+        ui.messages.insertBefore(
+          el("li", {
+            class: "unread-sep",
+            role: "separator",
+            "aria-label": "New messages",
+            "data-testid": "new-messages-divider",
+          }, [el("span", { text: "New messages" })]),
+          li
+        );
+        dividerPlaced = true;
         prevSender = null;
       }
       const grouped = prevSender === li.dataset.senderId && ts - prevTs < 5 * 60 * 1000;
@@ -1513,6 +1651,9 @@
   function setupConversation(id, boot) {
     saveDraft();
     const cur = newCur(id);
+    const known = state.convs.get(id);
+    if (known && known.unread > 0) cur.dividerAfter = known.last_read || 0;
+    closeNotes(id);
     state.cur = cur;
     ui.messages.replaceChildren();
     ui.jump.hidden = true;
@@ -1532,7 +1673,7 @@
     }
     renderOutboxFor(cur);
     renderHistoryTop();
-    scrollToBottom();
+    scrollToFirstUnread();
     refreshConversation(cur);
     return cur;
   }
@@ -1586,7 +1727,7 @@
     upsertMessages(page.messages || [], { live: false });
     if (firstLoad) {
       renderOutboxFor(cur);
-      scrollToBottom();
+      scrollToFirstUnread();
     }
     if (isViewing(cur.id)) {
       const conv = state.convs.get(cur.id);
@@ -1641,11 +1782,16 @@
       renderInbox();
     }
     if (opts.focus) ui.input.focus({ preventScroll: true });
+    // On a phone, no keyboard pops up: the conversation's name takes the focus instead of
+    // the inbox row that has just been hidden, so screen readers say where they are.
+    else if (opts.push) ui.title.focus({ preventScroll: true });
   }
 
   function showInbox(opts) {
     opts = opts || {};
     saveDraft();
+    const leaving = state.cur ? state.cur.id : null;
+    const focusInSidebar = document.activeElement && ui.inbox.closest("aside").contains(document.activeElement);
     if (opts.push) history.pushState({ conversation: null }, "", URLS.inbox);
     state.cur = null;
     app.dataset.view = "inbox";
@@ -1655,6 +1801,9 @@
     ui.messages.replaceChildren();
     ui.jump.hidden = true;
     renderInbox();
+    // Back in the inbox: focus the conversation just left, so the keyboard carries on there.
+    const row = leaving !== null ? inboxEls.get(leaving) : null;
+    if (row && !focusInSidebar) row._parts.a.focus();
   }
 
   // ---------------------------------------------------------------------------------------
@@ -1724,6 +1873,7 @@
       attempts: 0,
     };
     outboxPut(item);
+    cur.dividerAfter = null; // answering means the new ones were read
     ui.input.value = "";
     store.remove(draftKey(cur.id));
     autosize();
@@ -2181,6 +2331,21 @@
       ui.input.focus({ preventScroll: true });
     });
 
+    if (ui.notifyToggle) ui.notifyToggle.addEventListener("change", onNotifyToggle);
+    if (ui.previewToggle) ui.previewToggle.addEventListener("change", onPreviewToggle);
+    if (ui.settings) {
+      ui.settings.addEventListener("toggle", renderNotifySettings);
+      ui.settings.addEventListener("keydown", (event) => {
+        if (event.key === "Escape" && ui.settings.open) {
+          ui.settings.open = false;
+          ui.settings.querySelector("summary").focus();
+        }
+      });
+      document.addEventListener("click", (event) => {
+        if (ui.settings.open && !ui.settings.contains(event.target)) ui.settings.open = false;
+      });
+    }
+
     ui.search.addEventListener("input", runSearch);
     ui.search.addEventListener("keydown", searchKeys);
     ui.searchResults.addEventListener("keydown", searchKeys);
@@ -2190,6 +2355,7 @@
 
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible") {
+        if (state.cur) closeNotes(state.cur.id);
         maybeSendRead(true);
         if (!ws) reconnectSoon();
       } else {
@@ -2224,6 +2390,7 @@
     for (const m of config.history || []) seeSeq(m.seq);
 
     bind();
+    renderNotifySettings();
     renderInbox();
     const id = config.conversation;
     if (typeof id === "number") {

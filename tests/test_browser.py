@@ -1,0 +1,658 @@
+"""The chat in real Chromium against a live daphne, driven the way a person drives it.
+
+Each test opens one browser per person (a profile of their own), signs in through the login
+form and asserts what the person sees; where it matters, the database is checked too. Each
+browser leaves a screenshot of its final state in `tests.browser.ARTIFACTS`.
+
+These tests need PostgreSQL and Redis (`services`): daphne runs in a process of its own and
+must see the rows the test commits, which pytest-django's in-memory SQLite database cannot
+offer to another process.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.contrib.auth import get_user_model
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.keys import Keys
+
+from messaging import services
+from messaging.models import Membership, Message
+from tests.browser import Browser, hook, screenshot_path
+from tests.factories import UserFactory
+from tests.live import Daphne
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True),
+]
+
+User = get_user_model()
+
+
+class LiveServer:
+    """The chat served by daphne on one port, which a test may kill and start again."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.processes: list[Daphne] = []
+        self.port: int | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        daphne = Daphne(log_path=self.log_dir / f"daphne-{len(self.processes)}.log")
+        if self.port is not None:
+            daphne.port = self.port  # the same address, as after a real restart
+        self.processes.append(daphne)
+        daphne.start()
+        self.port = daphne.port
+        return self
+
+    def kill(self) -> None:
+        self.processes[-1].stop(signal.SIGKILL)
+
+    def stop(self) -> None:
+        for daphne in self.processes:
+            daphne.stop()
+
+    def logs(self) -> str:
+        return "".join(p.read_text() for p in sorted(self.log_dir.glob("daphne-*.log")))
+
+
+@pytest.fixture
+def live(transactional_db, tmp_path):
+    server = LiveServer(tmp_path).start()
+    yield server
+    server.stop()
+    assert "Traceback" not in server.logs()
+
+
+@pytest.fixture
+def browsers(live, request):
+    """Open a browser for a person; on teardown, keep a screenshot of each and close it."""
+    opened: list[Browser] = []
+
+    def open_browser(name: str, **options) -> Browser:
+        browser = Browser(name=name, base_url=live.http_url, **options)
+        opened.append(browser)
+        return browser
+
+    yield open_browser
+    errors = {}
+    for browser in opened:
+        try:
+            errors[browser.name] = browser.script_errors()
+        finally:
+            browser.quit(screenshot=screenshot_path(request.node.name, browser.name))
+    assert not any(errors.values()), f"errors in the pages' scripts: {errors}"
+
+
+def direct(a, b):
+    conversation, _ = services.conversation_open_direct(user=a, other=b)
+    return conversation
+
+
+_sent = iter(range(1, 1_000_000))
+
+
+def say(sender, conversation, body: str) -> Message:
+    """Send a message the way the socket does (the one write path)."""
+    return services.message_send(
+        sender=sender, body=body, client_id=f"seed-{next(_sent)}", conversation_id=conversation.pk
+    ).message
+
+
+def stored(body: str) -> int:
+    return Message.objects.filter(body=body).count()
+
+
+def hover(browser: Browser, element) -> None:
+    ActionChains(browser.driver).move_to_element(element).perform()
+
+
+# -----------------------------------------------------------------------------------------
+
+
+def test_two_people_chat_live_with_unread_badge_title_and_seen(browsers):
+    UserFactory(username="alice")
+    UserFactory(username="bob")
+    alice = browsers("alice")
+    bob = browsers("bob", timezone="Asia/Kolkata")  # half an hour off UTC: no accident
+    alice.log_in("alice", "/dm/bob/")
+    conversation = alice.conversation_id()
+    assert conversation, alice.driver.current_url
+    bob.log_in("bob", "/")
+    assert bob.title() == "Chat"
+
+    alice.send("Hi Bob!")
+    alice.wait_message("Hi Bob!")
+    assert alice.composer() == "" and alice.focused_testid() == "composer-input"
+
+    # Bob is on his inbox: the new conversation arrives with its badge, no reload.
+    bob.until(lambda: bob.badge(conversation) == "1", "bob: no unread badge")
+    assert bob.title() == "(1) Chat"
+    item = bob.inbox_item(conversation)
+    assert bob.find(hook("inbox-name"), item).text == "alice"
+    assert bob.find(hook("inbox-preview"), item).text == "Hi Bob!"
+    spoken = bob.by_testid("live-region").get_attribute("textContent")
+    assert "New message from alice: Hi Bob!" in spoken, "screen readers are told"
+    alice.send("Are you there?")
+    bob.until(lambda: bob.badge(conversation) == "2", "bob: the badge did not count up")
+    bob.until(lambda: bob.title() == "(2) Chat", "bob: the title did not count up")
+    assert bob.find(hook("inbox-preview"), item).text == "Are you there?"
+    assert alice.message("Are you there?")["seen"] is None
+
+    # Bob opens the conversation: both messages, a divider at the first unread, and the
+    # badge, the title's count and the unread state clear; Alice sees "Seen".
+    item.click()
+    bob.wait_message("Are you there?")
+    assert bob.bodies() == ["Hi Bob!", "Are you there?"]
+    assert bob.first_unread() == "New messages | Hi Bob!"
+    assert bob.messages()[1]["grouped"], "one sender's run is grouped"
+    assert bob.visible(hook("day-separator")).text == "Today"
+    bob.until(lambda: bob.badge(conversation) is None, "bob: the badge stayed")
+    bob.until(lambda: bob.title() == "Chat", "bob: the title kept a count")
+    assert bob.focused_testid() == "composer-input"
+    alice.until(
+        lambda: (alice.message("Are you there?") or {}).get("seen") == "Seen",
+        "alice: no Seen marker",
+    )
+    assert alice.message("Hi Bob!")["seen"] is None, "Seen is shown once, under the last one"
+    assert Membership.objects.get(
+        user__username="bob", conversation_id=conversation
+    ).last_read_message_id == (Message.objects.get(body="Are you there?").pk)
+
+    # Times are in the reader's zone.
+    sent = Message.objects.get(body="Hi Bob!").created_at.astimezone(ZoneInfo("Asia/Kolkata"))
+    shown = bob.find(hook("message-time"), bob.message_element("Hi Bob!")).text
+    assert f"{sent.hour % 12 or 12}:{sent.minute:02d}" in shown, shown
+
+    # And back the other way.
+    bob.send("Yes, here!")
+    bob.wait_message("Yes, here!")
+    assert bob.first_unread() is None, "answering clears the divider"
+    alice.wait_message("Yes, here!")
+    assert alice.bodies() == ["Hi Bob!", "Are you there?", "Yes, here!"]
+    alice_item = alice.inbox_item(conversation)
+    alice.until(
+        lambda: alice.find(hook("inbox-preview"), alice_item).text == "Yes, here!",
+        "alice: the inbox preview did not follow",
+    )
+    assert alice.badge(conversation) is None and alice.title() == "Chat"
+    bob.until(
+        lambda: (bob.message("Yes, here!") or {}).get("seen") == "Seen", "bob: no Seen marker"
+    )
+    assert Message.objects.count() == 3
+    alice.no_dialog_opened()
+    bob.no_dialog_opened()
+
+
+def test_typing_shows_and_clears_and_edits_and_deletes_appear_live(browsers):
+    alice_user = UserFactory(username="alice")
+    bob_user = UserFactory(username="bob")
+    conversation = direct(alice_user, bob_user)
+    lunch = say(alice_user, conversation, "Lunch at noon?")
+    slides = say(alice_user, conversation, "Bring the slides")
+    alice = browsers("alice")
+    bob = browsers("bob")
+    alice.log_in("alice", f"/c/{conversation.pk}/")
+    bob.log_in("bob", f"/c/{conversation.pk}/")
+    typing = hook("typing-indicator")
+
+    # Bob types without sending: Alice sees it in the conversation and in her inbox.
+    bob.type("Let me check")
+    alice.until(lambda: alice.find(typing).text == "bob is typing…", "alice: no typing")
+    item = alice.inbox_item(conversation.pk)
+    assert alice.find(hook("inbox-preview"), item).text == "bob is typing…"
+    shown_at = time.monotonic()
+
+    # Alice edits a message: Bob sees the new text, marked edited, in the same place.
+    hover(alice, alice.message_element("Lunch at noon?"))
+    alice.find(hook("message-edit"), alice.message_element("Lunch at noon?")).click()
+    box = alice.visible(hook("edit-input"))
+    assert alice.focused_testid() == "edit-input"
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys("Lunch at one?")
+    alice.by_testid("edit-save").click()
+    alice.until(lambda: (alice.message("Lunch at one?") or {}).get("edited"), "alice: no edit")
+    bob.until(lambda: (bob.message("Lunch at one?") or {}).get("edited"), "bob: no edit")
+    assert bob.message("Lunch at one?")["id"] == lunch.pk
+    assert bob.bodies() == ["Lunch at one?", "Bring the slides"]
+
+    # Alice deletes one: Bob sees it go, where it was.
+    target = alice.message_element("Bring the slides")
+    hover(alice, target)
+    alice.find(hook("message-delete"), target).click()
+    alice.find(hook("message-delete-confirm"), target).click()
+    gone = "This message was deleted"
+    bob.until(lambda: (bob.message(gone) or {}).get("deleted"), "bob: the delete did not show")
+    assert [m["id"] for m in bob.messages()] == [lunch.pk, slides.pk]
+    assert bob.message(gone)["id"] == slides.pk
+    assert alice.message(gone)["deleted"]
+    bob_item = bob.inbox_item(conversation.pk)
+    assert bob.find(hook("inbox-preview"), bob_item).text == "Message deleted"
+    Message.objects.get(pk=slides.pk, deleted_at__isnull=False)
+    Message.objects.get(pk=lunch.pk, body="Lunch at one?", edited_at__isnull=False)
+
+    # Bob stopped typing: after a few seconds the indicator goes by itself.
+    alice.until(lambda: alice.find(typing).text == "", "alice: typing never cleared", timeout=9)
+    assert time.monotonic() - shown_at > 3, "typing cleared too early"
+    assert alice.find(hook("inbox-preview"), item).text != "bob is typing…"
+
+    # He types again and sends: the message itself clears it at once.
+    bob.type(" — one works")
+    alice.until(lambda: alice.find(typing).text == "bob is typing…", "alice: no typing again")
+    bob.by_testid("composer-input").send_keys(Keys.ENTER)
+    alice.wait_message("Let me check — one works")
+    assert alice.find(typing).text == ""
+
+
+def test_messages_written_while_the_server_is_down_go_out_once_when_it_is_back(browsers, live):
+    alice_user = UserFactory(username="alice")
+    bob_user = UserFactory(username="bob")
+    conversation = direct(alice_user, bob_user)
+    say(bob_user, conversation, "Before the outage")
+    alice = browsers("alice")
+    bob = browsers("bob")
+    alice.log_in("alice", f"/c/{conversation.pk}/")
+    bob.log_in("bob", f"/c/{conversation.pk}/")
+    assert not alice.by_testid("connection-banner").is_displayed()
+
+    live.kill()
+    for person in (alice, bob):
+        banner = person.visible(hook("connection-banner"))
+        assert "Reconnecting" in banner.text or "offline" in banner.text, banner.text
+        assert person.connection() in ("offline", "connecting")
+
+    during = {alice: ["Down 1 from alice", "Down 2 from alice"], bob: ["Down from bob"]}
+    for person, bodies in during.items():
+        for body in bodies:
+            person.send(body)
+            assert person.wait_message(body, state="pending")
+        assert person.focused_testid() == "composer-input"
+    assert Message.objects.count() == 1
+
+    live.start()  # on the same port, while both pages stay open
+    everything = ["Before the outage", *during[alice], *during[bob]]
+    for person in (alice, bob):
+        person.wait_online(timeout=30)
+        person.gone(hook("connection-banner"))
+        for body in everything:
+            person.wait_message(body, state="sent")
+        bodies = person.bodies()
+        assert sorted(bodies) == sorted(everything), bodies
+        assert bodies[0] == "Before the outage"
+        assert bodies.index("Down 1 from alice") < bodies.index("Down 2 from alice")
+    for body in everything:
+        assert stored(body) == 1, body
+    assert Message.objects.count() == len(everything)
+    # A message sent now goes straight out.
+    alice.send("All good again")
+    bob.wait_message("All good again")
+    assert stored("All good again") == 1
+
+
+# The page's socket never gets through, as when the server cannot be reached: every
+# connection attempt fails the way a refused one does.
+NO_SOCKET = """
+(() => {
+  class Unreachable extends EventTarget {
+    constructor(url) {
+      super();
+      this.url = String(url);
+      this.readyState = 0;
+      setTimeout(() => {
+        this.readyState = 3;
+        const event = new CloseEvent("close", { code: 1006 });
+        if (this.onclose) this.onclose(event);
+        this.dispatchEvent(event);
+      }, 50);
+    }
+    send() {
+      throw new DOMException("The socket is not open", "InvalidStateError");
+    }
+    close() {
+      this.readyState = 3;
+    }
+  }
+  Object.assign(Unreachable, { CONNECTING: 0, OPEN: 1, CLOSING: 2, CLOSED: 3 });
+  window.WebSocket = Unreachable;
+})();
+"""
+
+
+def test_a_reload_keeps_unsent_messages_and_drafts(browsers):
+    alice_user = UserFactory(username="alice")
+    bob_user = UserFactory(username="bob")
+    carol_user = UserFactory(username="carol")
+    with_bob = direct(alice_user, bob_user)
+    with_carol = direct(alice_user, carol_user)
+    alice = browsers("alice")
+    alice.log_in("alice", f"/c/{with_bob.pk}/")
+
+    # Each conversation keeps its own draft when Alice switches away and back.
+    alice.type("Draft for Bob")
+    alice.inbox_item(with_carol.pk).click()
+    alice.until(lambda: alice.conversation_id() == with_carol.pk, "alice: no switch")
+    assert alice.composer() == "" and alice.focused_testid() == "composer-input"
+    alice.type("Draft for Carol")
+    alice.inbox_item(with_bob.pk).click()
+    alice.until(lambda: alice.composer() == "Draft for Bob", "alice: Bob's draft was lost")
+    assert alice.focused_testid() == "composer-input"
+
+    # The counter shows near the limit, and a message over it cannot be sent.
+    counter = alice.by_testid("char-counter")
+    assert not counter.is_displayed()
+    alice.js(
+        """const box = document.querySelector('[data-testid="composer-input"]');
+           box.value = "x".repeat(3990); box.dispatchEvent(new Event("input"));"""
+    )
+    assert alice.visible(hook("char-counter")).text == "10 left"
+    alice.type("y" * 11)
+    assert counter.text == "1 over the limit"
+    assert not alice.by_testid("send-button").is_enabled()
+    alice.by_testid("composer-input").send_keys(Keys.ENTER)
+    assert alice.messages() == [] and stored("x" * 3990 + "y" * 11) == 0
+    alice.by_testid("composer-input").send_keys(Keys.CONTROL, "a", Keys.DELETE)
+    alice.type("Draft for Bob")
+
+    # The server cannot be reached: a message waits in the outbox.
+    alice.add_script("no-socket", NO_SOCKET)
+    alice.reload()
+    alice.until(lambda: alice.connection() != "online", "alice: still online")
+    assert alice.composer() == "Draft for Bob"
+    alice.by_testid("composer-input").send_keys(Keys.CONTROL, "a", Keys.DELETE)
+    alice.send("Written offline")
+    alice.wait_message("Written offline", state="pending")
+    alice.type("Half a thought")
+
+    alice.reload()  # still unreachable
+    alice.wait_message("Written offline", state="pending")
+    assert alice.composer() == "Half a thought"
+    assert stored("Written offline") == 0
+
+    alice.remove_script("no-socket")
+    alice.reload()
+    alice.wait_online()
+    shown = alice.wait_message("Written offline", state="sent")
+    assert shown["id"] == Message.objects.get(body="Written offline").pk
+    assert alice.composer() == "Half a thought"
+    assert [m["body"] for m in alice.messages()] == ["Written offline"]
+    alice.reload()
+    alice.wait_online()
+    assert alice.bodies() == ["Written offline"], "sent once, and the outbox is empty"
+    assert alice.messages()[0]["state"] == "sent"
+    assert Message.objects.count() == 1
+    alice.inbox_item(with_carol.pk).click()
+    alice.until(lambda: alice.composer() == "Draft for Carol", "alice: Carol's draft was lost")
+
+
+XSS = [
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(2)</script>",
+    "<svg><svg onload=alert(3)>",
+    '"><iframe src="javascript:alert(4)"></iframe>',
+    "javascript:alert(5)",
+    'https://example.com/"onmouseover="alert(6)',
+    "{{ 7*7 }} ${alert(8)} {% if 1 %}9{% endif %}",
+    "<b>bold</b>\n<i>second line</i> &amp; &lt;",
+]
+XSS_TITLE = '<img src=x onerror=alert("title")>'
+
+
+def test_markup_in_bodies_titles_and_names_is_shown_as_text_and_never_runs(browsers):
+    alice_user = UserFactory(username="alice")
+    bob_user = UserFactory(username="bob")
+    odd = UserFactory(username="x.y+z")
+    group = services.conversation_create_group(
+        creator=alice_user, others=[bob_user, odd], title=XSS_TITLE
+    )
+    alice = browsers("alice")
+    bob = browsers("bob")
+    alice.log_in("alice", f"/c/{group.pk}/")
+    bob.log_in("bob", f"/c/{group.pk}/")
+    for person in (alice, bob):
+        assert person.by_testid("conversation-title").text == XSS_TITLE
+        assert person.find(hook("inbox-name"), person.inbox_item(group.pk)).text == XSS_TITLE
+
+    for body in XSS:
+        alice.send(body)
+    alice.wait_message(XSS[-1])
+    for body in XSS:
+        bob.wait_message(body)  # exactly this text, pushed live
+
+    def inert(person: Browser) -> None:
+        assert person.bodies() == XSS
+        assert person.find_all("#messages img, #messages script, #messages svg") == []
+        assert person.find_all("#messages iframe, #messages b, #messages i") == []
+        links = [a.get_attribute("href") for a in person.find_all("#messages a")]
+        assert links == ["https://example.com/"], links
+        assert person.by_testid("conversation-title").text == XSS_TITLE
+        person.no_dialog_opened()
+
+    inert(alice)
+    inert(bob)
+    bob.reload()  # the server-rendered page, then the script's own rendering
+    bob.wait_online()
+    bob.wait_message(XSS[-1])
+    inert(bob)
+    preview = bob.find(hook("inbox-preview"), bob.inbox_item(group.pk)).text
+    assert preview == "alice: <b>bold</b> <i>second line</i> &amp; &lt;"
+    assert [m.body for m in Message.objects.order_by("id")] == XSS
+
+    # A username with punctuation: found by search, opened, shown as it is.
+    search = bob.by_testid("user-search")
+    search.send_keys("x.y")
+    result = bob.visible(hook("user-search-result"))
+    assert bob.find(".search-name", result).text == "x.y+z"
+    result.click()
+    bob.until(lambda: bob.by_testid("conversation-title").text == "x.y+z", "bob: not opened")
+    assert bob.driver.current_url.startswith(f"{bob.base_url}/c/")
+    bob.send("Hello x.y+z <3")
+    bob.wait_message("Hello x.y+z <3")
+    conversation = bob.conversation_id()
+    assert bob.find(hook("inbox-name"), bob.inbox_item(conversation)).text == "x.y+z"
+    bob.open(f"/dm/{quote('x.y+z')}/")
+    bob.until(lambda: bob.conversation_id() == conversation, "bob: /dm/ did not find it")
+    bob.no_dialog_opened()
+    alice.no_dialog_opened()
+
+
+def test_the_phone_layout_switches_between_inbox_and_conversation(browsers):
+    alice_user = UserFactory(username="alice")
+    bob_user = UserFactory(username="bob")
+    carol_user = UserFactory(username="carol")
+    with_bob = direct(alice_user, bob_user)
+    for n in range(1, 61):
+        say(bob_user if n % 3 else alice_user, with_bob, f"Earlier {n}")
+    services.conversation_mark_read(
+        user=alice_user, conversation_id=with_bob.pk, up_to=Message.objects.latest("id").pk
+    )
+    say(bob_user, with_bob, "Are you on your phone?")
+    with_carol = direct(alice_user, carol_user)
+    User.objects.filter(pk=carol_user.pk).update(is_active=False)
+    phone = browsers("alice", size=(375, 740), phone=True)
+    phone.log_in("alice", "/")
+    assert phone.js("return [window.innerWidth, window.innerHeight]") == [375, 740]
+
+    def fits() -> None:
+        width = phone.js("return document.documentElement.scrollWidth")
+        assert width <= 375, f"the page is {width}px wide"
+
+    # The inbox alone.
+    sidebar, pane = phone.by_testid("sidebar"), phone.by_testid("conversation-pane")
+    assert sidebar.is_displayed() and not pane.is_displayed()
+    fits()
+
+    # Tap a conversation: it alone, with a way back.
+    phone.inbox_item(with_bob.pk).click()
+    phone.wait_message("Are you on your phone?")
+    assert pane.is_displayed() and not sidebar.is_displayed()
+    assert phone.by_testid("back-button").is_displayed()
+    assert phone.focused_testid() == "conversation-title"
+    fits()
+
+    # Older history loads on scroll-up, and what was on screen stays where it was.
+    assert len(phone.messages()) == 50
+    anchor = phone.js(
+        """const scroller = document.getElementById("scroller");
+           scroller.scrollTop = 0;
+           const first = scroller.querySelector('[data-testid="message"]');
+           return [first.dataset.id, first.getBoundingClientRect().top];"""
+    )
+    phone.until(lambda: len(phone.messages()) == 61, "no older messages")
+    assert phone.messages()[0]["body"] == "Earlier 1"
+    assert phone.visible(hook("history-start")).text.startswith("This is the beginning")
+    moved = phone.js(
+        "return document.querySelector('[data-id=\"' + arguments[0] + '\"]')"
+        ".getBoundingClientRect().top - arguments[1]",
+        *anchor,
+    )
+    assert abs(moved) <= 2, f"the history jumped by {moved}px"
+    phone.by_testid("composer-input").click()
+    phone.send("Yes, on the bus")
+    phone.wait_message("Yes, on the bus")
+    assert phone.focused_testid() == "composer-input"
+    send = phone.by_testid("send-button").rect
+    assert send["x"] + send["width"] <= 375 and send["y"] + send["height"] <= 740
+
+    # Back: the inbox, with the conversation just left focused and up to date.
+    phone.by_testid("back-button").click()
+    phone.until(lambda: sidebar.is_displayed() and not pane.is_displayed(), "no inbox")
+    item = phone.inbox_item(with_bob.pk)
+    assert phone.find(hook("inbox-preview"), item).text == "You: Yes, on the bus"
+    assert phone.driver.switch_to.active_element == item
+    assert phone.driver.current_url == phone.base_url + "/"
+
+    # The browser's own forward and back buttons move between the two as well.
+    phone.driver.forward()
+    phone.until(lambda: pane.is_displayed() and not sidebar.is_displayed(), "forward failed")
+    phone.driver.back()
+    phone.until(lambda: sidebar.is_displayed() and not pane.is_displayed(), "back failed")
+
+    # An error from the server shows in plain words beside the message it concerns.
+    phone.inbox_item(with_carol.pk).click()
+    phone.until(lambda: phone.conversation_id() == with_carol.pk, "carol's not opened")
+    phone.send("Are you still here?")
+    failed = phone.wait_message("Are you still here?", state="failed")
+    assert "isn\N{RIGHT SINGLE QUOTATION MARK}t able to receive messages" in failed["error"]
+    element = phone.message_element("Are you still here?")
+    assert phone.find(hook("message-retry"), element).is_displayed()
+    fits()
+    assert stored("Are you still here?") == 0
+
+
+# A stand-in for the browser's Notification (headless Chromium shows none): it records what
+# the page asks to show. `window.__hidden` makes the tab report itself hidden.
+FAKE_NOTIFICATIONS = """
+(() => {
+  class FakeNotification {
+    constructor(title, options) {
+      const shown = JSON.parse(sessionStorage.getItem("notes") || "[]");
+      shown.push({ title, body: (options && options.body) || "" });
+      sessionStorage.setItem("notes", JSON.stringify(shown));
+    }
+    close() {}
+    static get permission() {
+      return sessionStorage.getItem("permission") || "default";
+    }
+    static requestPermission() {
+      sessionStorage.setItem("permission", "granted");
+      return Promise.resolve("granted");
+    }
+  }
+  window.Notification = FakeNotification;
+  const hidden = () => Boolean(window.__hidden);
+  Object.defineProperty(document, "hidden", { get: hidden, configurable: true });
+  Object.defineProperty(document, "visibilityState", {
+    get: () => (hidden() ? "hidden" : "visible"),
+    configurable: true,
+  });
+})();
+"""
+
+
+def test_notifications_when_hidden_and_permitted_without_text_when_previews_are_off(
+    browsers,
+):
+    alice_user = UserFactory(username="alice")
+    bob_user = UserFactory(username="bob")
+    conversation = direct(alice_user, bob_user)
+    alice = browsers("alice")
+    alice.add_script("notifications", FAKE_NOTIFICATIONS)
+    bob = browsers("bob")
+    alice.log_in("alice", "/")
+    bob.log_in("bob", f"/c/{conversation.pk}/")
+
+    def hide(hidden: bool) -> None:
+        alice.js(
+            "window.__hidden = arguments[0];"
+            "document.dispatchEvent(new Event('visibilitychange'));",
+            hidden,
+        )
+
+    def notes() -> list[dict]:
+        return alice.js('return JSON.parse(sessionStorage.getItem("notes") || "[]");')
+
+    def bob_says(body: str, unread: int) -> None:
+        bob.send(body)
+        alice.until(lambda: alice.badge(conversation.pk) == str(unread), f"alice: no {body}")
+
+    # Not permitted yet: nothing, even hidden.
+    hide(True)
+    bob_says("First secret", 1)
+    assert notes() == []
+
+    # Alice turns notifications on in the settings; the browser asks and she allows.
+    hide(False)
+    alice.by_testid("settings-button").click()
+    toggle = alice.visible(hook("notify-toggle"))
+    assert not toggle.is_selected()
+    toggle.click()
+    alice.until(toggle.is_selected, "alice: notifications did not turn on")
+    assert alice.by_testid("preview-toggle").is_selected()
+    hide(True)
+    bob_says("Second secret", 2)
+    alice.until(lambda: notes() == [{"title": "bob", "body": "Second secret"}], "no note")
+
+    # Previews off: the notification says who, not what.
+    hide(False)
+    alice.by_testid("preview-toggle").click()
+    hide(True)
+    bob_says("Third secret", 3)
+    alice.until(lambda: len(notes()) == 2, "alice: no second notification")
+    assert notes()[1] == {"title": "bob", "body": "New message"}
+
+    # A visible tab gets no notification.
+    hide(False)
+    bob_says("Fourth", 4)
+    assert len(notes()) == 2
+
+    # The settings are kept for next time.
+    alice.reload()
+    alice.wait_online()
+    alice.by_testid("settings-button").click()
+    assert alice.visible(hook("notify-toggle")).is_selected()
+    assert not alice.by_testid("preview-toggle").is_selected()
+    stored_settings = alice.js(
+        "return [localStorage.getItem(arguments[0]), localStorage.getItem(arguments[1])]",
+        f"chat:{alice_user.pk}:notify",
+        f"chat:{alice_user.pk}:notify-previews",
+    )
+    assert stored_settings == ["true", "false"]
+
+    # Opening the conversation: the divider sits above the first unread message.
+    alice.by_testid("settings-button").click()
+    alice.inbox_item(conversation.pk).click()
+    alice.wait_message("Fourth")
+    assert alice.first_unread() == "New messages | First secret"
