@@ -43,7 +43,7 @@ def conversation_list_for_user(*, user, conversation_ids=None) -> list[dict[str,
     """List the user's conversations, newest activity first, with last message and unread."""
     memberships = (
         Membership.objects.filter(user=user)
-        .select_related("conversation")
+        .select_related("conversation__created_by")
         .annotate(
             unread=_unread_count_subquery(user),
             last_message_id=Subquery(
@@ -103,6 +103,7 @@ def conversation_data(
         "kind": conversation.kind,
         "title": conversation.title,
         "members": members,
+        "created_by": user_data(conversation.created_by) if conversation.created_by else None,
         "created_at": iso_utc(conversation.created_at),
         "last_activity_at": iso_utc(conversation.last_activity_at),
         "last_message": message_data(last_message) if last_message else None,
