@@ -114,10 +114,19 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 elif _db["ENGINE"] == "django.db.backends.postgresql":
+    _options = _db.setdefault("OPTIONS", {})
     # Fail fast when PostgreSQL is down so a send can answer `unavailable`.
-    _db.setdefault("OPTIONS", {}).setdefault(
-        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3)
-    )
+    _options.setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3))
+    if env.bool("DATABASE_POOL", default=True):
+        # psycopg's pool instead of a new connection per database hop. With health checks
+        # the pool tests each connection before lending it, so the first request after a
+        # restart gets a live one.
+        _db["CONN_HEALTH_CHECKS"] = True
+        _options["pool"] = {
+            "min_size": env.int("DATABASE_POOL_MIN", default=2),
+            "max_size": env.int("DATABASE_POOL_MAX", default=20),
+            "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5),
+        }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
