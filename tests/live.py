@@ -281,3 +281,14 @@ def manage(*args: str, env: dict[str, str]) -> None:
         check=True,
         capture_output=True,
     )
+
+
+async def wait_closed(client: LiveClient, timeout: float = 10) -> int:
+    """Read until the server closes the socket; return its close code (1006 if none)."""
+    from websockets.exceptions import ConnectionClosed
+
+    try:
+        while True:
+            await client.recv(timeout)
+    except ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else 1006

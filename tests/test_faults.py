@@ -4,12 +4,19 @@ import asyncio
 
 import pytest
 from channels.db import database_sync_to_async
-from websockets.exceptions import ConnectionClosed
 
 from messaging.models import Message
 from messaging.tokens import token_issue
 from tests.conftest import send_frame
-from tests.live import Daphne, LiveClient, RedisServer, http_get_json, reconnect, sync_all
+from tests.live import (
+    Daphne,
+    LiveClient,
+    RedisServer,
+    http_get_json,
+    reconnect,
+    sync_all,
+    wait_closed,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -33,14 +40,6 @@ def servers_on_own_redis(transactional_db, own_redis, tmp_path):
     for n in range(2):
         log = (tmp_path / f"d{n}.log").read_text()
         assert "Traceback" not in log, log
-
-
-async def wait_closed(client: LiveClient, timeout: float = 10) -> int:
-    try:
-        while True:
-            await client.recv(timeout)
-    except ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd else 1006
 
 
 async def test_redis_restart_mid_conversation_loses_nothing(

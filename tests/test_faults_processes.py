@@ -13,7 +13,7 @@ from websockets.asyncio.client import connect as ws_connect
 from messaging.models import Message
 from messaging.tokens import token_issue
 from tests.conftest import send_frame
-from tests.live import Daphne, LiveClient, RedisServer, reconnect, sync_all
+from tests.live import Daphne, LiveClient, RedisServer, reconnect, sync_all, wait_closed
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -113,16 +113,6 @@ def _login(user) -> HttpClient:
     return client
 
 
-async def wait_close_code(client: LiveClient, timeout: float = 3) -> int:
-    from websockets.exceptions import ConnectionClosed
-
-    try:
-        while True:
-            await client.recv(timeout)
-    except ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd else 1006
-
-
 async def test_logout_and_password_change_close_sockets_in_every_process(two_servers, alice):
     first, second = two_servers
     http = await sync_to_async(_login)(alice)
@@ -137,7 +127,7 @@ async def test_logout_and_password_change_close_sockets_in_every_process(two_ser
 
     started = asyncio.get_running_loop().time()
     await sync_to_async(http.post)("/accounts/logout/")
-    assert await wait_close_code(browser) == 4401
+    assert await wait_closed(browser) == 4401
     assert asyncio.get_running_loop().time() - started < 1.5
 
     def change_password():
@@ -145,7 +135,7 @@ async def test_logout_and_password_change_close_sockets_in_every_process(two_ser
         alice.save()
 
     await database_sync_to_async(change_password)()
-    assert await wait_close_code(script) == 4401
+    assert await wait_closed(script) == 4401
     with pytest.raises(Exception, match="403"):
         await LiveClient(first.ws_url, script.token).open()
 

@@ -2,12 +2,11 @@
 
 import pytest
 from channels.db import database_sync_to_async
-from websockets.exceptions import ConnectionClosed
 
 from messaging import moderation
 from messaging.tokens import token_issue
 from tests.conftest import send_frame
-from tests.live import Daphne, LiveClient
+from tests.live import Daphne, LiveClient, wait_closed
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -26,14 +25,6 @@ def two_strict_servers(transactional_db, tmp_path):
 async def open_on(server, user) -> LiveClient:
     token = await database_sync_to_async(token_issue)(user=user)
     return await LiveClient(server.ws_url, token).open()
-
-
-async def close_code(client: LiveClient) -> int:
-    try:
-        while True:
-            await client.recv(3)
-    except ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd else 1006
 
 
 async def test_the_send_limit_counts_across_processes(two_strict_servers, alice, bob):
@@ -55,6 +46,6 @@ async def test_deactivation_closes_sockets_on_both_processes(two_strict_servers,
     sockets = [await open_on(first, alice), await open_on(second, alice)]
     await database_sync_to_async(moderation.staff_deactivate_user)(staff=staff, user=alice)
     for socket in sockets:
-        assert await close_code(socket) == 4401
+        assert await wait_closed(socket) == 4401
     with pytest.raises(Exception, match="403"):
         await LiveClient(first.ws_url, sockets[0].token).open()
