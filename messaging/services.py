@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from messaging import fanout
 from messaging.blocks import blocked_between, cut_off_ids
-from messaging.models import ChangeStream, Conversation, Membership, Message
+from messaging.models import Block, ChangeStream, Conversation, Membership, Message
 from messaging.protocol import ChatError, ErrorCode, check_body, message_data, user_data
 from messaging.ratelimit import check_rate_sync
 
@@ -52,6 +53,17 @@ def streams_lock(user_ids: Iterable[int]) -> dict[int, int]:
         rows = ChangeStream.objects.select_for_update().filter(user_id__in=ids).order_by("user_id")
         last = {row.user_id: row.last_seq for row in rows}
     return last
+
+
+def streams_lock_members(conversation_id: int) -> dict[int, int]:
+    """As streams_lock, for the members of a conversation, in one query."""
+    rows = (
+        ChangeStream.objects.select_for_update(of=("self",))
+        .filter(user__memberships__conversation_id=conversation_id)
+        .order_by("user_id")
+        .values_list("user_id", "last_seq")
+    )
+    return dict(rows)
 
 
 def _stamp(last_seqs: dict[int, int]) -> int:
@@ -157,9 +169,13 @@ def _member_conversation(user, conversation_id: int, client_id: str | None = Non
 def _check_can_send(sender, conversation: Conversation, client_id: str | None) -> None:
     if conversation.kind != Conversation.Kind.DIRECT:
         return
+    blocked = Block.objects.filter(
+        Q(blocker=sender, blocked=OuterRef("pk")) | Q(blocker=OuterRef("pk"), blocked=sender)
+    )
     other = (
         User.objects.filter(memberships__conversation=conversation)
         .exclude(pk=sender.pk)
+        .annotate(blocked=Exists(blocked))
         .only("is_active", "username")
         .first()
     )
@@ -171,7 +187,7 @@ def _check_can_send(sender, conversation: Conversation, client_id: str | None) -
             f"{other.username} cannot receive messages",
             client_id=client_id,
         )
-    if blocked_between(sender.pk, other.pk):
+    if other.blocked:
         raise ChatError(
             ErrorCode.CANNOT_SEND,
             f"you and {other.username} cannot message each other",
@@ -228,8 +244,11 @@ def message_send(
             raise ChatError(
                 ErrorCode.BAD_FRAME, "you cannot send a message to yourself", client_id=client_id
             )
-    existing = _find_sent(sender, client_id)
-    if existing is not None:
+
+    def earlier_send() -> SendResult | None:
+        existing = _find_sent(sender, client_id)
+        if existing is None:
+            return None
         return _retry_result(
             existing,
             body=body,
@@ -237,18 +256,28 @@ def message_send(
             conversation_id=conversation_id,
             to_user=to_user,
         )
+
     if to_user is not None:
-        try:
+        # Look for a retry first: opening a conversation with someone new has effects.
+        retry = earlier_send()
+        if retry is not None:
+            return retry
+    try:
+        if to_user is not None:
             conversation, _ = conversation_open_direct(user=sender, other=to_user)
-        except ChatError as exc:
-            exc.client_id = client_id
-            raise
-    else:
-        conversation = _member_conversation(sender, conversation_id, client_id)
-    _check_can_send(sender, conversation, client_id)
+        else:
+            conversation = _member_conversation(sender, conversation_id, client_id)
+        _check_can_send(sender, conversation, client_id)
+    except ChatError as exc:
+        # A retry is acked as the first send was, even if the recipient is gone since.
+        retry = earlier_send() if to_user is None else None
+        if retry is not None:
+            return retry
+        exc.client_id = client_id
+        raise
 
     with transaction.atomic():
-        previous = streams_lock(member_ids(conversation.pk))
+        previous = streams_lock_members(conversation.pk)
         if sender.pk not in previous:
             # Left the conversation between the check and the lock.
             raise _not_found("conversation", client_id)
