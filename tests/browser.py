@@ -245,6 +245,22 @@ class Browser:
             """
         )
 
+    def system_lines(self) -> list[str]:
+        """The open conversation's system lines ("alice added carol"), oldest first."""
+        return self.js(
+            """
+            return Array.from(document.querySelectorAll('#messages [data-testid="system-text"]'))
+              .map((node) => node.textContent);
+            """
+        )
+
+    def inbox_ids(self) -> list[int]:
+        """The conversations in the inbox, top to bottom."""
+        return [
+            int(item.get_attribute("data-conversation-id"))
+            for item in self.find_all(hook("inbox-item"))
+        ]
+
     def inbox_item(self, conversation_id: int) -> WebElement:
         return self.find(f'{hook("inbox-item")}[data-conversation-id="{conversation_id}"]')
 
@@ -324,8 +340,32 @@ class Browser:
         self.visible(hook("app"))
 
     def conversation_id(self) -> int | None:
-        match = re.search(r"/c/(\d+)/$", self.driver.current_url)
+        match = re.search(r"/c/(\d+)/(?:\?[^#]*)?$", self.driver.current_url)
         return int(match.group(1)) if match else None
+
+    def pick(self, within: WebElement, prefix: str, username: str) -> None:
+        """In a people picker, type the start of a name and choose that person."""
+        self.find(hook("people-picker-input"), within).send_keys(prefix)
+        self.until(
+            lambda: self.find(
+                f'{hook("people-picker-result")}[data-username="{username}"]', within
+            ).is_displayed(),
+            f"{self.name}: {username} was not offered",
+        )
+        self.find(f'{hook("people-picker-result")}[data-username="{username}"]', within).click()
+        self.until(
+            lambda: username
+            in [
+                chip.get_attribute("data-username")
+                for chip in self.find_all(hook("people-picked-item"), within)
+            ],
+            f"{self.name}: {username} was not picked",
+        )
+
+    def open_menu_item(self, testid: str) -> None:
+        """Open the conversation's options and choose one."""
+        self.by_testid("conversation-menu-button").click()
+        self.visible(hook(testid)).click()
 
 
 def screenshot_path(test_name: str, who: str) -> Path:

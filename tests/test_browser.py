@@ -23,7 +23,7 @@ from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
 from messaging import services
-from messaging.models import Membership, Message
+from messaging.models import Block, Conversation, Membership, Message, Report
 from tests.browser import Browser, hook, screenshot_path
 from tests.factories import UserFactory
 from tests.live import Daphne
@@ -656,3 +656,263 @@ def test_notifications_when_hidden_and_permitted_without_text_when_previews_are_
     alice.inbox_item(conversation.pk).click()
     alice.wait_message("Fourth")
     assert alice.first_unread() == "New messages | First secret"
+
+
+def test_a_group_made_in_the_browser_chats_changes_live_and_is_found_by_search(browsers):
+    alice_user = UserFactory(username="alice")
+    UserFactory(username="bob")
+    carol_user = UserFactory(username="carol")
+    # Alice and Carol talked before: the oldest of many notes is far back in their history.
+    with_carol = direct(alice_user, carol_user)
+    for n in range(1, 131):
+        say(carol_user, with_carol, f"Note {n} about the tent" if n <= 25 else f"Filler {n}")
+    alice = browsers("alice")
+    bob = browsers("bob")
+    carol = browsers("carol")
+    alice.log_in("alice", "/")
+    bob.log_in("bob", "/")
+    carol.log_in("carol", "/")
+
+    # Alice makes the group: a name, and two people picked by username.
+    alice.by_testid("new-group-button").click()
+    dialog = alice.visible(hook("group-create-dialog"))
+    assert alice.focused_testid() == "group-title-input"
+    alice.by_testid("group-title-input").send_keys("Weekend trip")
+    alice.pick(dialog, "bo", "bob")
+    alice.by_testid("group-create-submit").click()
+    error = alice.visible(hook("group-create-error"))
+    assert "at least one more person" in error.text, "a group needs three people"
+    alice.pick(dialog, "CA", "carol")
+    alice.by_testid("group-create-submit").click()
+    alice.gone(hook("group-create-dialog"))
+    alice.until(lambda: alice.by_testid("conversation-title").text == "Weekend trip", "no group")
+    group = Conversation.objects.get(kind="group")
+    assert alice.conversation_id() == group.pk and group.title == "Weekend trip"
+    assert sorted(group.members.values_list("username", flat=True)) == ["alice", "bob", "carol"]
+    assert alice.by_testid("conversation-status").text == "3 members · you, bob, carol"
+    assert alice.focused_testid() == "composer-input"
+
+    # Everyone chats in it, live; the inbox shows its name.
+    alice.send("Who brings the tent?")
+    for person in (bob, carol):
+        person.until(lambda p=person: p.badge(group.pk) == "1", f"{person.name}: no group")
+        item = person.inbox_item(group.pk)
+        assert person.find(hook("inbox-name"), item).text == "Weekend trip"
+        assert person.find(hook("inbox-preview"), item).text == "alice: Who brings the tent?"
+        item.click()
+        person.wait_message("Who brings the tent?")
+    alice.until(
+        lambda: (alice.message("Who brings the tent?") or {}).get("seen") == "Seen by everyone",
+        "alice: not seen by everyone",
+    )
+    bob.type("Not me, sorry")
+    carol.type("Me!")
+    alice.until(
+        lambda: alice.by_testid("typing-indicator").text
+        in ("bob and carol are typing…", "carol and bob are typing…"),
+        "alice: nobody typing",
+    )
+    carol.by_testid("composer-input").send_keys(Keys.ENTER)
+    for person in (alice, bob, carol):
+        person.wait_message("Me!")
+    carol_line = carol.message_element("Me!")
+    assert carol.find_all(".msg-sender", carol_line) == [], "no name on one's own bubble"
+    assert alice.find(".msg-sender", alice.message_element("Me!")).text == "carol"
+
+    # Alice renames it: a system line and the new name, live, everywhere.
+    alice.open_menu_item("group-details-button")
+    name = alice.visible(hook("group-rename-input"))
+    assert name.get_property("value") == "Weekend trip"
+    name.send_keys(Keys.CONTROL, "a")
+    name.send_keys("Lake trip")
+    alice.by_testid("group-rename-save").click()
+    renamed = 'alice renamed the group to "Lake trip"'
+    for person in (alice, bob, carol):
+        person.until(lambda p=person: renamed in p.system_lines(), f"{person.name}: no line")
+        person.until(
+            lambda p=person: p.by_testid("conversation-title").text == "Lake trip",
+            f"{person.name}: the title stayed",
+        )
+        assert person.find(hook("inbox-name"), person.inbox_item(group.pk)).text == "Lake trip"
+    line = alice.visible(hook("system-message"))
+    assert alice.find_all(hook("message-edit"), line) == [], "a system line has no actions"
+    assert alice.find_all(".bubble", line) == []
+    alice.find(hook("dialog-close"), alice.by_testid("group-dialog")).click()
+    alice.gone(hook("group-dialog"))
+
+    # Only the creator may remove someone: Carol is told so in plain words.
+    carol.open_menu_item("group-details-button")
+    members = carol.visible(hook("group-members"))
+    row = carol.find(f'{hook("group-member")}[data-username="alice"]', members)
+    carol.find(hook("group-member-remove"), row).click()
+    carol.find(hook("group-member-remove-confirm"), row).click()
+    refused = carol.visible(hook("group-members-error")).text
+    assert refused == "Only the person who created this group can remove people from it."
+    carol.find(hook("dialog-close"), carol.by_testid("group-dialog")).click()
+
+    # Bob leaves: he sees he is out, and the others see the line and the members change.
+    bob.by_testid("composer-input").send_keys(Keys.CONTROL, "a", Keys.DELETE)
+    bob.open_menu_item("leave-group-button")
+    bob.visible(hook("group-leave-confirm")).click()
+    gone = bob.visible(hook("conversation-gone"))
+    assert "You left “Lake trip”" in gone.text
+    assert not bob.by_testid("composer").is_displayed()
+    assert bob.messages() == [] and bob.inbox_ids() == []
+    for person in (alice, carol):
+        person.until(lambda p=person: "bob left" in p.system_lines(), f"{person.name}: no line")
+        person.until(
+            lambda p=person: p.by_testid("conversation-status").text.startswith("2 members"),
+            f"{person.name}: the members did not change",
+        )
+    assert alice.by_testid("conversation-status").text == "2 members · you, carol"
+    carol.send("Just us two then")
+    alice.wait_message("Just us two then")
+    assert bob.messages() == [], "bob gets nothing from the group any more"
+    assert not Membership.objects.filter(conversation=group, user__username="bob").exists()
+
+    # Alice searches: newest first, with each conversation's name and the words marked.
+    search = alice.by_testid("message-search")
+    search.send_keys("tent")
+    search.send_keys(Keys.ENTER)
+
+    def hits() -> list[tuple[str, str]]:
+        return [
+            (
+                alice.find(hook("search-hit-conversation"), hit).text,
+                alice.find(hook("search-hit-snippet"), hit).text,
+            )
+            for hit in alice.find_all(hook("search-hit"))
+        ]
+
+    alice.until(lambda: len(hits()) == 20, "alice: no first page of hits")
+    assert not alice.by_testid("inbox").is_displayed(), "the hits take the inbox's place"
+    assert hits()[0] == ("Lake trip", "Who brings the tent?")
+    assert hits()[1] == ("carol", "Note 25 about the tent")
+    marks = alice.find_all(f"{hook('search-hit')} mark")
+    assert {mark.text for mark in marks} == {"tent"} and len(marks) == 20
+    alice.by_testid("message-search-more").click()
+    alice.until(lambda: len(hits()) == 26, "alice: no older hits")
+    assert hits()[-1] == ("carol", "Note 1 about the tent")
+    assert not alice.by_testid("message-search-more").is_displayed()
+
+    # A hit far back in the history opens there, with the messages around it.
+    target = Message.objects.get(body="Note 5 about the tent")
+    alice.find(f'{hook("search-hit")}[data-message-id="{target.pk}"]').click()
+    alice.until(lambda: alice.conversation_id() == with_carol.pk, "alice: not opened")
+    found = alice.visible('[data-found="true"]')
+    assert alice.find(hook("message-body"), found).text == "Note 5 about the tent"
+    assert alice.js(
+        """const box = arguments[0].getBoundingClientRect();
+           const view = document.getElementById("scroller").getBoundingClientRect();
+           return box.top >= view.top && box.bottom <= view.bottom;""",
+        found,
+    ), "the found message is not in view"
+    bodies = alice.bodies()
+    at = bodies.index("Note 5 about the tent")
+    assert bodies[at - 1 : at + 2] == [
+        "Note 4 about the tent",
+        "Note 5 about the tent",
+        "Note 6 about the tent",
+    ]
+    assert bodies[-1] == "Filler 130", "the history runs on to the newest message"
+    assert alice.by_testid("message-search-results").is_displayed(), "the hits stay"
+
+    # A search without words is answered in plain words.
+    search.send_keys(Keys.CONTROL, "a")
+    search.send_keys("?!", Keys.ENTER)
+    refused = alice.visible(hook("message-search-error")).text
+    assert refused.startswith("Type at least one word to search for"), refused
+
+    # Alice, who made the group, removes Carol: Carol is told so in its place, live.
+    alice.by_testid("message-search-close").click()
+    alice.inbox_item(group.pk).click()
+    alice.wait_message("Just us two then")
+    alice.open_menu_item("group-details-button")
+    row = alice.visible(f'{hook("group-member")}[data-username="carol"]')
+    alice.find(hook("group-member-remove"), row).click()
+    alice.find(hook("group-member-remove-confirm"), row).click()
+    alice.until(lambda: "alice removed carol" in alice.system_lines(), "alice: no line")
+    alice.until(
+        lambda: alice.by_testid("conversation-status").text == "1 member · you",
+        "alice: carol is still listed",
+    )
+    gone = carol.visible(hook("conversation-gone"))
+    assert gone.text.startswith("alice removed you from “Lake trip”"), gone.text
+    assert carol.messages() == [] and group.pk not in carol.inbox_ids()
+    for person in (alice, bob, carol):
+        person.no_dialog_opened()
+
+
+def test_blocking_and_reporting_from_the_browser(browsers):
+    alice_user = UserFactory(username="alice")
+    bob_user = UserFactory(username="bob")
+    conversation = direct(alice_user, bob_user)
+    spam = say(bob_user, conversation, "Cheap watches, click here")
+    alice = browsers("alice")
+    bob = browsers("bob")
+    alice.log_in("alice", f"/c/{conversation.pk}/")
+    bob.log_in("bob", f"/c/{conversation.pk}/")
+
+    # Alice reports Bob's message: she is asked why, in the page, and thanked.
+    line = alice.message_element("Cheap watches, click here")
+    hover(alice, line)
+    alice.find(hook("message-report"), line).click()
+    reason = alice.visible(hook("report-reason"))
+    assert alice.focused_testid() == "report-reason"
+    alice.by_testid("report-submit").click()
+    assert alice.visible(hook("report-error")).text == (
+        "Please say why you\N{RIGHT SINGLE QUOTATION MARK}re reporting this message."
+    )
+    reason.send_keys("Spam <b>again</b>")
+    reason.send_keys(Keys.ENTER)
+    done = alice.visible(hook("report-done"))
+    assert done.text.startswith("Reported — thanks"), done.text
+    report = Report.objects.get()
+    assert (report.message_id, report.reporter_id) == (spam.pk, alice_user.pk)
+    assert report.reason == "Spam <b>again</b>"
+    # Twice is still one report; one's own messages offer no report.
+    hover(alice, line)
+    alice.find(hook("message-report"), line).click()
+    alice.visible(hook("report-reason")).send_keys("Still spam", Keys.ENTER)
+    alice.until(lambda: "already reported" in alice.by_testid("report-done").text, "no reply")
+    assert Report.objects.count() == 1
+    assert bob.find_all(hook("message-report"), bob.message_element(spam.body)) == []
+
+    # Alice blocks Bob from the conversation: the composer gives way to the block.
+    alice.open_menu_item("block-toggle")
+    bar = alice.visible(hook("blocked-bar"))
+    assert bar.text.startswith("You blocked bob.")
+    assert not alice.by_testid("composer").is_displayed()
+    assert alice.focused_testid() == "unblock-button"
+    assert alice.by_testid("conversation-status").text == "Blocked"
+    assert alice.find(hook("inbox-blocked"), alice.inbox_item(conversation.pk)).is_displayed()
+    assert Block.objects.filter(blocker=alice_user, blocked=bob_user).exists()
+
+    # Bob's message does not go through, and he is told why in plain words.
+    bob.send("Hello?")
+    failed = bob.wait_message("Hello?", state="failed")
+    assert "isn\N{RIGHT SINGLE QUOTATION MARK}t able to receive messages" in failed["error"]
+    assert stored("Hello?") == 0
+
+    # Unblocked, Bob's retry arrives.
+    alice.by_testid("unblock-button").click()
+    alice.visible(hook("composer"))
+    alice.gone(hook("blocked-bar"))
+    assert not Block.objects.exists()
+    bob.find(hook("message-retry"), bob.message_element("Hello?")).click()
+    bob.wait_message("Hello?")
+    alice.wait_message("Hello?")
+
+    # From a name in the people search: block, then unblock.
+    alice.by_testid("user-search").send_keys("bo")
+    toggle = alice.visible(hook("user-block-toggle"))
+    assert toggle.text == "Block" and toggle.get_attribute("aria-label") == "Block bob"
+    toggle.click()
+    alice.until(lambda: toggle.text == "Unblock", "alice: the name was not blocked")
+    assert Block.objects.filter(blocker=alice_user, blocked=bob_user).exists()
+    alice.visible(hook("blocked-bar"))
+    toggle.click()
+    alice.until(lambda: toggle.text == "Block", "alice: the name was not unblocked")
+    assert not Block.objects.exists()
+    alice.no_dialog_opened()
+    bob.no_dialog_opened()

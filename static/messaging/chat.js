@@ -1,7 +1,8 @@
 /*
  * Chat browser client: one WebSocket for all conversations, an inbox beside the open
  * conversation, optimistic sends with a persistent outbox, drafts, typing, read receipts,
- * edit and delete. Plain JS, no dependencies.
+ * edit and delete, reports, blocks, groups (create, rename, add, remove, leave) and message
+ * search. Plain JS, no dependencies.
  *
  * Safety rule: user data (bodies, usernames, titles) only ever goes in through
  * textContent / createTextNode / element properties, never through innerHTML.
@@ -79,6 +80,47 @@
     notifyToggle: document.getElementById("notify-toggle"),
     previewToggle: document.getElementById("preview-toggle"),
     notifyStatus: document.getElementById("notify-status"),
+    newGroup: document.getElementById("new-group-button"),
+    msearchForm: document.getElementById("message-search-form"),
+    msearch: document.getElementById("message-search"),
+    searchPanel: document.getElementById("search-panel"),
+    searchSummary: document.getElementById("search-summary"),
+    searchError: document.getElementById("search-error"),
+    searchHits: document.getElementById("search-hits"),
+    searchMore: document.getElementById("search-more"),
+    searchClose: document.getElementById("search-close"),
+    inboxWrap: document.querySelector(".inbox-wrap"),
+    menu: document.getElementById("conv-menu"),
+    menuGroup: document.getElementById("menu-group"),
+    menuBlock: document.getElementById("menu-block"),
+    menuLeave: document.getElementById("menu-leave"),
+    blockedBar: document.getElementById("blocked-bar"),
+    blockedText: document.getElementById("blocked-text"),
+    blockedUnblock: document.getElementById("blocked-unblock"),
+    goneBar: document.getElementById("gone-bar"),
+    goneText: document.getElementById("gone-text"),
+    goneBack: document.getElementById("gone-back"),
+    groupCreate: document.getElementById("group-create"),
+    groupCreateForm: document.getElementById("group-create-form"),
+    groupTitle: document.getElementById("group-title-input"),
+    groupCreateError: document.getElementById("group-create-error"),
+    groupCreateSubmit: document.getElementById("group-create-submit"),
+    groupDialog: document.getElementById("group-dialog"),
+    renameForm: document.getElementById("group-rename-form"),
+    renameInput: document.getElementById("group-rename-input"),
+    renameSave: document.getElementById("group-rename-save"),
+    renameStatus: document.getElementById("group-rename-status"),
+    members: document.getElementById("group-members"),
+    membersError: document.getElementById("group-members-error"),
+    addForm: document.getElementById("group-add-form"),
+    addError: document.getElementById("group-add-error"),
+    addSubmit: document.getElementById("group-add-submit"),
+    leave: document.getElementById("group-leave"),
+    leaveBox: document.getElementById("group-leave-box"),
+    leaveText: document.getElementById("group-leave-text"),
+    leaveCancel: document.getElementById("group-leave-cancel"),
+    leaveConfirm: document.getElementById("group-leave-confirm"),
+    leaveError: document.getElementById("group-leave-error"),
   };
 
   // ---------------------------------------------------------------------------------------
@@ -154,6 +196,10 @@
         timer = null;
         fn();
       }, wait);
+    };
+    wrapped.cancel = function () {
+      clearTimeout(timer);
+      timer = null;
     };
     wrapped.flush = function () {
       if (timer !== null) {
@@ -253,6 +299,7 @@
     seenChanges: new Set(), // "id:seq" already applied
     cur: null, // the open conversation's view state
     typers: new Map(), // conversation id -> Map(user id -> {user, until})
+    blocked: new Set(), // usernames the user blocks
   };
 
   function setConversations(list) {
@@ -474,6 +521,7 @@
     const last = conv.last_message;
     if (!last) return "No messages yet";
     if (last.deleted) return last.sender.id === me.id ? "You deleted a message" : "Message deleted";
+    if (last.kind === "system") return truncate(oneLine(last.body), 120);
     const body = truncate(oneLine(last.body), 120);
     if (last.sender.id === me.id) return "You: " + body;
     return conv.kind === "group" ? last.sender.username + ": " + body : body;
@@ -487,17 +535,18 @@
     const timeSlot = el("span", { class: "inbox-time-slot" });
     const preview = el("span", { class: "inbox-preview", "data-testid": "inbox-preview" });
     const badge = el("span", { class: "badge", "data-testid": "unread-badge" });
+    const tag = el("span", { class: "inbox-tag", "data-testid": "inbox-blocked", text: "Blocked", hidden: true });
     const sr = el("span", { class: "visually-hidden inbox-sr" });
     a.append(
       avatar,
       el("span", { class: "inbox-main" }, [
         el("span", { class: "inbox-top" }, [name, timeSlot]),
-        el("span", { class: "inbox-bottom" }, [preview, badge]),
+        el("span", { class: "inbox-bottom" }, [preview, tag, badge]),
       ]),
       sr
     );
     li.appendChild(a);
-    li._parts = { a, avatar, name, timeSlot, preview, badge, sr };
+    li._parts = { a, avatar, name, timeSlot, preview, badge, tag, sr };
     return li;
   }
 
@@ -524,7 +573,10 @@
     p.badge.textContent = unread > 99 ? "99+" : String(unread);
     p.badge.hidden = unread === 0;
     const peer = directPeer(conv);
+    const blocked = Boolean(peer && state.blocked.has(peer.username));
+    p.tag.hidden = !blocked;
     const bits = [];
+    if (blocked) bits.push("blocked");
     if (peer && state.online.has(peer.id)) bits.push("online");
     if (unread) bits.push(unread + (unread === 1 ? " unread message" : " unread messages"));
     p.sr.textContent = bits.length ? ", " + bits.join(", ") : "";
@@ -586,6 +638,102 @@
     }
     if (!response.ok) throw Object.assign(new Error("HTTP " + response.status), { status: response.status });
     return response.json();
+  }
+
+  function csrfToken() {
+    const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
+    if (match) return decodeURIComponent(match[1]);
+    const input = document.querySelector('input[name="csrfmiddlewaretoken"]');
+    return input ? input.value : "";
+  }
+
+  /**
+   * Call the API with the session (and the CSRF token for unsafe methods). Never throws:
+   * answers {ok, status, data}, where a network failure is status 0.
+   */
+  async function request(method, path, body) {
+    const headers = { Accept: "application/json" };
+    const init = { method, credentials: "same-origin", headers, cache: "no-store" };
+    if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
+    if (body !== undefined) {
+      headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (e) {
+      return { ok: false, status: 0, data: null };
+    }
+    if (response.status === 401) {
+      goLogin();
+      return { ok: false, status: 401, data: null };
+    }
+    let data = null;
+    if (response.status !== 204) {
+      try {
+        data = await response.json();
+      } catch (e) {
+        data = null;
+      }
+    }
+    return { ok: response.ok, status: response.status, data };
+  }
+
+  // The server's own words for some refusals, said the way people say them.
+  const PLAIN_DETAILS = {
+    "only the group's creator can remove people": "Only the person who created this group can remove people from it.",
+    "you cannot add someone you block or who blocks you":
+      "You can’t add someone you’ve blocked, or who has blocked you.",
+    "you cannot block yourself": "You can’t block yourself.",
+    "search for at least one word": "Type at least one word to search for: letters or numbers, not only symbols.",
+    "say why you report this message": "Please say why you’re reporting this message.",
+    "a group needs at least two other people": "A group needs at least two other people.",
+    "a direct conversation has no members to change": "This is a conversation between two people; it has no members to change.",
+  };
+
+  function sentence(text) {
+    const t = String(text || "").trim();
+    if (!t) return "";
+    const first = t.charAt(0).toUpperCase() + t.slice(1);
+    return /[.!?…]$/.test(first) ? first : first + ".";
+  }
+
+  function plainDetail(detail) {
+    const key = String(detail || "").trim();
+    return PLAIN_DETAILS[key] || sentence(key.replace(/'/g, "’"));
+  }
+
+  function waitText(seconds) {
+    const s = Math.max(1, Math.ceil(Number(seconds) || 1));
+    if (s < 90) return s + (s === 1 ? " second" : " seconds");
+    const m = Math.ceil(s / 60);
+    return m + (m === 1 ? " minute" : " minutes");
+  }
+
+  /** An HTTP failure in plain words; `what` completes "Couldn’t …" (e.g. "rename the group"). */
+  function httpErrorText(res, what, notFound) {
+    const data = res.data || {};
+    if (res.status === 0) return "Couldn’t reach the server, so nothing changed. Check your connection and try again.";
+    if (res.status === 429) return "That’s too many requests for now. Try again in " + waitText(data.retry_after || 60) + ".";
+    if (res.status === 404) return notFound || "That isn’t available any more.";
+    if (res.status === 400 && data.errors) {
+      const messages = [];
+      for (const list of Object.values(data.errors)) if (Array.isArray(list)) messages.push(...list);
+      if (messages.length) return messages.map(plainDetail).join(" ");
+    }
+    if (res.status === 403 && /csrf/i.test(String(data.detail || ""))) {
+      return "Your session has changed. Reload the page and try again.";
+    }
+    if (res.status >= 500) return "The server couldn’t " + what + " just now. Try again in a moment.";
+    return data.detail ? plainDetail(data.detail) : "Couldn’t " + what + ".";
+  }
+
+  async function refreshBlocks() {
+    const res = await request("GET", "/api/blocks/");
+    if (!res.ok || !res.data || !Array.isArray(res.data.blocks)) return;
+    state.blocked = new Set(res.data.blocks.map((u) => u.username));
+    renderBlockState();
   }
 
   async function refreshInbox() {
@@ -843,6 +991,8 @@
         return onTyping(frame);
       case "presence":
         return onPresence(frame);
+      case "conversation.updated":
+        return onConversationUpdated(frame);
       case "pong":
         clearTimeout(pongTimer);
         pongTimer = null;
@@ -893,6 +1043,7 @@
   function finishConnect() {
     afterConnect = false;
     refreshInbox();
+    refreshBlocks();
     if (state.cur) refreshConversation(state.cur);
     flushOutbox();
     maybeSendRead(true);
@@ -942,7 +1093,9 @@
 
   function countUnread(cur, lastRead) {
     let n = 0;
-    for (const m of cur.msgs.values()) if (m.id > lastRead && !m.deleted && m.sender.id !== me.id) n++;
+    for (const m of cur.msgs.values()) {
+      if (m.id > lastRead && !m.deleted && m.kind !== "system" && m.sender.id !== me.id) n++;
+    }
     return n;
   }
 
@@ -1005,6 +1158,59 @@
     else state.online.delete(frame.user.id);
     renderInbox();
     renderHeader();
+  }
+
+  /** A group changed: its title or members; someone removed or gone loses it at once. */
+  function onConversationUpdated(frame) {
+    const c = frame.conversation;
+    const change = frame.change || {};
+    if (!c || typeof c.id !== "number") return;
+    const members = Array.isArray(c.members) ? c.members : [];
+    if (!members.some((u) => u.id === me.id)) {
+      const open = state.cur && state.cur.id === c.id && !state.cur.gone;
+      if (!state.convs.has(c.id) && !open) return; // gone already (left from this tab)
+      const by = change.by && change.by.id !== me.id ? change.by.username : null;
+      const name = state.convs.has(c.id) ? convName(state.convs.get(c.id)) : c.title || "the group";
+      const text =
+        change.kind === "removed" && by
+          ? by + " removed you from “" + name + "”. You’re no longer in this group."
+          : "You left “" + name + "”. You’re no longer in this group.";
+      dropConversation(c.id, text);
+      return;
+    }
+    const conv = state.convs.get(c.id);
+    if (!conv) {
+      scheduleInboxRefresh(); // added to a group: fetch it whole
+      return;
+    }
+    conv.kind = c.kind || conv.kind;
+    conv.title = typeof c.title === "string" ? c.title : conv.title;
+    conv.members = members;
+    const typers = state.typers.get(c.id);
+    if (typers) for (const id of Array.from(typers.keys())) if (!members.some((u) => u.id === id)) typers.delete(id);
+    renderInbox();
+    if (state.cur && state.cur.id === c.id) {
+      renderHeader();
+      renderTyping();
+      updateSeen();
+    }
+    renderGroupDialog();
+  }
+
+  /** Forget a conversation the user is no longer in; if it is open, say so in its place. */
+  function dropConversation(id, text) {
+    const known = state.convs.get(id);
+    state.convs.delete(id);
+    state.order = state.order.filter((x) => x !== id);
+    state.typers.delete(id);
+    const items = outboxAll();
+    const keep = items.filter((i) => i.conversation !== id);
+    if (keep.length !== items.length) outboxSave(keep);
+    store.remove(draftKey(id));
+    renderInbox();
+    if (ui.groupDialog && ui.groupDialog.open && groupDialogConv === id) ui.groupDialog.close();
+    if (state.cur && state.cur.id === id) showGone(state.cur, text, known);
+    announce(text);
   }
 
   function onError(frame) {
@@ -1084,7 +1290,7 @@
         if (outboxRemove(m.client_id)) cancelRetry(m.client_id);
       }
       const conv = state.convs.get(m.conversation);
-      const fromOther = m.sender.id !== me.id && !m.deleted && !opts.ack;
+      const fromOther = m.sender.id !== me.id && !m.deleted && !opts.ack && m.kind !== "system";
       if (fromOther && opts.live && opts.isNew && m.id > ((conv && conv.last_read) || 0)) {
         notifyMessage(conv, m);
         // Read while away: mark where the reader left off.
@@ -1094,7 +1300,7 @@
       }
       if (!conv) {
         unknownConv = true;
-        if (m.sender.id !== me.id && !m.deleted && !opts.ack) {
+        if (fromOther) {
           announcements.push("New message from " + m.sender.username + ": " + truncate(oneLine(m.body), 140));
         }
       } else if (updateConvWithMessage(conv, m, opts, announcements)) {
@@ -1127,6 +1333,10 @@
     if (!last || m.id > last.id) {
       conv.last_message = m;
       if (ms(m.created_at) > ms(conv.last_activity_at)) conv.last_activity_at = m.created_at;
+      if (m.kind === "system") {
+        if (!opts.ack && opts.live && state.cur && state.cur.id === conv.id) announcements.push(m.body);
+        return true;
+      }
       if (m.sender.id !== me.id && !m.deleted && m.id > (conv.last_read || 0)) {
         if (!isViewing(conv.id)) conv.unread = (conv.unread || 0) + 1;
         if (!opts.ack) {
@@ -1276,6 +1486,11 @@
       pendingChange: null, // {kind: "edit"|"delete", id, at}
       unseenBelow: 0,
       dividerAfter: null, // "New messages" goes before the first other's message above this id
+      gone: false, // removed from the group, or left it
+      goneName: "",
+      detached: false, // showing an older stretch around a search hit, not the newest messages
+      target: null, // a message to show once the history is in (from a search hit)
+      olderPromise: null,
     };
   }
 
@@ -1283,22 +1498,35 @@
     const cur = state.cur;
     if (!cur || !ui.title) return;
     const conv = state.convs.get(cur.id);
+    if (ui.menu) ui.menu.hidden = !conv || cur.gone;
     if (!conv) {
-      ui.title.textContent = "Conversation";
+      ui.title.textContent = cur.goneName || "Conversation";
       ui.status.textContent = "";
+      ui.status.classList.remove("is-online");
+      if (ui.menu) ui.menu.open = false;
       return;
     }
     ui.title.textContent = convName(conv);
     fillAvatar(ui.headAvatar, conv);
     const peer = directPeer(conv);
-    if (peer) {
+    const isGroup = conv.kind === "group";
+    ui.menuGroup.hidden = !isGroup;
+    ui.menuLeave.hidden = !isGroup;
+    ui.menuBlock.hidden = !peer;
+    if (peer) ui.menuBlock.textContent = (state.blocked.has(peer.username) ? "Unblock " : "Block ") + peer.username;
+    if (peer && state.blocked.has(peer.username)) {
+      ui.status.textContent = "Blocked";
+      ui.status.dataset.online = "false";
+      ui.status.classList.remove("is-online");
+    } else if (peer) {
       const online = state.online.has(peer.id);
       ui.status.textContent = !wsReady ? "" : online ? "Online" : "Offline";
       ui.status.dataset.online = online ? "true" : "false";
       ui.status.classList.toggle("is-online", online);
     } else {
       const names = (conv.members || []).map((u) => (u.id === me.id ? "you" : u.username));
-      ui.status.textContent = (conv.members || []).length + " members · " + names.join(", ");
+      const n = (conv.members || []).length;
+      ui.status.textContent = n + (n === 1 ? " member · " : " members · ") + names.join(", ");
       ui.status.classList.remove("is-online");
       delete ui.status.dataset.online;
     }
@@ -1307,6 +1535,11 @@
   function renderHistoryTop() {
     const cur = state.cur;
     if (!cur) return;
+    if (cur.gone) {
+      ui.loadOlder.hidden = true;
+      ui.historyStart.hidden = true;
+      return;
+    }
     ui.loadOlder.hidden = !cur.loaded || !cur.hasMore;
     ui.loadOlder.disabled = cur.loadingOlder;
     ui.loadOlder.textContent = cur.loadingOlder ? "Loading…" : "Load older messages";
@@ -1377,7 +1610,28 @@
     return Boolean(conv && conv.kind === "group");
   }
 
+  function buildSystemEl(m) {
+    const li = el("li", {
+      class: "msg system",
+      "data-testid": "system-message",
+      "data-id": m.id,
+      "data-kind": "system",
+      "data-state": "sent",
+      "data-sender-id": m.sender.id,
+      "data-ts": ms(m.created_at),
+    });
+    const date = new Date(ms(m.created_at));
+    li.appendChild(
+      el("p", { class: "system-text" }, [
+        el("span", { "data-testid": "system-text", text: m.body }),
+        el("time", { class: "system-time", datetime: m.created_at, title: fmtFull.format(date), text: fmtTime.format(date) }),
+      ])
+    );
+    return li;
+  }
+
   function buildMessageEl(m) {
+    if (m.kind === "system") return buildSystemEl(m);
     const mine = m.sender.id === me.id;
     const li = el("li", {
       class: "msg " + (mine ? "mine" : "theirs") + (m.deleted ? " is-deleted" : ""),
@@ -1406,9 +1660,9 @@
       foot.appendChild(el("span", { class: "msg-edited", "data-testid": "message-edited", text: "(edited)" }));
     }
     const bubble = el("div", { class: "bubble" }, [body, foot]);
-    li.appendChild(el("div", { class: "msg-row" }, [bubble, mine && !m.deleted ? buildActions(m) : null]));
-    if (mine && !m.deleted) {
-      // Touch screens have no hover: a tap on one's own bubble shows its actions.
+    li.appendChild(el("div", { class: "msg-row" }, [bubble, m.deleted ? null : buildActions(m, mine)]));
+    if (!m.deleted) {
+      // Touch screens have no hover: a tap on a bubble shows its actions.
       bubble.addEventListener("click", (event) => {
         if (event.target.closest("a") || !window.matchMedia("(pointer: coarse)").matches) return;
         const open = li.classList.contains("show-actions");
@@ -1419,7 +1673,19 @@
     return li;
   }
 
-  function buildActions(m) {
+  function buildActions(m, mine) {
+    if (!mine) {
+      const report = el("button", {
+        type: "button",
+        class: "msg-action",
+        "data-testid": "message-report",
+        "aria-label": "Report message from " + m.sender.username,
+        title: "Report to the moderators",
+        text: "Report",
+      });
+      report.addEventListener("click", () => startReport(m.id));
+      return el("div", { class: "msg-actions" }, [report]);
+    }
     const edit = el("button", {
       type: "button",
       class: "msg-action",
@@ -1484,14 +1750,21 @@
   /** Put a new or changed message into the open conversation, in id order. */
   function upsertMessages(list, opts) {
     const cur = state.cur;
-    if (!cur) return;
+    if (!cur || cur.gone) return;
     const wasAtBottom = isNearBottom();
     let addedAtEnd = false;
     let ownAdded = false;
     let changed = false;
+    let newerHidden = false;
     for (const m of list) {
       const existing = cur.msgs.get(m.id);
       if (existing && (existing.seq || 0) >= (m.seq || 0)) continue;
+      if (cur.detached && !existing && m.id > cur.detachedTop) {
+        // Showing an older stretch: newer messages wait behind "Jump to the latest".
+        if (opts && opts.live && m.kind !== "system" && m.sender.id !== me.id) cur.unseenBelow += 1;
+        newerHidden = true;
+        continue;
+      }
       cur.msgs.set(m.id, m);
       changed = true;
       if (m.sender.id === me.id && m.client_id) {
@@ -1506,6 +1779,9 @@
       if (old) {
         if (cur.editing === m.id) cur.editing = null;
         if (cur.pendingChange && cur.pendingChange.id === m.id) cur.pendingChange = null;
+        // A report being written (or its "thanks") stays with the message, unless it is gone.
+        if (!m.deleted) for (const extra of old.querySelectorAll(":scope > .msg-extra")) node.appendChild(extra);
+        if (old.classList.contains("is-found")) markFound(node);
         old.replaceWith(node);
       } else {
         insertInOrder(node, m.id);
@@ -1517,6 +1793,7 @@
       }
       cur.els.set(m.id, node);
     }
+    if (newerHidden) showJump();
     if (!changed) return;
     decorate();
     updateSeen();
@@ -1537,14 +1814,14 @@
     const children = ui.messages.children;
     for (let i = children.length - 1; i >= 0; i--) {
       const child = children[i];
-      if (child.dataset.testid !== "message" || child.dataset.state !== "sent") continue;
+      if (!child.classList.contains("msg") || child.dataset.state !== "sent") continue;
       if (Number(child.dataset.id) < id) {
         ui.messages.insertBefore(node, child.nextSibling);
         return;
       }
     }
     // Oldest so far: before the first message (skipping separators).
-    const first = ui.messages.querySelector('[data-testid="message"]');
+    const first = ui.messages.querySelector(".msg");
     ui.messages.insertBefore(node, first);
   }
 
@@ -1568,6 +1845,12 @@
           li
         );
         prevSender = null;
+      }
+      if (li.dataset.kind === "system") {
+        li.classList.remove("grouped");
+        prevDay = day;
+        prevSender = null;
+        continue;
       }
       if (
         !dividerPlaced &&
@@ -1598,19 +1881,26 @@
 
   function showJump() {
     const cur = state.cur;
-    ui.jump.textContent = cur && cur.unseenBelow > 1 ? cur.unseenBelow + " new messages ↓" : "New message ↓";
+    if (cur && cur.detached) {
+      ui.jump.textContent =
+        cur.unseenBelow > 0
+          ? "Jump to the latest (" + cur.unseenBelow + " new) ↓"
+          : "Jump to the latest messages ↓";
+    } else {
+      ui.jump.textContent = cur && cur.unseenBelow > 1 ? cur.unseenBelow + " new messages ↓" : "New message ↓";
+    }
     ui.jump.hidden = false;
   }
 
   function updateSeen() {
     for (const node of Array.from(ui.messages.querySelectorAll(".msg-seen"))) node.remove();
     const cur = state.cur;
-    if (!cur) return;
+    if (!cur || cur.detached) return;
     const conv = state.convs.get(cur.id);
     if (!conv) return;
     let lastMine = null;
     for (const m of cur.msgs.values()) {
-      if (m.sender.id === me.id && !m.deleted && (!lastMine || m.id > lastMine.id)) lastMine = m;
+      if (m.sender.id === me.id && !m.deleted && m.kind !== "system" && (!lastMine || m.id > lastMine.id)) lastMine = m;
     }
     if (!lastMine) return;
     const peers = others(conv);
@@ -1618,10 +1908,9 @@
     if (!readers.length) return;
     let text = "Seen";
     if (conv.kind === "group") {
-      text =
-        readers.length === peers.length && peers.length > 1
-          ? "Seen by everyone"
-          : "Seen by " + readers.map((u) => u.username).join(", ");
+      if (readers.length === peers.length && peers.length > 1) text = "Seen by everyone";
+      else if (readers.length <= 3) text = "Seen by " + readers.map((u) => u.username).join(", ");
+      else text = "Seen by " + readers.length + " of " + peers.length;
     }
     const li = cur.els.get(lastMine.id);
     if (li) li.appendChild(el("div", { class: "msg-seen", "data-testid": "seen-marker", text }));
@@ -1647,10 +1936,11 @@
     }
   }
 
-  /** Open a conversation view: from boot data or by fetching. */
-  function setupConversation(id, boot) {
+  /** Open a conversation view: from boot data or by fetching; `target` is a message to show. */
+  function setupConversation(id, boot, target) {
     saveDraft();
     const cur = newCur(id);
+    cur.target = typeof target === "number" && target > 0 ? target : null;
     const known = state.convs.get(id);
     if (known && known.unread > 0) cur.dividerAfter = known.last_read || 0;
     closeNotes(id);
@@ -1662,10 +1952,12 @@
     ui.conversation.hidden = false;
     ui.conversation.dataset.conversationId = String(id);
     app.dataset.view = "conversation";
+    if (ui.menu) ui.menu.open = false;
     renderHeader();
     renderTyping();
     renderInbox();
     restoreDraft();
+    renderComposerState();
     if (boot) {
       cur.loaded = true;
       cur.hasMore = Boolean(boot.hasMore);
@@ -1674,6 +1966,7 @@
     renderOutboxFor(cur);
     renderHistoryTop();
     scrollToFirstUnread();
+    if (boot && cur.target) revealMessage(cur, cur.target);
     refreshConversation(cur);
     return cur;
   }
@@ -1688,15 +1981,15 @@
         api("/api/conversations/" + cur.id + "/messages/?limit=" + PAGE),
       ]);
     } catch (e) {
-      if (state.cur !== cur) return;
+      if (state.cur !== cur || cur.gone) return;
       if (e.status === 404) {
-        showNotice("This conversation isn’t available. It may have been removed, or you’re not a member.");
+        dropConversation(cur.id, "This conversation isn’t available. You’re not a member of it (any more).");
       } else if (!cur.loaded) {
         showNotice("Couldn’t load messages. They’ll appear when the connection is back.");
       }
       return;
     }
-    if (state.cur !== cur) return;
+    if (state.cur !== cur || cur.gone) return;
     const readPointers = detail.read_pointers || {};
     delete detail.read_pointers;
     const known = state.convs.get(cur.id);
@@ -1724,11 +2017,16 @@
     for (const m of page.messages || []) {
       if (m.sender && m.sender.id === me.id && m.client_id && outboxRemove(m.client_id)) cancelRetry(m.client_id);
     }
-    upsertMessages(page.messages || [], { live: false });
+    // An older stretch on screen takes only changes to what it shows.
+    const fresh = cur.detached ? (page.messages || []).filter((m) => cur.msgs.has(m.id)) : page.messages || [];
+    upsertMessages(fresh, { live: false });
     if (firstLoad) {
       renderOutboxFor(cur);
-      scrollToFirstUnread();
+      if (cur.target) revealMessage(cur, cur.target);
+      else scrollToFirstUnread();
     }
+    renderComposerState();
+    renderGroupDialog();
     if (isViewing(cur.id)) {
       const conv = state.convs.get(cur.id);
       if (conv) conv.unread = 0;
@@ -1740,42 +2038,138 @@
     maybeSendRead(true);
   }
 
-  async function loadOlder() {
-    const cur = state.cur;
-    if (!cur || !cur.loaded || !cur.hasMore || cur.loadingOlder) return;
+  function oldestId(cur) {
     let oldest = Infinity;
     for (const id of cur.msgs.keys()) if (id < oldest) oldest = id;
-    if (!Number.isFinite(oldest)) return;
+    return oldest;
+  }
+
+  function loadOlder() {
+    const cur = state.cur;
+    if (!cur || !cur.loaded || !cur.hasMore || cur.loadingOlder || cur.gone) return null;
+    return loadOlderPage(cur, PAGE);
+  }
+
+  /** Load the page before the oldest message shown; answer whether it worked. */
+  async function loadOlderPage(cur, limit) {
+    if (cur.olderPromise) await cur.olderPromise;
+    if (state.cur !== cur || !cur.hasMore) return state.cur === cur;
+    const oldest = oldestId(cur);
+    if (!Number.isFinite(oldest)) return false;
     cur.loadingOlder = true;
     renderHistoryTop();
+    const work = (async () => {
+      let page;
+      try {
+        page = await api("/api/conversations/" + cur.id + "/messages/?before=" + oldest + "&limit=" + limit);
+      } catch (e) {
+        return false;
+      }
+      if (state.cur !== cur) return false;
+      const before = ui.scroller.scrollHeight;
+      const top = ui.scroller.scrollTop;
+      cur.hasMore = Boolean(page.has_more);
+      upsertMessages(page.messages || [], { live: false });
+      // Keep what the reader was looking at in place.
+      ui.scroller.scrollTop = top + (ui.scroller.scrollHeight - before);
+      return true;
+    })();
+    cur.olderPromise = work;
+    const ok = await work;
+    if (cur.olderPromise === work) cur.olderPromise = null;
+    cur.loadingOlder = false;
+    if (state.cur === cur) renderHistoryTop();
+    return ok;
+  }
+
+  // A search hit further back than this many messages opens on its own stretch of history.
+  const BACKFILL_PAGES = 5;
+  const BACKFILL_LIMIT = 200;
+
+  function markFound(li) {
+    li.classList.add("is-found");
+    li.dataset.found = "true";
+  }
+
+  /** Bring a message into view with the messages around it, and highlight it. */
+  async function revealMessage(cur, id) {
+    cur.target = id;
+    let pages = 0;
+    while (!cur.msgs.has(id) && cur.hasMore && oldestId(cur) > id && pages < BACKFILL_PAGES) {
+      const ok = await loadOlderPage(cur, BACKFILL_LIMIT);
+      if (!ok || state.cur !== cur) return;
+      pages += 1;
+    }
+    if (state.cur !== cur || cur.gone) return;
+    if (!cur.msgs.has(id) && cur.hasMore && oldestId(cur) > id) {
+      await showStretch(cur, id);
+      if (state.cur !== cur) return;
+    }
+    cur.target = null;
+    for (const old of Array.from(ui.messages.querySelectorAll(".is-found"))) {
+      old.classList.remove("is-found");
+      delete old.dataset.found;
+    }
+    const li = cur.els.get(id);
+    const m = cur.msgs.get(id);
+    if (!li || !m || m.deleted) {
+      showNotice("That message isn’t in this conversation any more.");
+      return;
+    }
+    markFound(li);
+    li.tabIndex = -1;
+    li.scrollIntoView({ block: "center" });
+    stickToBottom = isNearBottom();
+    li.focus({ preventScroll: true });
+  }
+
+  /** Show the stretch of history that ends at a message, apart from the newest messages. */
+  async function showStretch(cur, id) {
     let page;
     try {
-      page = await api("/api/conversations/" + cur.id + "/messages/?before=" + oldest + "&limit=" + PAGE);
+      page = await api("/api/conversations/" + cur.id + "/messages/?before=" + (id + 1) + "&limit=" + PAGE);
     } catch (e) {
-      cur.loadingOlder = false;
-      if (state.cur === cur) renderHistoryTop();
       return;
     }
     if (state.cur !== cur) return;
-    const before = ui.scroller.scrollHeight;
-    const top = ui.scroller.scrollTop;
+    cur.detached = true;
+    cur.detachedTop = id;
+    cur.msgs.clear();
+    cur.els.clear();
+    cur.pendingEls.clear();
+    cur.unseenBelow = 0;
+    ui.messages.replaceChildren();
     cur.hasMore = Boolean(page.has_more);
     upsertMessages(page.messages || [], { live: false });
-    cur.loadingOlder = false;
     renderHistoryTop();
-    // Keep what the reader was looking at in place.
-    ui.scroller.scrollTop = top + (ui.scroller.scrollHeight - before);
+    showJump();
+  }
+
+  /** Leave an older stretch for the newest messages. */
+  function backToLatest() {
+    const cur = state.cur;
+    if (!cur) return;
+    setupConversation(cur.id, null);
+    ui.input.focus({ preventScroll: true });
   }
 
   function openConversation(id, opts) {
     opts = opts || {};
-    if (state.cur && state.cur.id === id) {
+    const target = opts.target || null;
+    if (state.cur && state.cur.id === id && !state.cur.gone) {
+      if (opts.push && app.dataset.view === "inbox") {
+        history.pushState({ conversation: id, fromInbox: true }, "", URLS.conversation(id));
+      }
       app.dataset.view = "conversation";
-      if (opts.focus) ui.input.focus();
+      if (target) {
+        if (state.cur.loaded) revealMessage(state.cur, target);
+        else state.cur.target = target;
+      } else if (opts.focus) ui.input.focus();
       return;
     }
     if (opts.push) history.pushState({ conversation: id, fromInbox: app.dataset.view === "inbox" }, "", URLS.conversation(id));
-    setupConversation(id, null);
+    setupConversation(id, null, target);
+    if (target) return; // the found message takes the focus once it is shown
     const conv = state.convs.get(id);
     if (conv && conv.unread && document.visibilityState === "visible") {
       conv.unread = 0;
@@ -1795,6 +2189,7 @@
     if (opts.push) history.pushState({ conversation: null }, "", URLS.inbox);
     state.cur = null;
     app.dataset.view = "inbox";
+    if (ui.menu) ui.menu.open = false;
     ui.conversation.hidden = true;
     delete ui.conversation.dataset.conversationId;
     ui.emptyState.hidden = false;
@@ -1802,6 +2197,12 @@
     ui.jump.hidden = true;
     renderInbox();
     // Back in the inbox: focus the conversation just left, so the keyboard carries on there.
+    if (leaving !== null && !focusInSidebar && !ui.searchPanel.hidden) {
+      // Back to the search hits that were showing: the one just opened keeps the focus.
+      const hit = ui.searchHits.querySelector('[data-conversation-id="' + leaving + '"]');
+      if (hit) hit.focus();
+      return;
+    }
     const row = leaving !== null ? inboxEls.get(leaving) : null;
     if (row && !focusInSidebar) row._parts.a.focus();
   }
@@ -1818,7 +2219,7 @@
       return;
     }
     const cur = state.cur;
-    if (!cur || document.visibilityState !== "visible") return;
+    if (!cur || cur.gone || document.visibilityState !== "visible") return;
     const conv = state.convs.get(cur.id);
     const newest = maxSentId(cur);
     if (conv && conv.unread) {
@@ -1851,8 +2252,8 @@
   }
 
   function sendFromComposer() {
-    const cur = state.cur;
-    if (!cur) return;
+    let cur = state.cur;
+    if (!cur || cur.gone || !ui.blockedBar.hidden) return;
     const body = ui.input.value.replace(/^\s*\n/, "").replace(/\s+$/, "");
     if (!body.trim()) {
       ui.input.focus();
@@ -1876,6 +2277,9 @@
     cur.dividerAfter = null; // answering means the new ones were read
     ui.input.value = "";
     store.remove(draftKey(cur.id));
+    if (cur.detached) {
+      cur = setupConversation(cur.id, null); // back to the newest messages, where this one goes
+    }
     autosize();
     updateCounter();
     hideNotice();
@@ -2232,7 +2636,14 @@
           saveDraft();
         }
       });
-      ui.searchResults.appendChild(el("li", {}, [a]));
+      const li = el("li", { class: "search-item" }, [a]);
+      li.appendChild(
+        blockButton(user.username, "msg-action search-block", "user-block-toggle", (text) => {
+          const error = el("li", { class: "search-none search-failed", role: "alert", text });
+          li.after(error);
+        })
+      );
+      ui.searchResults.appendChild(li);
     }
     ui.searchResults.hidden = false;
     searchStatus(
@@ -2263,6 +2674,779 @@
   }
 
   // ---------------------------------------------------------------------------------------
+  // Conversation states: blocked, gone
+  // ---------------------------------------------------------------------------------------
+
+  /** The composer, or in its place why one cannot write here. */
+  function renderComposerState() {
+    const cur = state.cur;
+    const conv = cur ? state.convs.get(cur.id) : null;
+    const gone = Boolean(cur && cur.gone);
+    const peer = directPeer(conv);
+    const blocked = Boolean(!gone && peer && state.blocked.has(peer.username));
+    ui.goneBar.hidden = !gone;
+    ui.blockedBar.hidden = !blocked;
+    if (blocked) {
+      ui.blockedText.textContent =
+        "You blocked " + peer.username + ". Neither of you can message the other until you unblock them.";
+      ui.blockedUnblock.dataset.username = peer.username;
+      ui.blockedUnblock.setAttribute("aria-label", "Unblock " + peer.username);
+    }
+    ui.composer.hidden = gone || blocked;
+    ui.conversation.classList.toggle("is-gone", gone);
+  }
+
+  function showGone(cur, text, known) {
+    cur.gone = true;
+    cur.detached = false;
+    cur.goneName = known ? convName(known) : cur.goneName || ui.title.textContent;
+    cur.msgs.clear();
+    cur.els.clear();
+    cur.pendingEls.clear();
+    ui.messages.replaceChildren();
+    ui.jump.hidden = true;
+    ui.input.value = "";
+    ui.goneText.textContent = text;
+    hideNotice();
+    renderHeader();
+    renderHistoryTop();
+    renderTyping();
+    renderComposerState();
+  }
+
+  function renderBlockState() {
+    renderInbox();
+    renderHeader();
+    renderComposerState();
+    renderGroupDialog();
+    for (const button of Array.from(document.querySelectorAll("[data-block-username]"))) {
+      fillBlockButton(button, button.dataset.blockUsername);
+    }
+  }
+
+  function fillBlockButton(button, username) {
+    const blocked = state.blocked.has(username);
+    button.textContent = blocked ? "Unblock" : "Block";
+    button.setAttribute("aria-label", (blocked ? "Unblock " : "Block ") + username);
+    button.dataset.blocked = blocked ? "true" : "false";
+  }
+
+  /** A Block/Unblock button for someone; `onError` shows what went wrong. */
+  function blockButton(username, className, testid, onError) {
+    const button = el("button", {
+      type: "button",
+      class: className,
+      "data-testid": testid,
+      "data-block-username": username,
+    });
+    fillBlockButton(button, username);
+    button.addEventListener("click", async (event) => {
+      event.preventDefault();
+      event.stopPropagation();
+      button.disabled = true;
+      const error = await setBlocked(username, !state.blocked.has(username));
+      button.disabled = false;
+      if (error && onError) onError(error);
+    });
+    return button;
+  }
+
+  /** Block or unblock someone; answer null, or what went wrong in plain words. */
+  async function setBlocked(username, block) {
+    const res = block
+      ? await request("POST", "/api/blocks/", { username })
+      : await request("DELETE", "/api/blocks/" + encodeURIComponent(username) + "/");
+    // Unblocking someone who was not blocked (in another tab, say) leaves them unblocked.
+    if (!res.ok && !(res.status === 404 && !block)) {
+      return httpErrorText(
+        res,
+        (block ? "block " : "unblock ") + username,
+        block ? "There’s no one called " + username + "." : undefined
+      );
+    }
+    if (block) state.blocked.add(username);
+    else state.blocked.delete(username);
+    renderBlockState();
+    announce(block ? "You blocked " + username + "." : "You unblocked " + username + ".");
+    return null;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Reports
+  // ---------------------------------------------------------------------------------------
+
+  function startReport(id) {
+    const cur = state.cur;
+    if (!cur) return;
+    const li = cur.els.get(id);
+    const m = cur.msgs.get(id);
+    if (!li || !m || m.deleted) return;
+    const open = li.querySelector(":scope > .report-form textarea");
+    if (open) {
+      open.focus();
+      return;
+    }
+    for (const done of li.querySelectorAll(":scope > .report-done")) done.remove();
+    const fieldId = "report-reason-" + id;
+    const input = el("textarea", {
+      id: fieldId,
+      class: "edit-input report-input",
+      rows: "2",
+      maxlength: "1000",
+      "data-testid": "report-reason",
+      placeholder: "For example: spam, threats, harassment…",
+    });
+    const submit = el("button", { type: "submit", class: "btn btn-primary btn-small", "data-testid": "report-submit", text: "Send report" });
+    const cancel = el("button", { type: "button", class: "btn btn-ghost btn-small", "data-testid": "report-cancel", text: "Cancel" });
+    const error = el("p", { class: "edit-error", role: "alert", "data-testid": "report-error", hidden: true });
+    const form = el(
+      "form",
+      { class: "msg-extra edit-form report-form", "data-testid": "report-form", "aria-label": "Report this message", novalidate: true },
+      [
+        el("label", {
+          class: "report-label",
+          for: fieldId,
+          text: "Why are you reporting this message from " + m.sender.username + "? Only the moderators see your report.",
+        }),
+        input,
+        el("div", { class: "edit-row" }, [el("span", { class: "edit-hint", text: "Enter to send · Esc to cancel" }), cancel, submit]),
+        error,
+      ]
+    );
+    const close = () => {
+      form.remove();
+      const again = li.isConnected ? li.querySelector('[data-testid="message-report"]') : null;
+      if (again) again.focus();
+    };
+    const fail = (text) => {
+      error.textContent = text;
+      error.hidden = false;
+      submit.disabled = false;
+      submit.textContent = "Send report";
+    };
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (submit.disabled) return;
+      const reason = input.value.trim();
+      if (!reason) {
+        fail("Please say why you’re reporting this message.");
+        input.focus();
+        return;
+      }
+      if (codePoints(reason) > 1000) {
+        fail("Please keep the reason under 1,000 characters.");
+        return;
+      }
+      submit.disabled = true;
+      submit.textContent = "Sending…";
+      error.hidden = true;
+      const res = await request("POST", "/api/messages/" + id + "/report/", { reason });
+      if (res.status !== 201 && res.status !== 200) {
+        fail(httpErrorText(res, "send the report", "This message isn’t available any more, so it can’t be reported."));
+        return;
+      }
+      const thanks = el("p", {
+        class: "msg-extra report-done",
+        role: "status",
+        tabindex: "-1",
+        "data-testid": "report-done",
+        text:
+          res.status === 201
+            ? "Reported — thanks. The moderators will take a look."
+            : "Reported — thanks. You had already reported this message.",
+      });
+      form.replaceWith(thanks);
+      thanks.focus({ preventScroll: true });
+    });
+    cancel.addEventListener("click", close);
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      } else if (event.key === "Escape") {
+        event.preventDefault();
+        close();
+      }
+    });
+    li.appendChild(form);
+    input.focus();
+    form.scrollIntoView({ block: "nearest" });
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Picking people by username (new group, add people)
+  // ---------------------------------------------------------------------------------------
+
+  function makePicker(root, exclude) {
+    const base = root.id;
+    const chips = el("ul", { class: "chips", "data-testid": "people-picked", "aria-label": "Chosen people" });
+    const input = el("input", {
+      id: base + "-input",
+      class: "text-input",
+      type: "text",
+      autocomplete: "off",
+      autocapitalize: "none",
+      spellcheck: "false",
+      placeholder: "Type a username…",
+      "aria-controls": base + "-results",
+      "aria-describedby": base + "-hint",
+      "data-testid": "people-picker-input",
+    });
+    const results = el("ul", {
+      id: base + "-results",
+      class: "picker-results",
+      "aria-label": "People found",
+      "data-testid": "people-picker-results",
+      hidden: true,
+    });
+    const status = el("span", { class: "visually-hidden", role: "status" });
+    root.replaceChildren(
+      el("label", { class: "field-label", for: base + "-input", text: root.dataset.label || "People" }),
+      chips,
+      el("div", { class: "picker-box" }, [input, results]),
+      el("p", { class: "field-hint", id: base + "-hint", text: root.dataset.hint || "" }),
+      status
+    );
+    const picked = [];
+    let seq = 0;
+
+    function renderChips() {
+      chips.replaceChildren();
+      for (const name of picked) {
+        const remove = el("button", {
+          type: "button",
+          class: "chip-remove",
+          "aria-label": "Remove " + name,
+          title: "Remove",
+          "data-testid": "people-picked-remove",
+          text: "×",
+        });
+        remove.addEventListener("click", () => {
+          const at = picked.indexOf(name);
+          if (at >= 0) picked.splice(at, 1);
+          renderChips();
+          status.textContent = name + " removed.";
+          input.focus();
+        });
+        chips.appendChild(
+          el("li", { class: "chip", "data-testid": "people-picked-item", "data-username": name }, [
+            el("span", { class: "chip-name", text: name }),
+            remove,
+          ])
+        );
+      }
+      chips.hidden = picked.length === 0;
+    }
+
+    function hideResults() {
+      seq += 1;
+      results.hidden = true;
+      results.replaceChildren();
+    }
+
+    function pick(name) {
+      if (!picked.includes(name)) picked.push(name);
+      renderChips();
+      input.value = "";
+      hideResults();
+      status.textContent = name + " added. " + picked.length + (picked.length === 1 ? " person chosen." : " people chosen.");
+      input.focus();
+    }
+
+    const lookUp = debounce(async () => {
+      const q = input.value.trim();
+      const mine = ++seq;
+      if (!q) {
+        hideResults();
+        return;
+      }
+      let data;
+      try {
+        data = await api("/api/users/?q=" + encodeURIComponent(q));
+      } catch (e) {
+        return;
+      }
+      if (mine !== seq) return;
+      const skip = exclude ? exclude() : new Set();
+      const users = ((data && data.users) || []).filter((u) => !picked.includes(u.username) && !skip.has(u.username));
+      results.replaceChildren();
+      if (!users.length) results.appendChild(el("li", { class: "search-none", text: "No one else found named “" + q + "…”" }));
+      for (const user of users) {
+        const button = el("button", {
+          type: "button",
+          class: "picker-result",
+          "data-testid": "people-picker-result",
+          "data-username": user.username,
+        });
+        const avatar = el("span", { class: "avatar avatar-small", "aria-hidden": "true" });
+        avatar.style.setProperty("--hue", String(hueOf(user.username)));
+        avatar.appendChild(el("span", { class: "avatar-letter", text: (Array.from(user.username)[0] || "?").toUpperCase() }));
+        button.append(avatar, el("span", { class: "search-name", text: user.username }));
+        button.addEventListener("click", () => pick(user.username));
+        results.appendChild(el("li", {}, [button]));
+      }
+      results.hidden = false;
+      status.textContent = users.length
+        ? users.length + (users.length === 1 ? " person found." : " people found.") + " Press the down arrow to choose."
+        : "No one found.";
+    }, 150);
+
+    input.addEventListener("input", lookUp);
+    const keys = (event) => {
+      const buttons = Array.from(results.querySelectorAll("button"));
+      const at = buttons.indexOf(document.activeElement);
+      if (event.key === "ArrowDown") {
+        event.preventDefault();
+        if (buttons.length) buttons[Math.min(buttons.length - 1, at + 1)].focus();
+      } else if (event.key === "ArrowUp") {
+        event.preventDefault();
+        if (at <= 0) input.focus();
+        else buttons[at - 1].focus();
+      } else if (event.key === "Escape" && !results.hidden) {
+        event.preventDefault(); // close the list, not the dialog
+        input.value = "";
+        hideResults();
+        input.focus();
+      } else if (event.key === "Enter" && document.activeElement === input) {
+        // Enter picks the first match, and never submits the form half-way.
+        event.preventDefault();
+        if (buttons.length) buttons[0].click();
+      }
+    };
+    input.addEventListener("keydown", keys);
+    results.addEventListener("keydown", keys);
+    renderChips();
+
+    return {
+      picked: () => picked.slice(),
+      input,
+      clear() {
+        picked.length = 0;
+        input.value = "";
+        hideResults();
+        renderChips();
+        status.textContent = "";
+      },
+    };
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Groups: create, rename, add, remove, leave
+  // ---------------------------------------------------------------------------------------
+
+  let createPicker = null;
+  let addPicker = null;
+  let groupDialogConv = null;
+
+  function showError(node, text) {
+    node.textContent = text || "";
+    node.hidden = !text;
+  }
+
+  function busy(button, on, label) {
+    button.disabled = on;
+    button.textContent = label;
+  }
+
+  function addConversation(conv) {
+    const known = state.convs.get(conv.id);
+    delete conv.read_pointers;
+    if (known) Object.assign(known, conv);
+    else {
+      state.convs.set(conv.id, conv);
+      state.order.push(conv.id);
+    }
+    sortInbox();
+    renderInbox();
+  }
+
+  function openGroupCreate() {
+    ui.groupTitle.value = "";
+    createPicker.clear();
+    showError(ui.groupCreateError, "");
+    busy(ui.groupCreateSubmit, false, "Create group");
+    closeSearch();
+    ui.groupCreate.showModal();
+    ui.groupTitle.focus();
+  }
+
+  async function submitGroupCreate(event) {
+    event.preventDefault();
+    if (ui.groupCreateSubmit.disabled) return;
+    const members = createPicker.picked();
+    if (members.length < 2) {
+      showError(
+        ui.groupCreateError,
+        members.length
+          ? "Pick at least one more person: a group has three or more people. To talk with one person, search for them in “Start a conversation”."
+          : "Pick at least two people: type a username and choose from the list."
+      );
+      createPicker.input.focus();
+      return;
+    }
+    busy(ui.groupCreateSubmit, true, "Creating…");
+    showError(ui.groupCreateError, "");
+    const res = await request("POST", "/api/conversations/", { members, title: ui.groupTitle.value.trim() });
+    busy(ui.groupCreateSubmit, false, "Create group");
+    if (!res.ok || !res.data || typeof res.data.id !== "number") {
+      showError(ui.groupCreateError, httpErrorText(res, "create the group"));
+      return;
+    }
+    addConversation(res.data);
+    ui.groupCreate.close();
+    announce("Group “" + convName(state.convs.get(res.data.id)) + "” created.");
+    openConversation(res.data.id, { push: true, focus: true });
+  }
+
+  function openGroupDialog(leaving) {
+    const cur = state.cur;
+    const conv = cur ? state.convs.get(cur.id) : null;
+    if (!conv || conv.kind !== "group") return;
+    if (ui.menu) ui.menu.open = false;
+    groupDialogConv = conv.id;
+    ui.renameInput.value = conv.title || "";
+    ui.renameInput.dataset.dirty = "";
+    ui.renameStatus.textContent = "";
+    ui.renameStatus.classList.remove("is-error");
+    busy(ui.renameSave, false, "Save");
+    busy(ui.addSubmit, false, "Add to group");
+    busy(ui.leaveConfirm, false, "Leave");
+    showError(ui.membersError, "");
+    showError(ui.addError, "");
+    showError(ui.leaveError, "");
+    addPicker.clear();
+    ui.leaveBox.hidden = true;
+    ui.leave.hidden = false;
+    ui.groupDialog.showModal();
+    renderGroupDialog();
+    if (leaving) askLeave();
+    else ui.renameInput.focus();
+  }
+
+  function renderGroupDialog() {
+    if (!ui.groupDialog || !ui.groupDialog.open || groupDialogConv === null) return;
+    const conv = state.convs.get(groupDialogConv);
+    if (!conv) {
+      ui.groupDialog.close();
+      return;
+    }
+    if (!ui.renameInput.dataset.dirty && document.activeElement !== ui.renameInput) ui.renameInput.value = conv.title || "";
+    ui.leaveText.textContent = "Leave “" + convName(conv) + "”? You won’t see its messages any more, unless someone adds you again.";
+    const focused = document.activeElement;
+    const refocus =
+      focused && ui.members.contains(focused)
+        ? { name: focused.closest("[data-username]").dataset.username, testid: focused.dataset.testid }
+        : null;
+    ui.members.replaceChildren();
+    const members = (conv.members || []).slice().sort((a, b) => (a.id === me.id ? -1 : b.id === me.id ? 1 : 0));
+    for (const user of members) ui.members.appendChild(buildMemberRow(conv, user));
+    document.getElementById("group-members-heading").textContent = "Members (" + members.length + ")";
+    if (refocus) {
+      const row = ui.members.querySelector('[data-username="' + CSS.escape(refocus.name) + '"]');
+      const again = row && (row.querySelector('[data-testid="' + refocus.testid + '"]') || row.querySelector("button"));
+      if (again) again.focus();
+    }
+  }
+
+  function buildMemberRow(conv, user) {
+    const mine = user.id === me.id;
+    const li = el("li", { class: "member", "data-testid": "group-member", "data-username": user.username });
+    const avatar = el("span", { class: "avatar avatar-small", "aria-hidden": "true" });
+    avatar.style.setProperty("--hue", String(hueOf(user.username)));
+    avatar.appendChild(el("span", { class: "avatar-letter", text: (Array.from(user.username)[0] || "?").toUpperCase() }));
+    const name = el("span", { class: "member-name" }, [el("span", { "data-testid": "group-member-name", text: user.username })]);
+    if (mine) name.appendChild(el("span", { class: "member-you", text: " (you)" }));
+    else if (state.blocked.has(user.username)) name.appendChild(el("span", { class: "inbox-tag", text: "Blocked" }));
+    const actions = el("span", { class: "member-actions" });
+    li.append(avatar, name, actions);
+    if (mine) return li;
+    const remove = el("button", {
+      type: "button",
+      class: "msg-action danger",
+      "data-testid": "group-member-remove",
+      "aria-label": "Remove " + user.username + " from the group",
+      text: "Remove",
+    });
+    actions.append(blockButton(user.username, "msg-action", "member-block-toggle", (text) => showError(ui.membersError, text)), remove);
+    remove.addEventListener("click", () => {
+      const question = el("span", { class: "confirm-text", text: "Remove " + user.username + "?" });
+      const keep = el("button", { type: "button", class: "msg-action", "data-testid": "group-member-remove-cancel", text: "Keep" });
+      const yes = el("button", {
+        type: "button",
+        class: "msg-action danger",
+        "data-testid": "group-member-remove-confirm",
+        text: "Remove",
+      });
+      const original = Array.from(actions.childNodes);
+      actions.replaceChildren(question, keep, yes);
+      keep.addEventListener("click", () => {
+        actions.replaceChildren(...original);
+        remove.focus();
+      });
+      yes.addEventListener("click", async () => {
+        yes.disabled = keep.disabled = true;
+        question.textContent = "Removing…";
+        showError(ui.membersError, "");
+        const res = await request(
+          "DELETE",
+          "/api/conversations/" + conv.id + "/members/" + encodeURIComponent(user.username) + "/"
+        );
+        if (res.status === 204 || res.status === 404) {
+          // Gone already (404: someone else was quicker); the live update redraws the list too.
+          const known = state.convs.get(conv.id);
+          if (known) known.members = (known.members || []).filter((u) => u.id !== user.id);
+          renderInbox();
+          if (state.cur && state.cur.id === conv.id) renderHeader();
+          renderGroupDialog();
+          announce(user.username + " was removed from the group.");
+          return;
+        }
+        actions.replaceChildren(...original);
+        showError(ui.membersError, httpErrorText(res, "remove " + user.username));
+        remove.focus();
+      });
+      keep.focus();
+    });
+    return li;
+  }
+
+  async function submitRename(event) {
+    event.preventDefault();
+    const conv = state.convs.get(groupDialogConv);
+    if (!conv || ui.renameSave.disabled) return;
+    const title = ui.renameInput.value.trim();
+    if (title === (conv.title || "")) {
+      ui.renameStatus.classList.remove("is-error");
+      ui.renameStatus.textContent = "That’s the name already.";
+      return;
+    }
+    busy(ui.renameSave, true, "Saving…");
+    const res = await request("PATCH", "/api/conversations/" + conv.id + "/", { title });
+    busy(ui.renameSave, false, "Save");
+    if (!res.ok) {
+      ui.renameStatus.classList.add("is-error");
+      ui.renameStatus.textContent = httpErrorText(res, "rename the group", "You’re no longer in this group.");
+      return;
+    }
+    ui.renameInput.dataset.dirty = "";
+    const known = state.convs.get(conv.id);
+    if (known && res.data) {
+      known.title = res.data.title;
+      known.members = res.data.members || known.members;
+    }
+    renderInbox();
+    if (state.cur && state.cur.id === conv.id) renderHeader();
+    ui.renameStatus.classList.remove("is-error");
+    ui.renameStatus.textContent = title ? "Renamed to “" + title + "”." : "Name removed: the group shows its members’ names.";
+  }
+
+  async function submitAdd(event) {
+    event.preventDefault();
+    const conv = state.convs.get(groupDialogConv);
+    if (!conv || ui.addSubmit.disabled) return;
+    const names = addPicker.picked();
+    if (!names.length) {
+      showError(ui.addError, "Choose someone to add: type a username and pick from the list.");
+      addPicker.input.focus();
+      return;
+    }
+    busy(ui.addSubmit, true, "Adding…");
+    showError(ui.addError, "");
+    const res = await request("POST", "/api/conversations/" + conv.id + "/members/", { members: names });
+    busy(ui.addSubmit, false, "Add to group");
+    if (!res.ok) {
+      showError(ui.addError, httpErrorText(res, "add " + names.join(", "), "You’re no longer in this group."));
+      return;
+    }
+    if (res.data) addConversation(res.data);
+    addPicker.clear();
+    if (state.cur && state.cur.id === conv.id) renderHeader();
+    renderGroupDialog();
+    announce("Added " + names.join(", ") + " to the group.");
+  }
+
+  function askLeave() {
+    ui.leave.hidden = true;
+    ui.leaveBox.hidden = false;
+    showError(ui.leaveError, "");
+    ui.leaveCancel.focus();
+  }
+
+  async function confirmLeave() {
+    const conv = state.convs.get(groupDialogConv);
+    if (!conv || ui.leaveConfirm.disabled) return;
+    busy(ui.leaveConfirm, true, "Leaving…");
+    const res = await request("DELETE", "/api/conversations/" + conv.id + "/members/" + encodeURIComponent(me.username) + "/");
+    busy(ui.leaveConfirm, false, "Leave");
+    if (res.status !== 204 && res.status !== 404) {
+      showError(ui.leaveError, httpErrorText(res, "leave the group"));
+      return;
+    }
+    ui.groupDialog.close();
+    if (state.convs.has(conv.id)) dropConversation(conv.id, "You left “" + convName(conv) + "”. You’re no longer in this group.");
+    ui.goneBack.focus();
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Message search
+  // ---------------------------------------------------------------------------------------
+
+  const SEARCH_PAGE = 20;
+  const finder = { q: "", hits: [], hasMore: false, seq: 0, loading: false };
+
+  function hitName(hit) {
+    const conv = state.convs.get(hit.conversation);
+    if (conv) return convName(conv);
+    return hit.conversation_title || "A conversation";
+  }
+
+  /** The snippet as text, its [start, end) code point ranges wrapped in <mark>. */
+  function fillSnippet(node, snippet, ranges) {
+    const chars = Array.from(String(snippet || ""));
+    const spans = (Array.isArray(ranges) ? ranges : [])
+      .filter((r) => Array.isArray(r) && Number.isInteger(r[0]) && Number.isInteger(r[1]) && r[0] < r[1])
+      .map((r) => [Math.max(0, r[0]), Math.min(chars.length, r[1])])
+      .sort((a, b) => a[0] - b[0]);
+    let at = 0;
+    for (const [start, end] of spans) {
+      if (start < at || start >= chars.length) continue;
+      if (start > at) node.appendChild(document.createTextNode(chars.slice(at, start).join("")));
+      node.appendChild(el("mark", { text: chars.slice(start, end).join("") }));
+      at = end;
+    }
+    if (at < chars.length) node.appendChild(document.createTextNode(chars.slice(at).join("")));
+  }
+
+  function buildHit(hit) {
+    const conv = state.convs.get(hit.conversation);
+    const a = el("a", {
+      class: "search-hit",
+      href: URLS.conversation(hit.conversation) + "?m=" + encodeURIComponent(hit.id),
+      "data-testid": "search-hit",
+      "data-conversation-id": hit.conversation,
+      "data-message-id": hit.id,
+    });
+    const who = hit.sender.id === me.id ? "You: " : conv && conv.kind === "direct" ? "" : hit.sender.username + ": ";
+    const snippet = el("span", { class: "search-hit-snippet", "data-testid": "search-hit-snippet" });
+    fillSnippet(snippet, hit.snippet, hit.highlights);
+    a.append(
+      el("span", { class: "search-hit-top" }, [
+        el("span", { class: "search-hit-conv", "data-testid": "search-hit-conversation", text: hitName(hit) }),
+        timeEl(hit.created_at, true, null),
+      ]),
+      el("span", { class: "search-hit-text" }, [who ? el("span", { class: "search-hit-sender", text: who }) : null, snippet])
+    );
+    a.addEventListener("click", (event) => {
+      if (!plainClick(event)) return;
+      event.preventDefault();
+      openConversation(hit.conversation, { push: true, target: hit.id });
+    });
+    return el("li", {}, [a]);
+  }
+
+  function renderSearchSummary() {
+    const n = finder.hits.length;
+    const q = "“" + finder.q + "”";
+    ui.searchSummary.textContent = finder.loading && !n
+      ? "Searching for " + q + "…"
+      : n === 0
+        ? "No messages match " + q + "."
+        : (finder.hasMore ? "The newest " + n : n) + (n === 1 ? " message matches " : " messages match ") + q + ".";
+    ui.searchMore.hidden = !finder.hasMore;
+    ui.searchMore.disabled = finder.loading;
+    ui.searchMore.textContent = finder.loading && n ? "Loading…" : "More results";
+  }
+
+  function openSearchPanel() {
+    ui.searchPanel.hidden = false;
+    ui.inboxWrap.hidden = true;
+    app.dataset.searching = "true";
+  }
+
+  function closeSearchPanel(focusInput) {
+    finder.seq += 1;
+    finder.loading = false;
+    runMessageSearch.cancel();
+    ui.searchPanel.hidden = true;
+    ui.inboxWrap.hidden = false;
+    ui.searchHits.replaceChildren();
+    delete app.dataset.searching;
+    if (focusInput) {
+      ui.msearch.value = "";
+      ui.msearch.focus();
+    }
+  }
+
+  async function searchPage(before) {
+    const mine = ++finder.seq;
+    finder.loading = true;
+    renderSearchSummary();
+    let path = "/api/search/?q=" + encodeURIComponent(finder.q) + "&limit=" + SEARCH_PAGE;
+    if (before) path += "&before=" + before;
+    const res = await request("GET", path);
+    if (mine !== finder.seq) return;
+    finder.loading = false;
+    if (!res.ok || !res.data || !Array.isArray(res.data.messages)) {
+      showError(ui.searchError, httpErrorText(res, "search"));
+      ui.searchSummary.textContent = "";
+      ui.searchMore.hidden = true;
+      return;
+    }
+    showError(ui.searchError, "");
+    const hits = res.data.messages.filter((h) => h && typeof h.id === "number" && h.sender);
+    finder.hits.push(...hits);
+    finder.hasMore = Boolean(res.data.has_more) && hits.length > 0;
+    for (const hit of hits) ui.searchHits.appendChild(buildHit(hit));
+    renderSearchSummary();
+  }
+
+  function startMessageSearch() {
+    runMessageSearch.cancel();
+    const q = ui.msearch.value.trim();
+    if (!q) {
+      closeSearchPanel(false);
+      return;
+    }
+    if (q === finder.q && !ui.searchPanel.hidden && (finder.loading || finder.hits.length)) return;
+    finder.q = q;
+    finder.hits = [];
+    finder.hasMore = false;
+    ui.searchHits.replaceChildren();
+    showError(ui.searchError, "");
+    openSearchPanel();
+    searchPage(null);
+  }
+
+  const runMessageSearch = debounce(startMessageSearch, 350);
+
+  function moreResults() {
+    if (finder.loading || !finder.hasMore || !finder.hits.length) return;
+    const oldest = finder.hits[finder.hits.length - 1].id;
+    const focusAt = finder.hits.length;
+    searchPage(oldest).then(() => {
+      const links = ui.searchHits.querySelectorAll("a");
+      if (links[focusAt]) links[focusAt].focus();
+    });
+  }
+
+  function searchHitKeys(event) {
+    const links = Array.from(ui.searchHits.querySelectorAll("a"));
+    const at = links.indexOf(document.activeElement);
+    if (event.key === "ArrowDown") {
+      if (!links.length) return;
+      event.preventDefault();
+      links[Math.min(links.length - 1, at + 1)].focus();
+    } else if (event.key === "ArrowUp" && at >= 0) {
+      event.preventDefault();
+      if (at === 0) ui.msearch.focus();
+      else links[at - 1].focus();
+    } else if (event.key === "Escape") {
+      event.preventDefault();
+      closeSearchPanel(true);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------
   // Events
   // ---------------------------------------------------------------------------------------
 
@@ -2287,7 +3471,7 @@
 
     window.addEventListener("popstate", () => {
       const match = location.pathname.match(/\/c\/(\d+)\/$/);
-      if (match) openConversation(Number(match[1]), { push: false });
+      if (match) openConversation(Number(match[1]), { push: false, target: targetFromUrl() });
       else if (location.pathname === URLS.inbox) showInbox({ push: false });
       else location.reload();
     });
@@ -2318,7 +3502,7 @@
       () => {
         stickToBottom = isNearBottom();
         if (ui.scroller.scrollTop < 200) loadOlder();
-        if (isNearBottom()) {
+        if (isNearBottom() && !(state.cur && state.cur.detached)) {
           if (state.cur) state.cur.unseenBelow = 0;
           ui.jump.hidden = true;
         }
@@ -2327,6 +3511,10 @@
     );
     ui.loadOlder.addEventListener("click", loadOlder);
     ui.jump.addEventListener("click", () => {
+      if (state.cur && state.cur.detached) {
+        backToLatest();
+        return;
+      }
       scrollToBottom();
       ui.input.focus({ preventScroll: true });
     });
@@ -2345,6 +3533,98 @@
         if (ui.settings.open && !ui.settings.contains(event.target)) ui.settings.open = false;
       });
     }
+
+    // Menus (settings, conversation options) close on Escape and on a click elsewhere.
+    if (ui.menu) {
+      ui.menu.addEventListener("keydown", (event) => {
+        if (event.key === "Escape" && ui.menu.open) {
+          ui.menu.open = false;
+          ui.menu.querySelector("summary").focus();
+        }
+      });
+      document.addEventListener("click", (event) => {
+        if (ui.menu.open && !ui.menu.contains(event.target)) ui.menu.open = false;
+      });
+    }
+    ui.menuBlock.addEventListener("click", async () => {
+      const conv = state.cur ? state.convs.get(state.cur.id) : null;
+      const peer = directPeer(conv);
+      ui.menu.open = false;
+      if (!peer) return;
+      const blocking = !state.blocked.has(peer.username);
+      const error = await setBlocked(peer.username, blocking);
+      if (error) showNotice(error);
+      else if (blocking) ui.blockedUnblock.focus();
+      else ui.input.focus();
+    });
+    ui.menuGroup.addEventListener("click", () => openGroupDialog(false));
+    ui.menuLeave.addEventListener("click", () => openGroupDialog(true));
+    ui.blockedUnblock.addEventListener("click", async () => {
+      const name = ui.blockedUnblock.dataset.username;
+      if (!name) return;
+      ui.blockedUnblock.disabled = true;
+      const error = await setBlocked(name, false);
+      ui.blockedUnblock.disabled = false;
+      if (error) showNotice(error);
+      else ui.input.focus();
+    });
+    ui.goneBack.addEventListener("click", (event) => {
+      if (!plainClick(event)) return;
+      event.preventDefault();
+      showInbox({ push: true });
+    });
+
+    // Groups
+    createPicker = makePicker(document.getElementById("group-create-picker"), null);
+    addPicker = makePicker(document.getElementById("group-add-picker"), () => {
+      const conv = state.convs.get(groupDialogConv);
+      return new Set(((conv && conv.members) || []).map((u) => u.username));
+    });
+    ui.newGroup.addEventListener("click", openGroupCreate);
+    ui.groupCreateForm.addEventListener("submit", submitGroupCreate);
+    ui.renameForm.addEventListener("submit", submitRename);
+    ui.renameInput.addEventListener("input", () => {
+      ui.renameInput.dataset.dirty = "true";
+      ui.renameStatus.textContent = "";
+    });
+    ui.addForm.addEventListener("submit", submitAdd);
+    ui.leave.addEventListener("click", askLeave);
+    ui.leaveCancel.addEventListener("click", () => {
+      ui.leaveBox.hidden = true;
+      ui.leave.hidden = false;
+      ui.leave.focus();
+    });
+    ui.leaveConfirm.addEventListener("click", confirmLeave);
+    for (const dialog of [ui.groupCreate, ui.groupDialog]) {
+      for (const button of dialog.querySelectorAll("[data-close]")) {
+        button.addEventListener("click", () => dialog.close());
+      }
+      // A click on the backdrop (the dialog itself, outside its body) closes it.
+      dialog.addEventListener("click", (event) => {
+        if (event.target === dialog) dialog.close();
+      });
+    }
+    ui.groupDialog.addEventListener("close", () => {
+      groupDialogConv = null;
+      if (state.cur && !state.cur.gone && ui.menu && !ui.menu.hidden) ui.menu.querySelector("summary").focus();
+    });
+    ui.groupCreate.addEventListener("close", () => {
+      if (!state.cur || app.dataset.view === "inbox") ui.newGroup.focus();
+    });
+
+    // Message search
+    ui.msearchForm.addEventListener("submit", (event) => {
+      event.preventDefault();
+      startMessageSearch();
+    });
+    ui.msearch.addEventListener("input", () => {
+      if (!ui.msearch.value.trim()) closeSearchPanel(false);
+      else runMessageSearch();
+    });
+    ui.msearch.addEventListener("keydown", searchHitKeys);
+    ui.searchHits.addEventListener("keydown", searchHitKeys);
+    ui.searchMore.addEventListener("click", moreResults);
+    ui.searchClose.addEventListener("click", () => closeSearchPanel(true));
 
     ui.search.addEventListener("input", runSearch);
     ui.search.addEventListener("keydown", searchKeys);
@@ -2377,6 +3657,12 @@
   // Boot
   // ---------------------------------------------------------------------------------------
 
+  /** `?m=<id>` in a conversation's address: a message to show (a search hit opened in a new tab). */
+  function targetFromUrl() {
+    const raw = new URLSearchParams(location.search).get("m");
+    return raw && /^\d{1,18}$/.test(raw) ? Number(raw) : null;
+  }
+
   function boot() {
     setConversations(readJSON("chat-conversations", []));
     const active = readJSON("chat-active", null);
@@ -2395,14 +3681,15 @@
     const id = config.conversation;
     if (typeof id === "number") {
       history.replaceState({ conversation: id, fromInbox: false }, "");
-      setupConversation(id, { history: config.history || [], hasMore: config.hasMore });
+      setupConversation(id, { history: config.history || [], hasMore: config.hasMore }, targetFromUrl());
       for (const m of config.history || []) state.seenChanges.add(m.id + ":" + m.seq);
-      if (window.innerWidth > 700) ui.input.focus({ preventScroll: true });
+      if (window.innerWidth > 700 && !targetFromUrl()) ui.input.focus({ preventScroll: true });
     } else {
       history.replaceState({ conversation: null }, "");
       showInbox({ push: false });
     }
     app.classList.add("is-ready");
+    refreshBlocks();
     setConnection("connecting", "Connecting…", false);
     connect();
   }
