@@ -156,8 +156,11 @@ def messages(request: HttpRequest, conversation_id: int) -> JsonResponse:
     selectors.conversation_for_member(user=request.user, conversation_id=conversation_id)
     limit = _int_param(request, "limit", settings.CHAT_HISTORY_PAGE, 1, 200)
     before = _int_param(request, "before", None, 1, 2**63 - 1)
+    after = _int_param(request, "after", None, 0, 2**63 - 1)
+    if before is not None and after is not None:
+        raise bad_request("give before or after, not both", {"after": ["Not with before."]})
     page, has_more = selectors.message_history(
-        conversation_id=conversation_id, before=before, limit=limit
+        conversation_id=conversation_id, before=before, limit=limit, after=after
     )
     return JsonResponse(
         {"messages": [message_data(message) for message in page], "has_more": has_more}

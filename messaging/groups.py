@@ -9,17 +9,14 @@ its new messages and its frames.
 
 from __future__ import annotations
 
-import uuid
-
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from messaging import fanout
 from messaging.blocks import cut_off_ids
 from messaging.models import Conversation, Membership
 from messaging.protocol import ChatError, ErrorCode, user_data
-from messaging.services import member_ids, store_message, streams_ensure, streams_lock
+from messaging.services import announce_change, member_ids, streams_ensure
 
 User = get_user_model()
 
@@ -40,38 +37,6 @@ def _locked_group(*, actor, conversation_id: int) -> Conversation:
     return conversation
 
 
-def _announce(conversation: Conversation, *, actor, line: str, change: dict, audience) -> None:
-    """Store the system line and push `conversation.updated` to the audience, on commit."""
-    store_message(
-        conversation=conversation,
-        sender=actor,
-        body=line,
-        client_id=f"system:{uuid.uuid4().hex}",
-        previous=streams_lock(audience),
-        kind="system",
-    )
-    conversation.refresh_from_db()
-    members = [
-        user_data(user)
-        for user in User.objects.filter(memberships__conversation=conversation).order_by(
-            "username"
-        )
-    ]
-    frame = {
-        "type": "conversation.updated",
-        "conversation": {
-            "id": conversation.pk,
-            "kind": conversation.kind,
-            "title": conversation.title,
-            "members": members,
-        },
-        "change": {"by": user_data(actor), **change},
-    }
-    fanout.publish_on_commit(
-        fanout.frame_event(fanout.user_group(user_id), frame) for user_id in audience
-    )
-
-
 @transaction.atomic
 def group_rename(*, actor, conversation_id: int, title: str) -> Conversation:
     """Give the group a new title (blank: none)."""
@@ -86,7 +51,7 @@ def group_rename(*, actor, conversation_id: int, title: str) -> Conversation:
         if title
         else (f"{actor.username} removed the group's name")
     )
-    _announce(
+    announce_change(
         conversation,
         actor=actor,
         line=line,
@@ -125,7 +90,7 @@ def group_add(*, actor, conversation_id: int, usernames: list[str]) -> Conversat
     )
     streams_ensure(user.pk for user in new)
     names = ", ".join(sorted(user.username for user in new))
-    _announce(
+    announce_change(
         conversation,
         actor=actor,
         line=f"{actor.username} added {names}",
@@ -156,7 +121,7 @@ def group_remove(*, actor, conversation_id: int, username: str) -> Conversation:
         if leaving
         else f"{actor.username} removed {membership.user.username}"
     )
-    _announce(
+    announce_change(
         conversation,
         actor=actor,
         line=line,

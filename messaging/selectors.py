@@ -130,10 +130,14 @@ def read_pointers(*, conversation_id: int) -> dict[int, int]:
 
 
 def message_history(
-    *, conversation_id: int, before: int | None, limit: int
+    *, conversation_id: int, before: int | None, limit: int, after: int | None = None
 ) -> tuple[list[Message], bool]:
-    """Return a page of messages older than `before` (newest page if None), ascending."""
+    """Return a page of messages, ascending: older than `before` (the newest page if
+    neither is given), or newer than `after`; `has_more` says whether more lie beyond it."""
     messages = Message.objects.select_related("sender").filter(conversation_id=conversation_id)
+    if after is not None:
+        page = list(messages.filter(pk__gt=after).order_by("id")[: limit + 1])
+        return page[:limit], len(page) > limit
     if before is not None:
         messages = messages.filter(pk__lt=before)
     page = list(messages.order_by("-id")[: limit + 1])

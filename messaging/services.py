@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -144,6 +145,10 @@ def conversation_create_group(*, creator, others: list, title: str = "") -> Conv
         raise ChatError(
             ErrorCode.BAD_FRAME, f"a group has at most {settings.CHAT_MAX_GROUP_SIZE} members"
         )
+    if cut_off_ids(creator.pk, among=members):
+        raise ChatError(
+            ErrorCode.CANNOT_SEND, "you cannot add someone you block or who blocks you"
+        )
     check_rate_sync("conversation", creator.pk, settings.CHAT_CONVERSATION_RATE)
     with transaction.atomic():
         conversation = Conversation.objects.create(
@@ -156,7 +161,50 @@ def conversation_create_group(*, creator, others: list, title: str = "") -> Conv
             [Membership(conversation=conversation, user=member) for member in members.values()]
         )
         streams_ensure(members)
+        others_named = ", ".join(sorted(o.username for o in members.values() if o != creator))
+        announce_change(
+            conversation,
+            actor=creator,
+            line=f"{creator.username} created the group with {others_named}",
+            change={"kind": "created"},
+            audience=list(members),
+        )
     return conversation
+
+
+def announce_change(
+    conversation: Conversation, *, actor, line: str, change: dict, audience
+) -> None:
+    """Store the system line and push `conversation.updated` to the audience, on commit."""
+    store_message(
+        conversation=conversation,
+        sender=actor,
+        body=line,
+        client_id=f"system:{uuid.uuid4().hex}",
+        previous=streams_lock(audience),
+        kind="system",
+    )
+    conversation.refresh_from_db()
+    members = [
+        user_data(user)
+        for user in User.objects.filter(memberships__conversation=conversation).order_by(
+            "username"
+        )
+    ]
+    frame = {
+        "type": "conversation.updated",
+        "conversation": {
+            "id": conversation.pk,
+            "kind": conversation.kind,
+            "title": conversation.title,
+            "members": members,
+            "created_by": user_data(conversation.created_by) if conversation.created_by else None,
+        },
+        "change": {"by": user_data(actor), **change},
+    }
+    fanout.publish_on_commit(
+        fanout.frame_event(fanout.user_group(user_id), frame) for user_id in audience
+    )
 
 
 def _member_conversation(user, conversation_id: int, client_id: str | None = None):

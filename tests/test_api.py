@@ -200,3 +200,14 @@ def test_healthz_reports_database_and_channel_layer(client):
         "status": "ok",
         "checks": {"database": "ok", "channel_layer": "ok"},
     }
+
+
+def test_history_pages_forward_with_after(client, alice, bob):
+    sent = [send(alice, f"f{n}", "bob") for n in range(5)]
+    url = f"/api/conversations/{sent[0].conversation_id}/messages/"
+    page = client.get(url + f"?after={sent[1].id}&limit=2", **bearer(bob)).json()
+    assert [m["body"] for m in page["messages"]] == ["f2", "f3"] and page["has_more"]
+    rest = client.get(url + f"?after={sent[3].id}&limit=2", **bearer(bob)).json()
+    assert [m["body"] for m in rest["messages"]] == ["f4"] and not rest["has_more"]
+    both = client.get(url + f"?after=1&before={sent[3].id}", **bearer(bob))
+    assert both.status_code == 400

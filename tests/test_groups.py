@@ -75,6 +75,7 @@ def test_rename_add_and_remove_over_http(alice, bob, carol, dave):
     assert api(dave).get(url + "messages/").status_code == 404
     lines = [m["body"] for m in api(alice).get(url + "messages/").json()["messages"]]
     assert lines == [
+        "alice created the group with bob, carol",
         'bob renamed the group to "weekend"',
         "carol added dave",
         "alice removed dave",
@@ -166,3 +167,20 @@ async def test_an_added_member_gets_the_group_live(connect, alice, bob, carol, d
     )
     pushed = await dave_socket.recv_type("message.new")
     assert pushed["message"]["body"] == "welcome dave"
+
+
+async def test_a_new_group_is_announced_to_every_member(connect, alice, bob, carol):
+    bob_socket = await connect(bob)
+    group = await database_sync_to_async(make_group)(alice, "bob", "carol")
+    frames = {frame["type"]: frame for frame in [await bob_socket.recv() for _ in range(2)]}
+    assert frames["conversation.updated"]["change"]["kind"] == "created"
+    assert frames["conversation.updated"]["conversation"]["id"] == group["id"]
+    assert frames["message.new"]["message"]["body"] == "alice created the group with bob, carol"
+
+
+def test_no_group_with_someone_who_blocks_you(alice, bob, carol):
+    from messaging import blocks
+
+    blocks.block_create(blocker=carol, username="alice")
+    response = call(api(alice), "post", "/api/conversations/", {"members": ["bob", "carol"]})
+    assert response.status_code == 403 and response.json()["code"] == "cannot_send"
