@@ -21,3 +21,12 @@ format:
 soak:
 	scripts/bootstrap
 	.venv/bin/python -m tests.soak --duration $${DURATION:-600}
+
+# The benchmark of issue 5 (docs/performance.md): the product against a Node relay and the
+# Channels tutorial, in one run on 127.0.0.1. BENCH_QUICK=1 for a short smoke run.
+.PHONY: bench
+bench:
+	scripts/bootstrap
+	.venv/bin/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	cd bench/node-relay && npm ci --no-audit --no-fund --loglevel=error
+	ulimit -n 65536 2>/dev/null || ulimit -n $$(ulimit -Hn); .venv/bin/python bench/run.py
