@@ -136,7 +136,9 @@ REDIS_URLS = [url.strip() for url in REDIS_URL.split(",") if url.strip()]
 # Above channels-redis's 5 s blocking pop, so an idle socket's read never times out.
 REDIS_SOCKET_TIMEOUT = env.float("REDIS_SOCKET_TIMEOUT", default=10.0)
 
-CHANNEL_CAPACITY = env.int("CHANNEL_CAPACITY", default=200)
+# Pushes waiting for one process's sockets (channels-redis keeps all of a process's sockets
+# in one list): past this the layer drops them and clients heal by `sync`.
+CHANNEL_CAPACITY = env.int("CHANNEL_CAPACITY", default=5000)
 if REDIS_URLS:
     CHANNEL_LAYERS = {
         "default": {

@@ -18,6 +18,7 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
+from redis.exceptions import MaxConnectionsError
 
 from messaging import fanout, metrics, presence, selectors, services
 from messaging.heartbeat import heartbeat
@@ -43,6 +44,8 @@ log = logging.getLogger(__name__)
 CLOSE_ABUSE = 1008
 # 1013, Try Again Later: the server lost its channel layer; reconnect and sync.
 CLOSE_LAYER_LOST = 1013
+# Seconds to wait before reading again when the Redis connection pool was full.
+POOL_BUSY_RETRY = 0.05
 # Cleanup of a socket that went away abruptly may not hold its task up longer than this.
 CLEANUP_TIMEOUT = 5
 
@@ -103,9 +106,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 if failure is None:
                     return receiving.result()
                 metrics.REDIS_ERRORS.inc()
+                if isinstance(failure, MaxConnectionsError):
+                    # Redis is there, only the pool is busy: read again shortly.
+                    await asyncio.sleep(POOL_BUSY_RETRY)
+                    return {"type": "chat.noop"}
                 self.sockets.layer_failed(failure)
         await self.sockets.layer_ok.wait()
         return {"type": "chat.layer_lost"}
+
+    async def chat_noop(self, event: dict[str, Any]) -> None:
+        pass
 
     async def chat_layer_lost(self, event: dict[str, Any]) -> None:
         await self.close(code=CLOSE_LAYER_LOST)
@@ -146,7 +156,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         except Exception as exc:
             metrics.REDIS_ERRORS.inc()
-            self.sockets.layer_failed(exc)
+            if not isinstance(exc, MaxConnectionsError):
+                self.sockets.layer_failed(exc)
             await self.refuse_handshake(f"channel_layer_unavailable ({type(exc).__name__})")
             return
         await self.accept()
@@ -375,9 +386,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.close(code=event["code"])
 
     async def publish(self, events) -> None:
-        """Publish committed events; a failure means the layer is down, not the send."""
-        if await fanout.publish(events):
-            self.sockets.layer_failed(ConnectionError("group_send failed"))
+        """Publish committed events; a failure is logged and counted, never the send's.
+
+        A lost Redis is noticed by the reads of the sockets (_receive_from_layer), not here:
+        a send can also fail because the connection pool is momentarily full.
+        """
+        await fanout.publish(events)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         if not self.closing:

@@ -18,6 +18,9 @@ from messaging import metrics
 
 log = logging.getLogger(__name__)
 
+# Group sends in flight at once for one publish.
+PUBLISH_CONCURRENCY = 50
+
 # An event: the channel-layer group and the frame every socket in it should get.
 Event = tuple[str, dict[str, Any]]
 
@@ -85,10 +88,17 @@ async def publish(events: Iterable[Event]) -> int:
     events = list(events)
     if not events:
         return 0
-    results = await asyncio.gather(
-        *(layer.group_send(group, payload) for group, payload in events),
-        return_exceptions=True,
-    )
+    results = []
+    # In slices: a fan-out to thousands of groups at once (a sweep announcing a whole
+    # process offline) would otherwise exhaust the Redis connection pool.
+    for start in range(0, len(events), PUBLISH_CONCURRENCY):
+        results += await asyncio.gather(
+            *(
+                layer.group_send(group, payload)
+                for group, payload in events[start : start + PUBLISH_CONCURRENCY]
+            ),
+            return_exceptions=True,
+        )
     failures = [result for result in results if isinstance(result, BaseException)]
     if failures:
         metrics.FANOUT_FAILURES.inc(len(failures))

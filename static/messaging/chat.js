@@ -473,6 +473,14 @@
     return h % 360;
   }
 
+  /** A person's small avatar: the first letter of their name on their own colour. */
+  function userAvatar(username) {
+    const avatar = el("span", { class: "avatar avatar-small", "aria-hidden": "true" });
+    avatar.style.setProperty("--hue", String(hueOf(username)));
+    avatar.appendChild(el("span", { class: "avatar-letter", text: (Array.from(username)[0] || "?").toUpperCase() }));
+    return avatar;
+  }
+
   function fillAvatar(node, conv) {
     const name = convName(conv);
     const initial = Array.from(name.trim())[0] || "?";
@@ -2574,6 +2582,41 @@
 
   let searchSeq = 0;
 
+  /** The people whose names match q; null when the lookup failed or is no longer wanted (a newer one started). */
+  async function findUsers(q, stillWanted) {
+    let data;
+    try {
+      data = await api("/api/users/?q=" + encodeURIComponent(q));
+    } catch (e) {
+      return null;
+    }
+    if (!stillWanted()) return null;
+    return (data && data.users) || [];
+  }
+
+  /** What a screen reader hears when a list of people comes back. */
+  function foundStatus(count) {
+    return count
+      ? count + (count === 1 ? " person found." : " people found.") + " Press the down arrow to choose."
+      : "No one found.";
+  }
+
+  /** Down and up arrows walk a list of results and back up to its input; true when the key was one of them. */
+  function walkResults(event, items, input) {
+    const at = items.indexOf(document.activeElement);
+    if (event.key === "ArrowDown") {
+      event.preventDefault();
+      if (items.length) items[Math.min(items.length - 1, at + 1)].focus();
+    } else if (event.key === "ArrowUp") {
+      event.preventDefault();
+      if (at <= 0) input.focus();
+      else items[at - 1].focus();
+    } else {
+      return false;
+    }
+    return true;
+  }
+
   function findDirectWith(username) {
     for (const conv of state.convs.values()) {
       const peer = directPeer(conv);
@@ -2600,14 +2643,8 @@
       closeSearch();
       return;
     }
-    let data;
-    try {
-      data = await api("/api/users/?q=" + encodeURIComponent(q));
-    } catch (e) {
-      return;
-    }
-    if (mySeq !== searchSeq) return;
-    const users = (data && data.users) || [];
+    const users = await findUsers(q, () => mySeq === searchSeq);
+    if (!users) return;
     ui.searchResults.replaceChildren();
     if (!users.length) {
       ui.searchResults.appendChild(el("li", { class: "search-none", text: "No one found named “" + q + "…”" }));
@@ -2619,10 +2656,7 @@
         "data-testid": "user-search-result",
         "data-username": user.username,
       });
-      const avatar = el("span", { class: "avatar avatar-small", "aria-hidden": "true" });
-      avatar.style.setProperty("--hue", String(hueOf(user.username)));
-      avatar.appendChild(el("span", { class: "avatar-letter", text: (Array.from(user.username)[0] || "?").toUpperCase() }));
-      a.append(avatar, el("span", { class: "search-name", text: user.username }));
+      a.append(userAvatar(user.username), el("span", { class: "search-name", text: user.username }));
       if (state.online.has(user.id)) a.appendChild(el("span", { class: "search-online", text: "online" }));
       a.addEventListener("click", (event) => {
         if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
@@ -2646,24 +2680,13 @@
       ui.searchResults.appendChild(li);
     }
     ui.searchResults.hidden = false;
-    searchStatus(
-      users.length
-        ? users.length + (users.length === 1 ? " person found. " : " people found. ") + "Press the down arrow to choose."
-        : "No one found."
-    );
+    searchStatus(foundStatus(users.length));
   }, 150);
 
   function searchKeys(event) {
     const links = Array.from(ui.searchResults.querySelectorAll("a"));
-    const at = links.indexOf(document.activeElement);
-    if (event.key === "ArrowDown") {
-      event.preventDefault();
-      if (links.length) links[Math.min(links.length - 1, at + 1)].focus();
-    } else if (event.key === "ArrowUp") {
-      event.preventDefault();
-      if (at <= 0) ui.search.focus();
-      else links[at - 1].focus();
-    } else if (event.key === "Escape") {
+    if (walkResults(event, links, ui.search)) return;
+    if (event.key === "Escape") {
       ui.search.value = "";
       closeSearch();
       ui.search.focus();
@@ -2960,15 +2983,10 @@
         hideResults();
         return;
       }
-      let data;
-      try {
-        data = await api("/api/users/?q=" + encodeURIComponent(q));
-      } catch (e) {
-        return;
-      }
-      if (mine !== seq) return;
+      const found = await findUsers(q, () => mine === seq);
+      if (!found) return;
       const skip = exclude ? exclude() : new Set();
-      const users = ((data && data.users) || []).filter((u) => !picked.includes(u.username) && !skip.has(u.username));
+      const users = found.filter((u) => !picked.includes(u.username) && !skip.has(u.username));
       results.replaceChildren();
       if (!users.length) results.appendChild(el("li", { class: "search-none", text: "No one else found named “" + q + "…”" }));
       for (const user of users) {
@@ -2978,31 +2996,19 @@
           "data-testid": "people-picker-result",
           "data-username": user.username,
         });
-        const avatar = el("span", { class: "avatar avatar-small", "aria-hidden": "true" });
-        avatar.style.setProperty("--hue", String(hueOf(user.username)));
-        avatar.appendChild(el("span", { class: "avatar-letter", text: (Array.from(user.username)[0] || "?").toUpperCase() }));
-        button.append(avatar, el("span", { class: "search-name", text: user.username }));
+        button.append(userAvatar(user.username), el("span", { class: "search-name", text: user.username }));
         button.addEventListener("click", () => pick(user.username));
         results.appendChild(el("li", {}, [button]));
       }
       results.hidden = false;
-      status.textContent = users.length
-        ? users.length + (users.length === 1 ? " person found." : " people found.") + " Press the down arrow to choose."
-        : "No one found.";
+      status.textContent = foundStatus(users.length);
     }, 150);
 
     input.addEventListener("input", lookUp);
     const keys = (event) => {
       const buttons = Array.from(results.querySelectorAll("button"));
-      const at = buttons.indexOf(document.activeElement);
-      if (event.key === "ArrowDown") {
-        event.preventDefault();
-        if (buttons.length) buttons[Math.min(buttons.length - 1, at + 1)].focus();
-      } else if (event.key === "ArrowUp") {
-        event.preventDefault();
-        if (at <= 0) input.focus();
-        else buttons[at - 1].focus();
-      } else if (event.key === "Escape" && !results.hidden) {
+      if (walkResults(event, buttons, input)) return;
+      if (event.key === "Escape" && !results.hidden) {
         event.preventDefault(); // close the list, not the dialog
         input.value = "";
         hideResults();
@@ -3151,9 +3157,7 @@
   function buildMemberRow(conv, user) {
     const mine = user.id === me.id;
     const li = el("li", { class: "member", "data-testid": "group-member", "data-username": user.username });
-    const avatar = el("span", { class: "avatar avatar-small", "aria-hidden": "true" });
-    avatar.style.setProperty("--hue", String(hueOf(user.username)));
-    avatar.appendChild(el("span", { class: "avatar-letter", text: (Array.from(user.username)[0] || "?").toUpperCase() }));
+    const avatar = userAvatar(user.username);
     const name = el("span", { class: "member-name" }, [el("span", { "data-testid": "group-member-name", text: user.username })]);
     if (mine) name.appendChild(el("span", { class: "member-you", text: " (you)" }));
     else if (state.blocked.has(user.username)) name.appendChild(el("span", { class: "inbox-tag", text: "Blocked" }));
@@ -3521,31 +3525,23 @@
 
     if (ui.notifyToggle) ui.notifyToggle.addEventListener("change", onNotifyToggle);
     if (ui.previewToggle) ui.previewToggle.addEventListener("change", onPreviewToggle);
+    // Menus (settings, conversation options) close on Escape and on a click elsewhere.
+    const closesOnEscapeAndClickAway = (menu) => {
+      menu.addEventListener("keydown", (event) => {
+        if (event.key === "Escape" && menu.open) {
+          menu.open = false;
+          menu.querySelector("summary").focus();
+        }
+      });
+      document.addEventListener("click", (event) => {
+        if (menu.open && !menu.contains(event.target)) menu.open = false;
+      });
+    };
     if (ui.settings) {
       ui.settings.addEventListener("toggle", renderNotifySettings);
-      ui.settings.addEventListener("keydown", (event) => {
-        if (event.key === "Escape" && ui.settings.open) {
-          ui.settings.open = false;
-          ui.settings.querySelector("summary").focus();
-        }
-      });
-      document.addEventListener("click", (event) => {
-        if (ui.settings.open && !ui.settings.contains(event.target)) ui.settings.open = false;
-      });
+      closesOnEscapeAndClickAway(ui.settings);
     }
-
-    // Menus (settings, conversation options) close on Escape and on a click elsewhere.
-    if (ui.menu) {
-      ui.menu.addEventListener("keydown", (event) => {
-        if (event.key === "Escape" && ui.menu.open) {
-          ui.menu.open = false;
-          ui.menu.querySelector("summary").focus();
-        }
-      });
-      document.addEventListener("click", (event) => {
-        if (ui.menu.open && !ui.menu.contains(event.target)) ui.menu.open = false;
-      });
-    }
+    if (ui.menu) closesOnEscapeAndClickAway(ui.menu);
     ui.menuBlock.addEventListener("click", async () => {
       const conv = state.cur ? state.convs.get(state.cur.id) : null;
       const peer = directPeer(conv);
