@@ -598,6 +598,11 @@ def main() -> None:
     failed = [k for k, v in results["servers"].items() if v.get("failed")]
     if failed or results.get("idle_failed"):
         raise SystemExit(f"bench: failed: {', '.join(failed) or 'idle'}")
+    product = results["servers"].get("product") or {}
+    product_lost = sum(phase.get("lost", 0) for phase in product.get("phases", []))
+    if product_lost:
+        # The other servers make no promise; the product does.
+        raise SystemExit(f"bench: the product lost {product_lost} message(s)")
 
 
 if __name__ == "__main__":
