@@ -6,12 +6,12 @@ import functools
 import logging
 from typing import Any
 
-from django.db import InterfaceError, OperationalError
+from django.db import DataError, InterfaceError, OperationalError
 from django.http import HttpRequest, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from messaging.protocol import ChatError, ErrorCode, decode_json
+from messaging.protocol import ChatError, ErrorCode, decode_json, has_bad_text
 from messaging.tokens import bearer_key, user_for_token
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,8 @@ def json_body(request: HttpRequest) -> dict[str, Any]:
         raise bad_request("the body must be a JSON object") from None
     if not isinstance(document, dict):
         raise bad_request("the body must be a JSON object")
+    if has_bad_text(document):
+        raise bad_request("text may not hold NUL or unpaired surrogates")
     return document
 
 
@@ -88,6 +90,9 @@ def api(*methods: str, auth: bool = True):
                 return error.response()
             except ChatError as error:
                 return chat_error_response(error)
+            except DataError:
+                # Text the database cannot hold (a NUL in a URL, say): the caller's mistake.
+                return bad_request("the request holds text that cannot be stored").response()
             except (OperationalError, InterfaceError):
                 log.warning("database unavailable for %s", request.path)
                 return JsonResponse({"detail": "the database did not answer"}, status=503)

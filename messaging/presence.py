@@ -48,9 +48,16 @@ def open_socket_count(*, user) -> int:
     return SocketPresence.objects.filter(user=user, heartbeat_at__gte=_live_since()).count()
 
 
+def _user_lock(user_id: int) -> None:
+    # One user's sockets opening and closing in several processes at once must each see
+    # the others' rows, or the first online or the last offline goes unannounced.
+    list(User.objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True))
+
+
 def socket_opened(*, user, channel_name: str) -> None:
     """Record an open socket; announce the user online if it is their first anywhere."""
     with transaction.atomic():
+        _user_lock(user.pk)
         was_online = _is_online(user.pk)
         SocketPresence.objects.update_or_create(
             channel_name=channel_name,
@@ -63,6 +70,7 @@ def socket_opened(*, user, channel_name: str) -> None:
 def socket_closed(*, user, channel_name: str) -> None:
     """Forget a socket; announce the user offline if it was their last anywhere."""
     with transaction.atomic():
+        _user_lock(user.pk)
         deleted, _ = SocketPresence.objects.filter(channel_name=channel_name).delete()
         if deleted and not _is_online(user.pk):
             _announce(user, False)

@@ -164,7 +164,8 @@ def _has_bad_text(value: str) -> bool:
     return False
 
 
-def _find_bad_text(document: Any) -> bool:
+def has_bad_text(document: Any) -> bool:
+    """Tell whether any string of a decoded document holds a NUL or a lone surrogate."""
     # Iterative, so that a deeply nested (but valid) document cannot exhaust the stack.
     pending = [document]
     while pending:
@@ -201,7 +202,7 @@ def parse_frame(text: str, *, max_chars: int) -> InboundFrame:
         raise ChatError(
             ErrorCode.UNKNOWN_TYPE, f"unknown frame type {frame_type[:40]!r}", client_id=echo
         )
-    if _find_bad_text(document):
+    if has_bad_text(document):
         raise ChatError(
             ErrorCode.BAD_FRAME, "text may not hold NUL or unpaired surrogates", client_id=echo
         )

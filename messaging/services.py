@@ -57,7 +57,13 @@ def streams_lock(user_ids: Iterable[int]) -> dict[int, int]:
 
 
 def streams_lock_members(conversation_id: int) -> dict[int, int]:
-    """As streams_lock, for the members of a conversation, in one query."""
+    """As streams_lock, for the members of a conversation.
+
+    The conversation's row is locked first, as group changes do: on PostgreSQL a query
+    that waited on a lock would otherwise see the members of before the wait, and a
+    message could miss someone just added or reach someone just removed.
+    """
+    _conversation_lock(conversation_id)
     rows = (
         ChangeStream.objects.select_for_update(of=("self",))
         .filter(user__memberships__conversation_id=conversation_id)
@@ -65,6 +71,14 @@ def streams_lock_members(conversation_id: int) -> dict[int, int]:
         .values_list("user_id", "last_seq")
     )
     return dict(rows)
+
+
+def _conversation_lock(conversation_id: int) -> None:
+    list(
+        Conversation.objects.select_for_update()
+        .filter(pk=conversation_id)
+        .values_list("pk", flat=True)
+    )
 
 
 def _stamp(last_seqs: dict[int, int]) -> int:
@@ -386,7 +400,7 @@ def _change_message(message_id: int, *, apply, previous_check) -> Message:
     if conversation_id is None:
         raise _not_found("message")
     with transaction.atomic():
-        previous = streams_lock(member_ids(conversation_id))
+        previous = streams_lock_members(conversation_id)
         message = Message.objects.select_related("sender").get(pk=message_id)
         previous_check(message)
         message.seq = _stamp(previous)
@@ -411,6 +425,8 @@ def _check_own_live_message(actor):
     def check(message: Message) -> None:
         if message.is_deleted:
             raise _not_found("message")
+        if message.kind == Message.Kind.SYSTEM:
+            raise ChatError(ErrorCode.FORBIDDEN, "lines about the conversation cannot be changed")
         if message.sender_id != actor.pk:
             raise ChatError(ErrorCode.FORBIDDEN, "only the sender can change a message")
 
@@ -476,7 +492,7 @@ def messages_purge(*, conversation_id: int, message_ids: list[int]) -> int:
     it; one already deleted just loses the body it kept. Return how many were erased.
     """
     with transaction.atomic():
-        previous = streams_lock(member_ids(conversation_id))
+        previous = streams_lock_members(conversation_id)
         messages = list(
             Message.objects.select_for_update()
             .select_related("sender")

@@ -58,6 +58,9 @@ def end_sessions_on_credential_change(sender, instance, created, **kwargs) -> No
     if created or stored is None:
         return
     password, was_active = stored
-    if password != instance.password or (was_active and not instance.is_active):
+    # Django re-hashes a password at login when its hasher settings change; it clears
+    # _password for that save, which is no password change.
+    changed_password = password != instance.password and instance._password is not None
+    if changed_password or (was_active and not instance.is_active):
         tokens_revoke(user=instance)
         _close_groups_on_commit([fanout.user_group(instance.pk)])

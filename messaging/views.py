@@ -70,6 +70,8 @@ def conversation_page(request: HttpRequest, conversation_id: int) -> HttpRespons
 @login_required
 def direct(request: HttpRequest, username: str) -> HttpResponse:
     """Open the direct conversation with someone, creating it on first use."""
+    if "\x00" in username:
+        raise Http404("No such user.")  # PostgreSQL cannot even look such a name up.
     other = get_object_or_404(User, username=username)
     if other.pk == request.user.pk:
         return render(

@@ -211,3 +211,18 @@ def test_history_pages_forward_with_after(client, alice, bob):
     assert [m["body"] for m in rest["messages"]] == ["f4"] and not rest["has_more"]
     both = client.get(url + f"?after=1&before={sent[3].id}", **bearer(bob))
     assert both.status_code == 400
+
+
+@pytest.mark.parametrize(
+    "path, payload",
+    [
+        ("/api/auth/token/", '{"username": "al\\ud800", "password": "x"}'),
+        ("/api/auth/register/", '{"username": "x\\ud800", "password": "long enough pass 1"}'),
+        ("/api/conversations/", '{"members": ["bob\\u0000"]}'),
+        ("/api/blocks/", '{"username": "\\udfff"}'),
+    ],
+)
+def test_text_no_database_can_hold_is_a_400(client, alice, bob, path, payload):
+    response = client.post(path, payload, content_type="application/json", **bearer(alice))
+    assert response.status_code == 400
+    assert response.json()["detail"]

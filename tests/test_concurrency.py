@@ -7,7 +7,7 @@ import pytest
 from django.db import connection
 
 from messaging import selectors, services
-from messaging.models import Message
+from messaging.models import ChangeStream, Message
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -110,3 +110,42 @@ def test_each_push_carries_the_recipients_previous_stamp(alice, bob, carol):
     ]
     chain = [0] + [frame["message"]["seq"] for frame in carol_pushes]
     assert [frame["prev_seq"] for frame in carol_pushes] == chain[:-1]
+
+
+@pytest.mark.parametrize("change", ["add", "remove"])
+def test_a_send_racing_a_membership_change_reaches_exactly_the_members_after_it(make_user, change):
+    """A send that waits on a group change must see the members as the change left them."""
+    import time
+
+    from django.db import transaction
+
+    from messaging import fanout, groups
+
+    alice, bob, carol, nina = (make_user(username=n) for n in ("alice", "bob", "carol", "nina"))
+    group = services.conversation_create_group(creator=alice, others=[bob, carol])
+    changed = threading.Event()
+    sent = {}
+
+    def change_members():
+        with transaction.atomic():
+            if change == "add":
+                groups.group_add(actor=alice, conversation_id=group.pk, usernames=["nina"])
+            else:
+                groups.group_remove(actor=alice, conversation_id=group.pk, username="carol")
+            changed.set()
+            time.sleep(1)  # the send below queues behind this transaction
+
+    def send():
+        changed.wait(10)
+        with fanout.collecting() as events:
+            sent["message"] = services.message_send(
+                sender=bob, body="hello", client_id="race", conversation_id=group.pk
+            ).message
+        sent["groups"] = {group_name for group_name, _ in events}
+
+    run_threads([change_members, send])
+    expected = {alice, bob, carol, nina} if change == "add" else {alice, bob}
+    assert sent["groups"] == {fanout.user_group(user.pk) for user in expected}
+    if change == "add":
+        # Nina's stamps stay in order: the message is her newest change.
+        assert ChangeStream.objects.get(user=nina).last_seq == sent["message"].seq

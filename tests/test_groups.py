@@ -184,3 +184,17 @@ def test_no_group_with_someone_who_blocks_you(alice, bob, carol):
     blocks.block_create(blocker=carol, username="alice")
     response = call(api(alice), "post", "/api/conversations/", {"members": ["bob", "carol"]})
     assert response.status_code == 403 and response.json()["code"] == "cannot_send"
+
+
+async def test_lines_about_the_group_cannot_be_edited_or_deleted(connect, alice, bob, carol):
+    group = await database_sync_to_async(make_group)(alice, "bob", "carol")
+    alice_socket = await connect(alice)
+    result = await alice_socket.request({"type": "sync", "after": 0}, "sync.result")
+    line = result["messages"][0]
+    assert line["kind"] == "system" and line["conversation"] == group["id"]
+    for frame in (
+        {"type": "message.edit", "id": line["id"], "body": "bob was banned by staff"},
+        {"type": "message.delete", "id": line["id"]},
+    ):
+        error = await alice_socket.request(frame, "error")
+        assert error["code"] == "forbidden"

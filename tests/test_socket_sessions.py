@@ -12,6 +12,7 @@ from messaging import services
 from messaging.heartbeat import heartbeat
 from messaging.models import Message, SocketPresence
 from tests.conftest import open_socket, send_frame
+from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -244,3 +245,33 @@ async def test_a_failed_fan_out_still_acks_the_sender(connect, alice, bob, monke
     assert ack["message"]["body"] == "stored anyway"
     await asyncio.sleep(0)
     assert await database_sync_to_async(Message.objects.count)() == 1
+
+
+async def test_a_password_rehash_at_login_ends_no_session(alice, connect, settings):
+    from django.contrib.auth.hashers import make_password
+
+    socket = await connect(alice)
+    # An older hash of the same password: the next login upgrades it in place.
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+    ]
+
+    def login_with_an_old_hash():
+        from messaging.models import AuthToken
+
+        alice.password = make_password(PASSWORD, hasher="md5")
+        alice.save()
+        client = HttpClient()
+        assert (
+            client.post(
+                "/accounts/login/", {"username": "alice", "password": PASSWORD}
+            ).status_code
+            == 302
+        )
+        alice.refresh_from_db()
+        assert alice.password.startswith("pbkdf2_"), "the hash was upgraded"
+        return AuthToken.objects.filter(user=alice).count()
+
+    assert await database_sync_to_async(login_with_an_old_hash)() == 1
+    assert await socket.nothing(), "the socket stays open"
