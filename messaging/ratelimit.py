@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import re
@@ -28,8 +29,9 @@ class Rule:
     seconds: int
 
 
-def parse_rules(text: str) -> list[Rule]:
-    """Parse rules written like "20/5s,120/60s"."""
+@functools.lru_cache(maxsize=64)
+def parse_rules(text: str) -> tuple[Rule, ...]:
+    """Parse rules written like "20/5s,120/60s" (once per distinct text: every frame asks)."""
     rules = []
     for part in text.split(","):
         if not part.strip():
@@ -38,7 +40,7 @@ def parse_rules(text: str) -> list[Rule]:
         if match is None:
             raise ValueError(f"bad rate rule {part!r}: write it like 20/5s")
         rules.append(Rule(limit=int(match[1]), seconds=int(match[2])))
-    return rules
+    return tuple(rules)
 
 
 class MemoryCounter:
@@ -94,7 +96,7 @@ class RateLimiter:
         self.counter = counter
 
     async def retry_after(
-        self, action: str, subject: int | str, rules: list[Rule]
+        self, action: str, subject: int | str, rules: tuple[Rule, ...]
     ) -> float | None:
         """Count one hit of a user (or address); None if allowed, else seconds to wait."""
         now = time.time()
