@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
-from django.contrib.auth.forms import UserCreationForm
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from messaging import blocks, groups, moderation, selectors, services
@@ -21,14 +20,9 @@ from messaging.protocol import ChatError, iso_utc, message_data, user_data
 from messaging.ratelimit import check_rate_sync
 from messaging.search import message_search
 from messaging.tokens import token_issue
+from messaging.views import SignupForm
 
 User = get_user_model()
-
-
-class _RegistrationForm(UserCreationForm):
-    class Meta(UserCreationForm.Meta):
-        model = User
-        fields = ("username",)
 
 
 def _string_field(data: dict, name: str, errors: dict) -> str:
@@ -51,9 +45,7 @@ def register(request: HttpRequest) -> JsonResponse:
     if errors:
         raise bad_request("invalid registration", errors)
     check_rate_sync("register", client_address(request), settings.CHAT_REGISTER_RATE)
-    form = _RegistrationForm(
-        data={"username": username, "password1": password, "password2": password}
-    )
+    form = SignupForm(data={"username": username, "password1": password, "password2": password})
     if not form.is_valid():
         errors = form_errors(form)
         password_errors = errors.pop("password1", []) + errors.pop("password2", [])
@@ -79,6 +71,18 @@ def token(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"token": token_issue(user=user), "user": user_data(user)})
 
 
+def _usernames(data: dict) -> list[str]:
+    """Return the request's `members`, or raise a 400 unless it is a list of usernames."""
+    usernames = data.get("members")
+    if (
+        not isinstance(usernames, list)
+        or not usernames
+        or not all(isinstance(name, str) and name for name in usernames)
+    ):
+        raise bad_request("members must be a list of usernames", {"members": ["Give usernames."]})
+    return usernames
+
+
 @api("GET", "POST")
 def conversations(request: HttpRequest) -> JsonResponse:
     """List the caller's conversations, or start one."""
@@ -87,14 +91,8 @@ def conversations(request: HttpRequest) -> JsonResponse:
             {"conversations": selectors.conversation_list_for_user(user=request.user)}
         )
     data = json_body(request)
-    usernames = data.get("members")
+    usernames = _usernames(data)
     title = data.get("title", "")
-    if (
-        not isinstance(usernames, list)
-        or not usernames
-        or not all(isinstance(name, str) and name for name in usernames)
-    ):
-        raise bad_request("members must be a list of usernames", {"members": ["Give usernames."]})
     if not isinstance(title, str):
         raise bad_request("title must be a string", {"title": ["Must be a string."]})
     wanted = {name for name in usernames if name != request.user.username}
@@ -226,13 +224,7 @@ def report(request: HttpRequest, message_id: int) -> JsonResponse:
 @api("POST")
 def members(request: HttpRequest, conversation_id: int) -> JsonResponse:
     """Add people to a group."""
-    usernames = json_body(request).get("members")
-    if (
-        not isinstance(usernames, list)
-        or not usernames
-        or not all(isinstance(name, str) and name for name in usernames)
-    ):
-        raise bad_request("members must be a list of usernames", {"members": ["Give usernames."]})
+    usernames = _usernames(json_body(request))
     try:
         groups.group_add(actor=request.user, conversation_id=conversation_id, usernames=usernames)
     except ChatError as error:

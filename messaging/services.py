@@ -17,6 +17,7 @@ from messaging.blocks import blocked_between, cut_off_ids
 from messaging.models import Block, ChangeStream, Conversation, Membership, Message
 from messaging.protocol import ChatError, ErrorCode, check_body, message_data, user_data
 from messaging.ratelimit import check_rate_sync
+from messaging.selectors import conversation_for_member
 
 User = get_user_model()
 
@@ -221,13 +222,6 @@ def announce_change(
     )
 
 
-def _member_conversation(user, conversation_id: int, client_id: str | None = None):
-    conversation = Conversation.objects.filter(pk=conversation_id, memberships__user=user).first()
-    if conversation is None:
-        raise _not_found("conversation", client_id)
-    return conversation
-
-
 def _check_can_send(sender, conversation: Conversation, client_id: str | None) -> None:
     if conversation.kind != Conversation.Kind.DIRECT:
         return
@@ -328,7 +322,7 @@ def message_send(
         if to_user is not None:
             conversation, _ = conversation_open_direct(user=sender, other=to_user)
         else:
-            conversation = _member_conversation(sender, conversation_id, client_id)
+            conversation = conversation_for_member(user=sender, conversation_id=conversation_id)
         _check_can_send(sender, conversation, client_id)
     except ChatError as exc:
         # A retry is acked as the first send was, even if the recipient is gone since.
