@@ -10,6 +10,7 @@ import uuid
 from collections import deque
 from typing import Any
 
+from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
@@ -38,6 +39,7 @@ from messaging.protocol import (
     user_data,
 )
 from messaging.ratelimit import check_rate
+from messaging.sending import SendRequest, send_queue
 
 log = logging.getLogger(__name__)
 
@@ -124,6 +126,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Channels closes stale database connections before every handler; our only
         # database access is database_sync_to_async, which already does so around each
         # call, so the extra hop to the database thread per frame and per push is skipped.
+        if message.get("origin") == self.sockets.origin:
+            return  # Fan-out in this process handed it to this socket already.
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"no handler for message type {message['type']}")
@@ -142,11 +146,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session")
         if self.scope.get("auth_method") == "session" and session and session.session_key:
             self.joined_groups.append(fanout.session_group(session.session_key))
+        # Frames for this socket are held until `ready` has gone out. It is registered
+        # before its presence row is written, so that a change committed after that row
+        # is visible finds it here (fanout.routes_for).
+        self.held: list[dict[str, Any]] | None = []
+        self.sockets.add(self)
         try:
             for group in self.joined_groups:
                 await self.channel_layer.group_add(group, self.channel_name)
-            with fanout.collecting() as events:
-                ready = await database_sync_to_async(self._open)()
+            ready, events, routes = await database_sync_to_async(fanout.call_collecting)(
+                self._open
+            )
         except TooManySockets:
             await self.refuse_handshake("too_many_sockets")
             return
@@ -171,8 +181,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
             extra={"socket": self.socket_id, "user": user.pk},
         )
         await self.send_frame(ready)
-        self.sockets.add(self)
-        await self.publish(events)
+        held, self.held = self.held, None
+        for payload in held:
+            await self.deliver(payload)
+        await self.publish(fanout.Delivery(events, routes))
 
     async def refuse_handshake(self, reason: str) -> None:
         """Refuse the socket before accepting it (HTTP 403), counted and logged."""
@@ -259,18 +271,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 ChatError(ErrorCode.UNAVAILABLE, "server error; retry later").as_frame()
             )
 
-    async def _db(self, function, **kwargs):
-        """Run a service or selector on the database thread, then publish what it committed."""
-        with fanout.collecting() as events:
-            try:
-                result = await database_sync_to_async(function)(**kwargs)
-            except (OperationalError, InterfaceError) as exc:
-                metrics.DATABASE_ERRORS.inc()
-                log.warning("database unavailable: %s", str(exc).split("\n")[0][:200])
-                raise ChatError(
-                    ErrorCode.UNAVAILABLE, "the database did not answer; nothing was stored"
-                ) from None
-        return result, events
+    async def _db(self, function, **kwargs) -> tuple[Any, fanout.Delivery]:
+        """Run a service or selector on the database thread; return what it committed."""
+        try:
+            result, events, routes = await database_sync_to_async(fanout.call_collecting)(
+                function, **kwargs
+            )
+        except (OperationalError, InterfaceError) as exc:
+            metrics.DATABASE_ERRORS.inc()
+            log.warning("database unavailable: %s", str(exc).split("\n")[0][:200])
+            raise ChatError(
+                ErrorCode.UNAVAILABLE, "the database did not answer; nothing was stored"
+            ) from None
+        return result, fanout.Delivery(events, routes)
 
     async def _check_rate(self, action: str, rules: str, client_id: str | None = None) -> None:
         try:
@@ -281,31 +294,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise
 
     async def on_send(self, frame: SendFrame) -> None:
-        started = time.perf_counter()
+        request = SendRequest(
+            sender=self.user,
+            body=frame.body,
+            client_id=frame.client_id,
+            to=frame.to,
+            conversation_id=frame.conversation,
+        )
         try:
-            await self._check_rate("send", settings.CHAT_SEND_RATE, frame.client_id)
-            result, events = await self._db(
-                services.message_send,
-                sender=self.user,
-                body=frame.body,
-                client_id=frame.client_id,
-                to=frame.to,
-                conversation_id=frame.conversation,
-            )
+            # The queue sends the ack itself, once the batch holding this send committed.
+            await send_queue().submit(request, self)
         except ChatError as error:
             error.client_id = frame.client_id
+            if error.code == ErrorCode.RATE_LIMITED:
+                metrics.RATE_LIMITED.labels("send").inc()
             raise
-        await self.send_frame(
-            {
-                "type": "message.ack",
-                "client_id": frame.client_id,
-                "message": message_data(result.message),
-            }
-        )
-        metrics.SEND_LATENCY.observe(time.perf_counter() - started)
-        if result.created:
-            metrics.MESSAGES_STORED.inc()
-        await self.publish(events)
 
     async def on_sync(self, frame: SyncFrame) -> None:
         (messages, more), _ = await self._db(
@@ -335,8 +338,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_typing(self, frame: TypingFrame) -> None:
         await self._check_rate("typing", settings.CHAT_TYPING_RATE)
-        events, _ = await self._db(
-            services.typing_events, user=self.user, conversation_id=frame.conversation
+        _, events = await self._db(
+            services.conversation_typing, user=self.user, conversation_id=frame.conversation
         )
         await self.publish(events)
 
@@ -385,15 +388,31 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def chat_close(self, event: dict[str, Any]) -> None:
         await self.close(code=event["code"])
 
-    async def publish(self, events) -> None:
+    async def publish(self, delivery: fanout.Delivery) -> None:
         """Publish committed events; a failure is logged and counted, never the send's.
 
         A lost Redis is noticed by the reads of the sockets (_receive_from_layer), not here:
         a send can also fail because the connection pool is momentarily full.
         """
-        await fanout.publish(events)
+        await fanout.publish(delivery.events, delivery.routes)
+
+    async def deliver(self, payload: dict[str, Any]) -> None:
+        """Handle an event handed over by fan-out in this process, as if from the layer."""
+        if self.held is not None:
+            self.held.append(payload)
+            return
+        try:
+            await self.dispatch(payload)
+        except Exception:
+            # One socket's failure must not stop the fan-out to the others.
+            log.exception("socket %s: delivery failed", self.socket_id)
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
-        if not self.closing:
-            metrics.FRAMES_OUT.labels(frame["type"]).inc()
+        if self.closing:
+            return
+        metrics.FRAMES_OUT.labels(frame["type"]).inc()
+        try:
             await self.send(text_data=encode(frame))
+        except Disconnected:
+            # The connection is gone and its disconnect not handled yet; the client syncs.
+            self.closing = True

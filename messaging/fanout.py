@@ -1,13 +1,19 @@
-"""Tell sockets about committed changes through the channel layer (at most once)."""
+"""Tell sockets about committed changes (at most once).
+
+A socket of this process gets its frames handed to it directly, in commit order; a socket
+of another process gets them through the channel layer, addressed by the channel name its
+presence row records. Whatever a socket misses, its client finds by `sync` (`prev_seq`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -23,6 +29,10 @@ PUBLISH_CONCURRENCY = 50
 
 # An event: the channel-layer group and the frame every socket in it should get.
 Event = tuple[str, dict[str, Any]]
+# Where the sockets of some users are, in every process: user id -> channel names.
+Routes = dict[int, list[str]]
+
+_USER_GROUP_PREFIX = "user."
 
 # When a socket calls a service, the events of its commit are handed back to it here so
 # that it sends its ack first and then publishes from its own event loop, instead of the
@@ -32,7 +42,32 @@ _collected: ContextVar[list[Event] | None] = ContextVar("collected_events", defa
 
 def user_group(user_id: int) -> str:
     """Name the group holding every socket of one user, in every process."""
-    return f"user.{user_id}"
+    return f"{_USER_GROUP_PREFIX}{user_id}"
+
+
+def _group_user(group: str) -> int | None:
+    if group.startswith(_USER_GROUP_PREFIX):
+        return int(group[len(_USER_GROUP_PREFIX) :])
+    return None
+
+
+def routes_for(events: Iterable[Event]) -> Routes:
+    """Find the sockets (channel names), in every process, of the users the events are for.
+
+    Call it after the events' transaction committed: a socket whose presence row is not
+    seen here was recorded later, and its client's `sync` finds the change.
+    """
+    from messaging.models import SocketPresence
+
+    user_ids = {user_id for group, _ in events if (user_id := _group_user(group)) is not None}
+    routes: Routes = {}
+    if user_ids:
+        rows = SocketPresence.objects.filter(user_id__in=user_ids).values_list(
+            "user_id", "channel_name"
+        )
+        for user_id, channel_name in rows:
+            routes.setdefault(user_id, []).append(channel_name)
+    return routes
 
 
 def session_group(session_key: str) -> str:
@@ -69,6 +104,24 @@ def _publish_committed(events: list[Event]) -> None:
         log.exception("fan-out of %d events failed", len(events))
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """Events a transaction committed, with where their users' sockets were after it."""
+
+    events: list[Event]
+    routes: Routes
+
+
+def call_collecting(function: Callable[..., Any], /, **kwargs: Any) -> tuple[Any, list, Routes]:
+    """Call a function that commits changes; return its result, events and their routes.
+
+    Runs on the database thread: the routes are read there, after the commit.
+    """
+    with collecting() as events:
+        result = function(**kwargs)
+    return result, events, routes_for(events)
+
+
 @contextmanager
 def collecting():
     """Collect events published on commit inside the block, to publish them later."""
@@ -80,13 +133,44 @@ def collecting():
         _collected.reset(token)
 
 
-async def publish(events: Iterable[Event]) -> int:
-    """Send events to their groups; return how many failed (logged, never raised)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return 0
+async def publish(events: Iterable[Event], routes: Routes | None = None) -> int:
+    """Deliver events; return how many layer sends failed (logged, never raised).
+
+    With `routes` (from routes_for), the sockets of this process get their frames at once,
+    before this returns, and the group is sent the event through the layer only when the
+    user has sockets elsewhere (marked with this process's origin, which its own sockets
+    skip). Without, every event goes to its group through the layer.
+    """
     events = list(events)
     if not events:
+        return 0
+    if routes is None:
+        return await _group_send(events)
+    registry = _registry()
+    remote: list[Event] = []
+    for group, payload in events:
+        user_id = _group_user(group)
+        if user_id is None:
+            remote.append((group, payload))
+            continue
+        here = registry.by_user.get(user_id, {})
+        for consumer in list(here.values()):
+            await consumer.deliver(payload)
+        if any(name not in here for name in routes.get(user_id, ())):
+            remote.append((group, {**payload, "origin": registry.origin}))
+    return await _group_send(remote)
+
+
+def _registry():
+    from messaging.heartbeat import heartbeat
+
+    return heartbeat()
+
+
+async def _group_send(events: list[Event]) -> int:
+    """Send each event to its group through the layer; return how many failed."""
+    layer = get_channel_layer()
+    if layer is None or not events:
         return 0
     results = []
     # In slices: a fan-out to thousands of groups at once (a sweep announcing a whole

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 import weakref
 
 from channels.db import database_sync_to_async
@@ -28,6 +29,11 @@ class Heartbeat:
 
     def __init__(self) -> None:
         self.sockets: dict[str, object] = {}
+        # Marks the events this registry's fan-out also sent through the layer, for other
+        # processes: its own sockets had them directly and skip them.
+        self.origin = uuid.uuid4().hex
+        # The same sockets by user: fan-out hands frames to them without the channel layer.
+        self.by_user: dict[int, dict[str, object]] = {}
         self._task: asyncio.Task | None = None
         # Set when the layer fails; sockets opened before then hold this very event.
         self.layer_lost = asyncio.Event()
@@ -37,11 +43,17 @@ class Heartbeat:
 
     def add(self, consumer) -> None:
         self.sockets[consumer.channel_name] = consumer
+        self.by_user.setdefault(consumer.user.pk, {})[consumer.channel_name] = consumer
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     def discard(self, channel_name: str) -> None:
-        self.sockets.pop(channel_name, None)
+        consumer = self.sockets.pop(channel_name, None)
+        if consumer is not None:
+            of_user = self.by_user.get(consumer.user.pk, {})
+            of_user.pop(channel_name, None)
+            if not of_user:
+                self.by_user.pop(consumer.user.pk, None)
         if not self.sockets and self._task is not None:
             self._task.cancel()
             self._task = None
@@ -80,10 +92,15 @@ class Heartbeat:
     async def beat(self) -> None:
         """Refresh this process's sockets and sweep those of processes that died."""
         sockets = {name: consumer.user.pk for name, consumer in self.sockets.items()}
-        with fanout.collecting() as events:
-            await database_sync_to_async(presence.sockets_heartbeat)(sockets=sockets)
-            await database_sync_to_async(presence.sweep_expired)()
-        await fanout.publish(events)
+        _, events, routes = await database_sync_to_async(fanout.call_collecting)(
+            _beat, sockets=sockets
+        )
+        await fanout.publish(events, routes)
+
+
+def _beat(*, sockets: dict[str, int]) -> None:
+    presence.sockets_heartbeat(sockets=sockets)
+    presence.sweep_expired()
 
 
 def _name(exc: BaseException) -> str:

@@ -49,6 +49,9 @@ class MemoryCounter:
     def __init__(self) -> None:
         self._counts: dict[str, tuple[int, int]] = {}
 
+    async def incr_many(self, hits: list[tuple[str, int, int]]) -> list[int]:
+        return [await self.incr(key, window, seconds) for key, window, seconds in hits]
+
     async def incr(self, key: str, window: int, seconds: int) -> int:
         start, count = self._counts.get(key, (window, 0))
         if start != window:
@@ -81,12 +84,18 @@ class RedisCounter:
         return client
 
     async def incr(self, key: str, window: int, seconds: int) -> int:
+        (count,) = await self.incr_many([(key, window, seconds)])
+        return count
+
+    async def incr_many(self, hits: list[tuple[str, int, int]]) -> list[int]:
+        """Count many hits in one round trip; return each key's count after its hit."""
         pipe = self._client().pipeline(transaction=False)
-        full_key = f"{settings.CHAT_RATE_LIMIT_PREFIX}:{key}:{window}"
-        pipe.incr(full_key)
-        pipe.expire(full_key, seconds + 1)
-        count, _ = await pipe.execute()
-        return int(count)
+        for key, window, seconds in hits:
+            full_key = f"{settings.CHAT_RATE_LIMIT_PREFIX}:{key}:{window}"
+            pipe.incr(full_key)
+            pipe.expire(full_key, seconds + 1)
+        replies = await pipe.execute()
+        return [int(count) for count in replies[::2]]
 
 
 class RateLimiter:
@@ -99,22 +108,36 @@ class RateLimiter:
         self, action: str, subject: int | str, rules: tuple[Rule, ...]
     ) -> float | None:
         """Count one hit of a user (or address); None if allowed, else seconds to wait."""
+        (wait,) = await self.retry_after_many(action, [subject], rules)
+        return wait
+
+    async def retry_after_many(
+        self, action: str, subjects: list[int | str], rules: tuple[Rule, ...]
+    ) -> list[float | None]:
+        """As retry_after for one hit of each subject (repeats count twice), in one trip."""
         now = time.time()
-        wait = 0.0
-        for rule in rules:
-            window = int(now // rule.seconds)
-            try:
-                count = await self.counter.incr(
-                    f"{action}:{subject}:{rule.seconds}", window, rule.seconds
-                )
-            except Exception as exc:
-                # Limits protect the service; when their store is down, let users chat.
-                metrics.REDIS_ERRORS.inc()
-                log.warning("rate limit store unavailable: %s", type(exc).__name__)
-                return None
-            if count > rule.limit:
-                wait = max(wait, (window + 1) * rule.seconds - now)
-        return math.ceil(wait * 10) / 10 if wait > 0 else None
+        hits = [
+            (f"{action}:{subject}:{rule.seconds}", int(now // rule.seconds), rule.seconds)
+            for subject in subjects
+            for rule in rules
+        ]
+        try:
+            counts = await self.counter.incr_many(hits) if hits else []
+        except Exception as exc:
+            # Limits protect the service; when their store is down, let users chat.
+            metrics.REDIS_ERRORS.inc()
+            log.warning("rate limit store unavailable: %s", type(exc).__name__)
+            return [None] * len(subjects)
+        waits: list[float | None] = []
+        for position in range(len(subjects)):
+            wait = 0.0
+            for offset, rule in enumerate(rules):
+                count = counts[position * len(rules) + offset]
+                window = hits[position * len(rules) + offset][1]
+                if count > rule.limit:
+                    wait = max(wait, (window + 1) * rule.seconds - now)
+            waits.append(math.ceil(wait * 10) / 10 if wait > 0 else None)
+        return waits
 
 
 _limiter: RateLimiter | None = None

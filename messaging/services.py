@@ -97,7 +97,7 @@ def member_ids(conversation_id: int) -> list[int]:
     )
 
 
-def _message_events(message: Message, previous: dict[int, int], kind: str) -> list:
+def message_events(message: Message, previous: dict[int, int], kind: str) -> list:
     """Build one push per member, each carrying that member's own `prev_seq`."""
     data = message_data(message)
     frame_key = "message"
@@ -382,7 +382,7 @@ def store_message(
     )
     Conversation.objects.filter(pk=conversation.pk).update(last_activity_at=message.created_at)
     message.sender = sender
-    fanout.publish_on_commit(_message_events(message, previous, "message.new"))
+    fanout.publish_on_commit(message_events(message, previous, "message.new"))
     return message
 
 
@@ -400,7 +400,7 @@ def _change_message(message_id: int, *, apply, previous_check) -> Message:
         message.seq = _stamp(previous)
         apply(message)
         message.save()
-        fanout.publish_on_commit(_message_events(message, previous, "message.updated"))
+        fanout.publish_on_commit(message_events(message, previous, "message.updated"))
     return message
 
 
@@ -501,7 +501,7 @@ def messages_purge(*, conversation_id: int, message_ids: list[int]) -> int:
             if message.deleted_at is None:
                 message.deleted_at = now
                 message.seq = _stamp(previous)
-                events.extend(_message_events(message, previous, "message.updated"))
+                events.extend(message_events(message, previous, "message.updated"))
                 previous = dict.fromkeys(previous, message.seq)
             message.save(update_fields=["body", "deleted_at", "seq"])
         fanout.publish_on_commit(events)
@@ -539,15 +539,15 @@ def conversation_mark_read(*, user, conversation_id: int, up_to: int) -> bool:
     return bool(moved)
 
 
-def typing_events(*, user, conversation_id: int) -> list:
-    """Build the `typing` pushes for the other members; nothing is stored."""
+def conversation_typing(*, user, conversation_id: int) -> None:
+    """Tell the other members the user is typing; nothing is stored."""
     members = member_ids(conversation_id)
     if user.pk not in members:
         raise _not_found("conversation")
     frame = {"type": "typing", "conversation": conversation_id, "user": user_data(user)}
     hidden_from = cut_off_ids(user.pk, among=members)
-    return [
+    fanout.publish_on_commit(
         fanout.frame_event(fanout.user_group(member_id), frame)
         for member_id in members
         if member_id != user.pk and member_id not in hidden_from
-    ]
+    )

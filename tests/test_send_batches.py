@@ -1,0 +1,187 @@
+"""Group commit: sends stored together answer exactly as sends stored one by one."""
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from messaging import blocks, groups, services
+from messaging.models import ChangeStream, Message, SocketPresence
+from messaging.sending import SendRequest, messages_send_many
+from tests.conftest import send_frame
+
+
+def _chains_hold(outcomes, first_seqs: dict[int, int]) -> dict[int, int]:
+    """Check every user's pushes chain prev_seq to seq in order; return their last seqs."""
+    last = dict(first_seqs)
+    for outcome in outcomes:
+        for group, payload in outcome.events:
+            user_id = int(group.split(".")[1])
+            frame = payload["frame"]
+            assert frame["prev_seq"] == last.get(user_id, 0), (user_id, frame)
+            assert frame["message"]["seq"] > frame["prev_seq"]
+            last[user_id] = frame["message"]["seq"]
+    return last
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_answers_each_send_as_alone_and_keeps_every_stamp_chain(make_user):
+    alice, bob, carol, dave, erin = (
+        make_user(username=name) for name in ("alice", "bob", "carol", "dave", "erin")
+    )
+    direct, _ = services.conversation_open_direct(user=alice, other=bob)
+    bob_carol, _ = services.conversation_open_direct(user=bob, other=carol)
+    services.conversation_open_direct(user=alice, other=erin)
+    group = services.conversation_create_group(creator=alice, others=[bob, carol])
+    blocks.block_create(blocker=erin, username="alice")
+    earlier = services.message_send(sender=alice, body="earlier", client_id="a-0", to="bob")
+    first_seqs = dict(ChangeStream.objects.values_list("user_id", "last_seq"))
+    SocketPresence.objects.create(
+        channel_name="specific.other!bob", user=bob, heartbeat_at="2030-01-01T00:00:00Z"
+    )
+
+    requests = [
+        SendRequest(alice, "hello", "a-1", to="bob"),
+        SendRequest(bob, "hi", "b-1", conversation_id=direct.pk),
+        SendRequest(alice, "hello", "a-1", to="bob"),  # the same send again: a retry
+        SendRequest(alice, "another body", "a-1", to="bob"),
+        SendRequest(carol, "hi all", "c-1", conversation_id=group.pk),
+        SendRequest(dave, "nice to meet you", "d-1", to="carol"),  # a new conversation
+        SendRequest(alice, "let me in", "a-2", to="erin"),
+        SendRequest(alice, "not mine", "a-3", conversation_id=bob_carol.pk),
+        SendRequest(bob, "   ", "b-2", conversation_id=direct.pk),
+        SendRequest(dave, "anyone?", "d-2", to="nobody"),
+        SendRequest(alice, "earlier", "a-0", to="bob"),  # a retry of a stored message
+        SendRequest(bob, "and again", "b-3", conversation_id=direct.pk),
+    ]
+    outcomes, routes = messages_send_many(requests)
+
+    errors = [outcome.error.code if outcome.error else None for outcome in outcomes]
+    assert errors == [
+        None,
+        None,
+        None,
+        "conflict",
+        None,
+        None,
+        "cannot_send",
+        "not_found",
+        "empty",
+        "not_found",
+        None,
+        None,
+    ]
+    for request, outcome in zip(requests, outcomes, strict=True):
+        if outcome.error is not None:
+            assert outcome.error.client_id == request.client_id
+    created = [outcome.result.created if outcome.result else None for outcome in outcomes]
+    assert created == [True, True, False, None, True, True, None, None, None, None, False, True]
+    assert outcomes[2].result.message.pk == outcomes[0].result.message.pk
+    assert outcomes[10].result.message.pk == earlier.message.pk
+
+    # What was acked is what is stored, and nothing twice.
+    for outcome in outcomes:
+        if outcome.result is not None and outcome.result.created:
+            told = outcome.result.message
+            stored = Message.objects.get(pk=told.pk)
+            assert (stored.body, stored.seq, stored.conversation_id, stored.sender_id) == (
+                told.body,
+                told.seq,
+                told.conversation_id,
+                told.sender_id,
+            )
+            assert stored.created_at == told.created_at
+            assert stored.sent_hash == Message.hash_body(told.body)
+    assert Message.objects.filter(sender=alice, client_id="a-1").count() == 1
+
+    # Each member is told once, with prev_seq chaining their stamps in commit order.
+    last = _chains_hold(outcomes, first_seqs)
+    assert last == {
+        stream.user_id: stream.last_seq for stream in ChangeStream.objects.filter(user_id__in=last)
+    }
+    bob_frames = [
+        payload["frame"]["message"]["body"]
+        for outcome in outcomes
+        for group_name, payload in outcome.events
+        if group_name == f"user.{bob.pk}"
+    ]
+    assert bob_frames == ["hello", "hi", "hi all", "and again"]
+    assert routes[bob.pk] == ["specific.other!bob"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_concurrent_sends_are_all_acked_stored_and_pushed_once(connect, make_user):
+    users = [await database_sync_to_async(make_user)(username=f"u{i}") for i in range(8)]
+    sockets = [await connect(user) for user in users]
+    # Everyone writes to the next person at the same moment, three times over.
+    for round_ in range(3):
+        await asyncio.gather(
+            *(
+                sockets[i].send(
+                    send_frame(f"r{round_} from u{i}", f"c{round_}", to=f"u{(i + 1) % 8}")
+                )
+                for i in range(8)
+            )
+        )
+    received: dict[int, list[dict]] = {i: [] for i in range(8)}
+    acks = {i: 0 for i in range(8)}
+    for i, socket in enumerate(sockets):
+        while acks[i] < 3 or len(received[i]) < 6:
+            frame = await socket.recv()
+            if frame["type"] == "message.ack":
+                acks[i] += 1
+            elif frame["type"] == "message.new":
+                received[i].append(frame)
+        assert await socket.nothing(0.2)
+    stored = await database_sync_to_async(Message.objects.count)()
+    assert stored == 24
+    for i in range(8):
+        bodies = sorted(frame["message"]["body"] for frame in received[i])
+        expected = [f"r{r} from u{j}" for r in range(3) for j in (i, (i - 1) % 8)]
+        assert bodies == sorted(expected)
+        # The pushes of one socket chain, in order.
+        previous = 0
+        for frame in received[i]:
+            assert frame["prev_seq"] == previous
+            previous = frame["message"]["seq"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_sockets_of_this_process_are_told_without_the_channel_layer(
+    connect, alice, bob, monkeypatch
+):
+    alice_socket = await connect(alice)
+    bob_socket = await connect(bob)
+    layer = get_channel_layer()
+
+    async def layer_down(*args, **kwargs):
+        raise ConnectionError("channel layer down")
+
+    monkeypatch.setattr(layer, "group_send", layer_down)
+    monkeypatch.setattr(layer, "send", layer_down)
+    ack = await alice_socket.request(send_frame("still live", "c-1", to="bob"), "message.ack")
+    pushed = await bob_socket.recv_type("message.new")
+    assert pushed["message"] == ack["message"]
+    assert (await alice_socket.recv_type("message.new"))["message"]["id"] == ack["message"]["id"]
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_group_member_added_meanwhile_is_told_of_the_next_message(
+    connect, alice, bob, carol, make_user
+):
+    dave = await database_sync_to_async(make_user)(username="dave")
+    group = await database_sync_to_async(services.conversation_create_group)(
+        creator=alice, others=[bob, carol]
+    )
+    alice_socket = await connect(alice)
+    dave_socket = await connect(dave)
+    await database_sync_to_async(groups.group_add)(
+        actor=alice, conversation_id=group.pk, usernames=["dave"]
+    )
+    await dave_socket.recv_type("conversation.updated")
+    await alice_socket.request(
+        send_frame("welcome dave", "c-1", conversation=group.pk), "message.ack"
+    )
+    pushed = await dave_socket.recv_type("message.new")
+    assert pushed["message"]["body"] == "welcome dave"
