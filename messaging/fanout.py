@@ -18,7 +18,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import connection, transaction
 
 from messaging import metrics
 
@@ -59,14 +59,19 @@ def routes_for(events: Iterable[Event]) -> Routes:
     """
     from messaging.models import SocketPresence
 
-    user_ids = {user_id for group, _ in events if (user_id := _group_user(group)) is not None}
+    user_ids = sorted({uid for group, _ in events if (uid := _group_user(group)) is not None})
     routes: Routes = {}
     if user_ids:
-        rows = SocketPresence.objects.filter(user_id__in=user_ids).values_list(
-            "user_id", "channel_name"
-        )
-        for user_id, channel_name in rows:
-            routes.setdefault(user_id, []).append(channel_name)
+        # Written out: it runs after every batch of sends, where Django's query building
+        # would cost more than the query.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT user_id, channel_name FROM {SocketPresence._meta.db_table}"
+                f" WHERE user_id IN ({', '.join(['%s'] * len(user_ids))})",
+                user_ids,
+            )
+            for user_id, channel_name in cursor.fetchall():
+                routes.setdefault(user_id, []).append(channel_name)
     return routes
 
 

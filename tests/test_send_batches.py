@@ -8,7 +8,7 @@ from channels.layers import get_channel_layer
 
 from messaging import blocks, groups, services
 from messaging.models import ChangeStream, Message, SocketPresence
-from messaging.sending import SendRequest, messages_send_many
+from messaging.send_batch import SendRequest, messages_send_many
 from tests.conftest import send_frame
 
 

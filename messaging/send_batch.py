@@ -1,0 +1,364 @@
+"""Store many sends in one transaction, in a fixed number of round trips (group commit).
+
+The batch takes the common case: a member writing to a conversation that exists, with a
+`client_id` not used before. Every other send (a retry, a new direct conversation, a
+refusal) goes through services.message_send on its own, right after the batch, and so
+gets exactly the answer it would get alone. Locks are taken as everywhere else: the
+conversations first, then the members' change streams in user-id order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.utils import timezone
+
+from messaging import fanout, services
+from messaging.models import Block, ChangeStream, Conversation, Membership, Message
+from messaging.protocol import ChatError, check_body
+
+User = get_user_model()
+
+# (sender id, username) -> their direct conversation, learnt from earlier batches. Every
+# batch checks an entry against the members it reads under lock; a stale one only makes
+# that send go alone.
+_direct_conversations: dict[tuple[int, str], int] = {}
+_DIRECT_REMEMBERED = 100_000
+
+
+@dataclass(frozen=True)
+class SendRequest:
+    """One `message.send`: who sends what, where (`to` a username or a conversation id)."""
+
+    sender: Any
+    body: str
+    client_id: str
+    to: str | None = None
+    conversation_id: int | None = None
+
+
+@dataclass
+class SendOutcome:
+    """What became of one send: stored (or found stored) with its events, or refused."""
+
+    result: services.SendResult | None = None
+    error: ChatError | None = None
+    events: list[fanout.Event] = field(default_factory=list)
+
+
+def messages_send_many(
+    requests: Sequence[SendRequest],
+) -> tuple[list[SendOutcome], fanout.Routes]:
+    """Store many sends, the common ones in one transaction; route their events."""
+    outcomes = _store_batch(requests, _conversations_named(requests))
+    for index, request in enumerate(requests):
+        if outcomes[index] is None:
+            outcomes[index] = _send_alone(request)
+    events = [event for outcome in outcomes for event in outcome.events]
+    return outcomes, fanout.routes_for(events)
+
+
+def _send_alone(request: SendRequest) -> SendOutcome:
+    with fanout.collecting() as events:
+        try:
+            result = services.message_send(
+                sender=request.sender,
+                body=request.body,
+                client_id=request.client_id,
+                to=request.to,
+                conversation_id=request.conversation_id,
+            )
+        except ChatError as error:
+            error.client_id = request.client_id
+            return SendOutcome(error=error)
+    if result.created and request.to is not None:
+        _remember_direct(request, result.message.conversation_id)
+    return SendOutcome(result=result, events=list(events))
+
+
+def _remember_direct(request: SendRequest, conversation_id: int) -> None:
+    if len(_direct_conversations) >= _DIRECT_REMEMBERED:
+        _direct_conversations.clear()
+    _direct_conversations[(request.sender.pk, request.to)] = conversation_id
+
+
+def _conversations_named(requests: Sequence[SendRequest]) -> dict[int, int]:
+    """Map each request to the existing conversation it names (by id or by username)."""
+    conversation_of = {}
+    unknown = []
+    for index, request in enumerate(requests):
+        if request.to is None:
+            if request.conversation_id is not None:
+                conversation_of[index] = request.conversation_id
+        elif (known := _direct_conversations.get((request.sender.pk, request.to))) is not None:
+            conversation_of[index] = known
+        else:
+            unknown.append(index)
+    if not unknown:
+        return conversation_of
+    names = {requests[index].to for index in unknown}
+    ids_by_name = dict(User.objects.filter(username__in=names).values_list("username", "pk"))
+    keys = {}
+    for index in unknown:
+        other = ids_by_name.get(requests[index].to)
+        if other is not None and other != requests[index].sender.pk:
+            keys[index] = Conversation.direct_key_for(requests[index].sender.pk, other)
+    by_key = dict(
+        Conversation.objects.filter(direct_key__in=set(keys.values())).values_list(
+            "direct_key", "pk"
+        )
+    )
+    for index, key in keys.items():
+        if key in by_key:
+            conversation_of[index] = by_key[key]
+            _remember_direct(requests[index], by_key[key])
+    return conversation_of
+
+
+@dataclass
+class _Locked:
+    """What a batch reads once it holds its locks."""
+
+    kinds: dict[int, str]
+    # conversation id -> member id -> (active, username)
+    members: dict[int, dict[int, tuple[bool, str]]]
+    blocks: set[tuple[int, int]]
+    last_seqs: dict[int, int]
+    sent: set[tuple[int, str]]
+
+    def can_take(self, request: SendRequest, conversation_id: int) -> bool:
+        """Tell whether the batch can store this send as message_send alone would."""
+        kind = self.kinds.get(conversation_id)
+        members = self.members.get(conversation_id, {})
+        sender = request.sender.pk
+        if kind is None or sender not in members:
+            return False
+        if (sender, request.client_id) in self.sent:
+            return False
+        if any(user not in self.last_seqs for user in members):
+            return False
+        if kind != Conversation.Kind.DIRECT:
+            return request.to is None
+        others = [user for user in members if user != sender]
+        if len(others) != 1:
+            return False
+        other = others[0]
+        active, username = members[other]
+        if request.to is not None and request.to != username:
+            _direct_conversations.pop((sender, request.to), None)
+            return False
+        return active and (sender, other) not in self.blocks and (other, sender) not in self.blocks
+
+
+def _store_batch(
+    requests: Sequence[SendRequest], conversation_of: dict[int, int]
+) -> list[SendOutcome | None]:
+    """Store the sends the batch can take in one transaction; None for the others."""
+    outcomes: list[SendOutcome | None] = [None] * len(requests)
+    for index, request in enumerate(requests):
+        try:
+            check_body(request.body, max_chars=settings.CHAT_MAX_BODY, client_id=request.client_id)
+        except ChatError as error:
+            outcomes[index] = SendOutcome(error=error)
+            conversation_of.pop(index, None)
+    if not conversation_of:
+        return outcomes
+    now = timezone.now()
+    sql = _Sql()
+    with transaction.atomic():
+        locked = sql.read_locked(requests, conversation_of)
+        stamped = []
+        for index in sorted(conversation_of):
+            request = requests[index]
+            if not locked.can_take(request, conversation_of[index]):
+                continue
+            # A client_id twice in one batch: the second is a retry of the first.
+            locked.sent.add((request.sender.pk, request.client_id))
+            members = locked.members[conversation_of[index]]
+            previous = {user: locked.last_seqs[user] for user in members}
+            seq = max(previous.values()) + 1
+            locked.last_seqs.update(dict.fromkeys(previous, seq))
+            stamped.append((index, seq, previous))
+        if not stamped:
+            return outcomes
+        ids = sql.write(
+            [(conversation_of[index], requests[index], seq) for index, seq, _ in stamped],
+            last_seqs={
+                user: locked.last_seqs[user] for _, _, previous in stamped for user in previous
+            },
+            now=now,
+        )
+    for index, seq, previous in stamped:
+        request = requests[index]
+        message = Message(
+            id=ids[(request.sender.pk, request.client_id)],
+            conversation_id=conversation_of[index],
+            sender=request.sender,
+            kind=Message.Kind.TEXT,
+            body=request.body,
+            client_id=request.client_id,
+            seq=seq,
+            created_at=now,
+        )
+        outcomes[index] = SendOutcome(
+            result=services.SendResult(message=message, created=True),
+            events=services.message_events(message, previous, "message.new"),
+        )
+    return outcomes
+
+
+_CONVERSATION = Conversation._meta.db_table
+_MEMBERSHIP = Membership._meta.db_table
+_MEMBERS_OF = f"(SELECT user_id FROM {_MEMBERSHIP} WHERE conversation_id IN {{c}})"
+
+
+class _Sql:
+    """The statements of a batch, written out.
+
+    On PostgreSQL each group of statements goes in one round trip (several statements in
+    one query: psycopg binds the parameters on the client, Django's default); in READ
+    COMMITTED every statement still reads what was committed before it started, so the
+    members are read after the conversations' locks are held.
+    """
+
+    def __init__(self) -> None:
+        self.cursor = connection.cursor()
+        self.lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+        self.postgres = connection.vendor == "postgresql"
+        self.one_trip = self.postgres and _binds_on_client(self.cursor.cursor)
+
+    def read_locked(
+        self, requests: Sequence[SendRequest], conversation_of: dict[int, int]
+    ) -> _Locked:
+        conversations = sorted(set(conversation_of.values()))
+        in_c = _marks(len(conversations))
+        senders = sorted({requests[index].sender.pk for index in conversation_of})
+        client_ids = sorted({requests[index].client_id for index in conversation_of})
+        members_of = _MEMBERS_OF.format(c=in_c)
+        kinds, members, blocks, streams, sent = self.run(
+            [
+                (
+                    f"SELECT id, kind FROM {_CONVERSATION} WHERE id IN {in_c}"
+                    f" ORDER BY id{self.lock}",
+                    conversations,
+                ),
+                (
+                    f"SELECT m.conversation_id, m.user_id, u.is_active, u.username"
+                    f" FROM {_MEMBERSHIP} m JOIN {User._meta.db_table} u ON u.id = m.user_id"
+                    f" WHERE m.conversation_id IN {in_c}",
+                    conversations,
+                ),
+                (
+                    f"SELECT blocker_id, blocked_id FROM {Block._meta.db_table}"
+                    f" WHERE blocker_id IN {members_of} AND blocked_id IN {members_of}",
+                    conversations * 2,
+                ),
+                (
+                    f"SELECT user_id, last_seq FROM {ChangeStream._meta.db_table}"
+                    f" WHERE user_id IN {members_of} ORDER BY user_id{self.lock}",
+                    conversations,
+                ),
+                (
+                    f"SELECT sender_id, client_id FROM {Message._meta.db_table}"
+                    f" WHERE sender_id IN {_marks(len(senders))}"
+                    f" AND client_id IN {_marks(len(client_ids))}",
+                    senders + client_ids,
+                ),
+            ]
+        )
+        by_conversation: dict[int, dict[int, tuple[bool, str]]] = {}
+        for conversation_id, user_id, active, username in members:
+            by_conversation.setdefault(conversation_id, {})[user_id] = (bool(active), username)
+        return _Locked(
+            kinds=dict(kinds),
+            members=by_conversation,
+            blocks=set(blocks),
+            last_seqs=dict(streams),
+            sent=set(sent),
+        )
+
+    def write(
+        self, rows: list[tuple[int, SendRequest, int]], *, last_seqs: dict[int, int], now
+    ) -> dict[tuple[int, str], int]:
+        """Insert the messages, record the stamps, touch the conversations; return the ids."""
+        created_at = connection.ops.adapt_datetimefield_value(now)
+        values = []
+        for conversation_id, request, seq in rows:
+            values += [
+                conversation_id,
+                request.sender.pk,
+                Message.Kind.TEXT.value,
+                request.body,
+                request.client_id,
+                Message.hash_body(request.body),
+                seq,
+                created_at,
+            ]
+        insert = (
+            f"INSERT INTO {Message._meta.db_table}"
+            " (conversation_id, sender_id, kind, body, client_id, sent_hash, seq, created_at)"
+            f" VALUES {', '.join(['(%s, %s, %s, %s, %s, %s, %s, %s)'] * len(rows))}"
+            " RETURNING id, sender_id, client_id"
+        )
+        cases = " ".join(["WHEN %s THEN %s"] * len(last_seqs))
+        streams = (
+            f"UPDATE {ChangeStream._meta.db_table} SET last_seq = CASE user_id {cases} END"
+            f" WHERE user_id IN {_marks(len(last_seqs))}"
+        )
+        streams_params = [v for pair in last_seqs.items() for v in pair] + list(last_seqs)
+        conversations = sorted({conversation_id for conversation_id, _, _ in rows})
+        touch = (
+            f"UPDATE {_CONVERSATION} SET last_activity_at = %s"
+            f" WHERE id IN {_marks(len(conversations))}"
+        )
+        touch_params = [created_at, *conversations]
+        if self.postgres:
+            # One statement: PostgreSQL runs data-modifying WITH parts to completion.
+            (inserted,) = self.run(
+                [
+                    (
+                        f"WITH streams AS ({streams}), touched AS ({touch}) {insert}",
+                        streams_params + touch_params + values,
+                    )
+                ]
+            )
+        else:
+            _, _, inserted = self.run(
+                [(streams, streams_params), (touch, touch_params), (insert, values)]
+            )
+        return {(sender, client_id): id_ for id_, sender, client_id in inserted}
+
+    def run(self, statements: list[tuple[str, list]]) -> list[list[tuple]]:
+        """Execute the statements in order; return the rows of each."""
+        if self.one_trip and len(statements) > 1:
+            self.cursor.execute(
+                "; ".join(text for text, _ in statements),
+                [value for _, params in statements for value in params],
+            )
+            results = [self._rows()]
+            while self.cursor.nextset():
+                results.append(self._rows())
+            return results
+        results = []
+        for text, params in statements:
+            self.cursor.execute(text, params)
+            results.append(self._rows())
+        return results
+
+    def _rows(self) -> list[tuple]:
+        return [tuple(row) for row in self.cursor.fetchall()] if self.cursor.description else []
+
+
+def _binds_on_client(cursor) -> bool:
+    import psycopg
+
+    return isinstance(cursor, psycopg.ClientCursor)
+
+
+def _marks(count: int) -> str:
+    return "(" + ", ".join(["%s"] * count) + ")"
