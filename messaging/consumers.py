@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from redis.exceptions import MaxConnectionsError
 
-from messaging import fanout, metrics, presence, selectors, services
+from messaging import fanout, metrics, presence, selectors, send_batch, services
 from messaging.heartbeat import heartbeat
 from messaging.protocol import (
     ChatError,
@@ -141,6 +141,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.refuse_handshake("no_credentials")
             return
         self.user = user
+        # Whoever is online is whom people write to: their sends by username skip a lookup.
+        send_batch.remember_user(user.pk, user.username)
         self.rejections: deque[float] = deque()
         self.joined_groups = [fanout.user_group(user.pk)]
         session = self.scope.get("session")

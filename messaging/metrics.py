@@ -23,6 +23,16 @@ SEND_LATENCY = Histogram(
     "From a message.send frame received to its ack sent",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+SEND_BATCH_SIZE = Histogram(
+    "chat_send_batch_size",
+    "Sends stored together in one transaction (group commit)",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+)
+SEND_BATCH_SECONDS = Histogram(
+    "chat_send_batch_seconds",
+    "Time of one batch of sends on the database thread, hop included",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 RATE_LIMITED = Counter("chat_rate_limited_total", "Requests refused by a rate limit", ["action"])
 HANDSHAKES_REFUSED = Counter(
     "chat_handshakes_refused_total", "WebSocket handshakes refused", ["reason"]

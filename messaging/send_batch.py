@@ -24,11 +24,12 @@ from messaging.protocol import ChatError, check_body
 
 User = get_user_model()
 
-# (sender id, username) -> their direct conversation, learnt from earlier batches. Every
-# batch checks an entry against the members it reads under lock; a stale one only makes
-# that send go alone.
+# What earlier batches and handshakes learnt: username -> user id, and (sender id,
+# username) -> their direct conversation. Every batch checks an entry against the members
+# (and their usernames) it reads under lock; a stale one only makes that send go alone.
+_user_ids: dict[str, int] = {}
 _direct_conversations: dict[tuple[int, str], int] = {}
-_DIRECT_REMEMBERED = 100_000
+_REMEMBERED = 100_000
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,19 @@ class SendOutcome:
 
 def messages_send_many(
     requests: Sequence[SendRequest],
-) -> tuple[list[SendOutcome], fanout.Routes]:
-    """Store many sends, the common ones in one transaction; route their events."""
+) -> tuple[list[SendOutcome], fanout.Delivery]:
+    """Store many sends, the common ones in one transaction; return their events, routed.
+
+    The events come in commit order (the batch's, then each send stored alone), which is
+    the order of every member's stamps.
+    """
     outcomes = _store_batch(requests, _conversations_named(requests))
+    events = [event for outcome in outcomes if outcome is not None for event in outcome.events]
     for index, request in enumerate(requests):
         if outcomes[index] is None:
             outcomes[index] = _send_alone(request)
-    events = [event for outcome in outcomes for event in outcome.events]
-    return outcomes, fanout.routes_for(events)
+            events += outcomes[index].events
+    return outcomes, fanout.Delivery(events, fanout.routes_for(events))
 
 
 def _send_alone(request: SendRequest) -> SendOutcome:
@@ -82,7 +88,7 @@ def _send_alone(request: SendRequest) -> SendOutcome:
 
 
 def _remember_direct(request: SendRequest, conversation_id: int) -> None:
-    if len(_direct_conversations) >= _DIRECT_REMEMBERED:
+    if len(_direct_conversations) >= _REMEMBERED:
         _direct_conversations.clear()
     _direct_conversations[(request.sender.pk, request.to)] = conversation_id
 
@@ -101,23 +107,47 @@ def _conversations_named(requests: Sequence[SendRequest]) -> dict[int, int]:
             unknown.append(index)
     if not unknown:
         return conversation_of
-    names = {requests[index].to for index in unknown}
-    ids_by_name = dict(User.objects.filter(username__in=names).values_list("username", "pk"))
+    missing = {requests[i].to for i in unknown if requests[i].to not in _user_ids}
+    if missing:
+        for username, user_id in _sql_rows(
+            f"SELECT username, id FROM {User._meta.db_table}"
+            f" WHERE username IN {_marks(len(missing))}",
+            sorted(missing),
+        ):
+            remember_user(user_id, username)
     keys = {}
     for index in unknown:
-        other = ids_by_name.get(requests[index].to)
+        other = _user_ids.get(requests[index].to)
         if other is not None and other != requests[index].sender.pk:
             keys[index] = Conversation.direct_key_for(requests[index].sender.pk, other)
+    wanted = sorted(set(keys.values()))
     by_key = dict(
-        Conversation.objects.filter(direct_key__in=set(keys.values())).values_list(
-            "direct_key", "pk"
+        _sql_rows(
+            f"SELECT direct_key, id FROM {_CONVERSATION}"
+            f" WHERE direct_key IN {_marks(len(wanted))}",
+            wanted,
         )
+        if wanted
+        else []
     )
     for index, key in keys.items():
         if key in by_key:
             conversation_of[index] = by_key[key]
             _remember_direct(requests[index], by_key[key])
     return conversation_of
+
+
+def remember_user(user_id: int, username: str) -> None:
+    """Note a username's id for later batches (each checks it under lock before use)."""
+    if len(_user_ids) >= _REMEMBERED:
+        _user_ids.clear()
+    _user_ids[username] = user_id
+
+
+def _sql_rows(text: str, params: list) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(text, params)
+        return cursor.fetchall()
 
 
 @dataclass
@@ -151,6 +181,7 @@ class _Locked:
         active, username = members[other]
         if request.to is not None and request.to != username:
             _direct_conversations.pop((sender, request.to), None)
+            _user_ids.pop(request.to, None)
             return False
         return active and (sender, other) not in self.blocks and (other, sender) not in self.blocks
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,11 @@ log = logging.getLogger(__name__)
 
 # Sends stored in one transaction at most; more wait for the next batch.
 MAX_BATCH = 500
+
+# Batches run on a thread (and database connection) of their own, so that they never wait
+# behind the other database work of the process (handshakes, heartbeats, syncs), which
+# shares the thread of database_sync_to_async. One thread: batches run one at a time.
+_SEND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-sends")
 
 
 @dataclass
@@ -75,10 +81,13 @@ class SendQueue:
         batch = await self._within_rate(batch)
         if not batch:
             return
+        metrics.SEND_BATCH_SIZE.observe(len(batch))
+        started = time.perf_counter()
         try:
-            outcomes, routes = await database_sync_to_async(messages_send_many)(
-                [waiting.request for waiting in batch]
-            )
+            outcomes, delivery = await database_sync_to_async(
+                messages_send_many, thread_sensitive=False, executor=_SEND_THREAD
+            )([waiting.request for waiting in batch])
+            metrics.SEND_BATCH_SECONDS.observe(time.perf_counter() - started)
         except (OperationalError, InterfaceError) as exc:
             metrics.DATABASE_ERRORS.inc()
             log.warning("database unavailable: %s", str(exc).split("\n")[0][:200])
@@ -91,7 +100,6 @@ class SendQueue:
                     )
                 )
             return
-        events = []
         for waiting, outcome in zip(batch, outcomes, strict=True):
             if outcome.error is not None:
                 waiting.refuse(outcome.error)
@@ -107,9 +115,8 @@ class SendQueue:
             if outcome.result.created:
                 metrics.MESSAGES_STORED.inc()
             waiting.answer(outcome.result)
-            events += outcome.events
         # In commit order, after every ack: a socket sees its ack before the copy.
-        await fanout.publish(events, routes)
+        await fanout.publish(delivery.events, delivery.routes)
 
     async def _within_rate(self, batch: list[_Waiting]) -> list[_Waiting]:
         """Count every send against its sender's limits; refuse the ones over them."""
