@@ -14,14 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from channels.db import database_sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from messaging import fanout, metrics, services
 from messaging.protocol import ChatError, ErrorCode, message_data
 from messaging.ratelimit import limiter, parse_rules
-from messaging.send_batch import SendRequest, messages_send_many
+from messaging.send_batch import SendOutcome, SendRequest, messages_send_many
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,16 @@ MAX_BATCH = 500
 # behind the other database work of the process (handshakes, heartbeats, syncs), which
 # shares the thread of database_sync_to_async. One thread: batches run one at a time.
 _SEND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-sends")
+
+
+def _send_many(requests: list[SendRequest]) -> tuple[list[SendOutcome], fanout.Delivery]:
+    # As database_sync_to_async does, but inside the call's context, where the connection
+    # it opens lives: the connection goes back to the pool after every batch.
+    close_old_connections()
+    try:
+        return messages_send_many(requests)
+    finally:
+        close_old_connections()
 
 
 @dataclass
@@ -84,8 +94,8 @@ class SendQueue:
         metrics.SEND_BATCH_SIZE.observe(len(batch))
         started = time.perf_counter()
         try:
-            outcomes, delivery = await database_sync_to_async(
-                messages_send_many, thread_sensitive=False, executor=_SEND_THREAD
+            outcomes, delivery = await sync_to_async(
+                _send_many, thread_sensitive=False, executor=_SEND_THREAD
             )([waiting.request for waiting in batch])
             metrics.SEND_BATCH_SECONDS.observe(time.perf_counter() - started)
         except (OperationalError, InterfaceError) as exc:
