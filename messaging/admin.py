@@ -363,7 +363,7 @@ class AuthTokenAdmin(admin.ModelAdmin):
 
 @admin.register(SocketPresence)
 class SocketPresenceAdmin(admin.ModelAdmin):
-    list_display = ["user", "channel_name", "connected_at", "heartbeat_at"]
+    list_display = ["user", "channel_name", "process", "connected_at"]
     search_fields = ["user__username"]
     list_select_related = ["user"]
 

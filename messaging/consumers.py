@@ -204,7 +204,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def _open(self) -> dict[str, Any]:
         if presence.open_socket_count(user=self.user) >= settings.CHAT_MAX_SOCKETS_PER_USER:
             raise TooManySockets(self.user.pk)
-        presence.socket_opened(user=self.user, channel_name=self.channel_name)
+        presence.socket_opened(
+            user=self.user, channel_name=self.channel_name, process=self.sockets.origin
+        )
         return {
             "type": "ready",
             "user": user_data(self.user),

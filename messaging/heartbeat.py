@@ -29,8 +29,8 @@ class Heartbeat:
 
     def __init__(self) -> None:
         self.sockets: dict[str, object] = {}
-        # Marks the events this registry's fan-out also sent through the layer, for other
-        # processes: its own sockets had them directly and skip them.
+        # Names this registry: in presence (PresenceProcess), and on the events its
+        # fan-out also sent through the layer, which its own sockets had directly and skip.
         self.origin = uuid.uuid4().hex
         # The same sockets by user: fan-out hands frames to them without the channel layer.
         self.by_user: dict[int, dict[str, object]] = {}
@@ -93,13 +93,13 @@ class Heartbeat:
         """Refresh this process's sockets and sweep those of processes that died."""
         sockets = {name: consumer.user.pk for name, consumer in self.sockets.items()}
         _, events, routes = await database_sync_to_async(fanout.call_collecting)(
-            _beat, sockets=sockets
+            _beat, process=self.origin, sockets=sockets
         )
         await fanout.publish(events, routes)
 
 
-def _beat(*, sockets: dict[str, int]) -> None:
-    presence.sockets_heartbeat(sockets=sockets)
+def _beat(*, process: str, sockets: dict[str, int]) -> None:
+    presence.sockets_heartbeat(process=process, sockets=sockets)
     presence.sweep_expired()
 
 

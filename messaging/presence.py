@@ -1,7 +1,8 @@
-"""Who is online: one row per open socket, kept alive by heartbeats.
+"""Who is online: one row per open socket, kept alive by its process's heartbeat.
 
-A process that dies stops refreshing its sockets' rows; any other process sweeps them
-once they are older than CHAT_PRESENCE_TTL and announces those people offline.
+Each process (socket registry) refreshes one row of its own, whatever the number of its
+sockets. A process that dies stops refreshing it; once it is older than CHAT_PRESENCE_TTL
+any other process sweeps that process's sockets and announces those people offline.
 """
 
 from __future__ import annotations
@@ -10,12 +11,12 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 from messaging import fanout
 from messaging.blocks import cut_off_ids
-from messaging.models import SocketPresence
+from messaging.models import PresenceProcess, SocketPresence
 from messaging.protocol import user_data
 from messaging.selectors import peer_ids
 
@@ -26,8 +27,13 @@ def _live_since():
     return timezone.now() - timedelta(seconds=settings.CHAT_PRESENCE_TTL)
 
 
+def _live_sockets():
+    live = PresenceProcess.objects.filter(heartbeat_at__gte=_live_since()).values("id")
+    return SocketPresence.objects.filter(process__in=live)
+
+
 def _is_online(user_id: int) -> bool:
-    return SocketPresence.objects.filter(user_id=user_id, heartbeat_at__gte=_live_since()).exists()
+    return _live_sockets().filter(user_id=user_id).exists()
 
 
 def _visible_peer_ids(user_id: int) -> set[int]:
@@ -45,7 +51,7 @@ def _announce(user, online: bool) -> None:
 
 def open_socket_count(*, user) -> int:
     """Count the user's live sockets in every process."""
-    return SocketPresence.objects.filter(user=user, heartbeat_at__gte=_live_since()).count()
+    return _live_sockets().filter(user=user).count()
 
 
 def _user_lock(user_id: int) -> None:
@@ -54,14 +60,19 @@ def _user_lock(user_id: int) -> None:
     list(User.objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True))
 
 
-def socket_opened(*, user, channel_name: str) -> None:
+def process_beat(process: str) -> None:
+    """Record that a process is alive, and with it every socket it holds."""
+    PresenceProcess.objects.update_or_create(id=process, defaults={"heartbeat_at": timezone.now()})
+
+
+def socket_opened(*, user, channel_name: str, process: str) -> None:
     """Record an open socket; announce the user online if it is their first anywhere."""
     with transaction.atomic():
         _user_lock(user.pk)
         was_online = _is_online(user.pk)
+        process_beat(process)
         SocketPresence.objects.update_or_create(
-            channel_name=channel_name,
-            defaults={"user": user, "heartbeat_at": timezone.now()},
+            channel_name=channel_name, defaults={"user": user, "process": process}
         )
         if not was_online:
             _announce(user, True)
@@ -77,17 +88,23 @@ def socket_closed(*, user, channel_name: str) -> None:
 
 
 def sweep_expired() -> int:
-    """Remove sockets whose process stopped answering; announce who went offline."""
+    """Remove the sockets of processes that stopped answering; announce who went offline."""
+    dead = PresenceProcess.objects.filter(heartbeat_at__lt=_live_since()).values("id")
+    known = PresenceProcess.objects.values("id")
     stale = list(
-        SocketPresence.objects.filter(heartbeat_at__lt=_live_since()).values_list(
-            "channel_name", "user_id"
-        )
-    )
-    if not stale:
-        return 0
-    with transaction.atomic():
         SocketPresence.objects.filter(
-            channel_name__in=[name for name, _ in stale], heartbeat_at__lt=_live_since()
+            models.Q(process__in=dead) | ~models.Q(process__in=known)
+        ).values_list("channel_name", "user_id")
+    )
+    with transaction.atomic():
+        PresenceProcess.objects.filter(heartbeat_at__lt=_live_since()).delete()
+        if not stale:
+            return 0
+        # A process that came back meanwhile keeps its sockets.
+        SocketPresence.objects.filter(channel_name__in=[name for name, _ in stale]).exclude(
+            process__in=PresenceProcess.objects.filter(heartbeat_at__gte=_live_since()).values(
+                "id"
+            )
         ).delete()
         for user in User.objects.filter(pk__in={user_id for _, user_id in stale}):
             if not _is_online(user.pk):
@@ -98,29 +115,33 @@ def sweep_expired() -> int:
 def online_peers(*, user) -> list:
     """List the people who share a conversation with the user and have a socket open."""
     online_ids = (
-        SocketPresence.objects.filter(
-            user_id__in=_visible_peer_ids(user.pk), heartbeat_at__gte=_live_since()
-        )
+        _live_sockets()
+        .filter(user_id__in=_visible_peer_ids(user.pk))
         .values_list("user_id", flat=True)
         .distinct()
     )
     return [user_data(peer) for peer in User.objects.filter(pk__in=online_ids).order_by("pk")]
 
 
-def sockets_heartbeat(*, sockets: dict[str, int]) -> None:
-    """Refresh this process's sockets in one write; re-record any a sweep removed."""
-    names = list(sockets)
-    refreshed = SocketPresence.objects.filter(channel_name__in=names).update(
-        heartbeat_at=timezone.now()
+def sockets_heartbeat(*, process: str, sockets: dict[str, int]) -> None:
+    """Keep a process's sockets alive in one write; make its rows match its sockets.
+
+    A row of the process that no socket of it holds (its clean-up never ran) is removed;
+    a socket whose row a sweep removed (the process stalled) is recorded again.
+    """
+    process_beat(process)
+    rows = dict(
+        SocketPresence.objects.filter(process=process).values_list("channel_name", "user_id")
     )
-    if refreshed == len(names):
-        return
-    known = set(
-        SocketPresence.objects.filter(channel_name__in=names).values_list(
-            "channel_name", flat=True
-        )
-    )
-    for user in User.objects.filter(pk__in={sockets[name] for name in names if name not in known}):
-        for name in names:
-            if name not in known and sockets[name] == user.pk:
-                socket_opened(user=user, channel_name=name)
+    ghosts = rows.keys() - sockets.keys()
+    if ghosts:
+        for user in User.objects.filter(pk__in={rows[name] for name in ghosts}):
+            for name in ghosts:
+                if rows[name] == user.pk:
+                    socket_closed(user=user, channel_name=name)
+    missing = sockets.keys() - rows.keys()
+    if missing:
+        for user in User.objects.filter(pk__in={sockets[name] for name in missing}):
+            for name in missing:
+                if sockets[name] == user.pk:
+                    socket_opened(user=user, channel_name=name, process=process)

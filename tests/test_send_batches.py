@@ -37,7 +37,7 @@ def test_a_batch_answers_each_send_as_alone_and_keeps_every_stamp_chain(make_use
     earlier = services.message_send(sender=alice, body="earlier", client_id="a-0", to="bob")
     first_seqs = dict(ChangeStream.objects.values_list("user_id", "last_seq"))
     SocketPresence.objects.create(
-        channel_name="specific.other!bob", user=bob, heartbeat_at="2030-01-01T00:00:00Z"
+        channel_name="specific.other!bob", user=bob, process="another process"
     )
 
     requests = [

@@ -10,7 +10,7 @@ from django.test import Client as HttpClient
 
 from messaging import services
 from messaging.heartbeat import heartbeat
-from messaging.models import Message, SocketPresence
+from messaging.models import Message, PresenceProcess, SocketPresence
 from tests.conftest import open_socket, send_frame
 from tests.factories import PASSWORD
 
@@ -153,16 +153,35 @@ async def test_sockets_of_a_dead_process_expire_and_are_announced_offline(
     connect, alice, bob, settings
 ):
     _, bob_socket = await start_chat(connect, alice, bob)
-    # Alice's socket is now one of a process that died: nobody refreshes its row.
+    # Alice's socket is now one of a process that died long ago.
     alice_sockets = SocketPresence.objects.filter(user=alice)
     for name in await database_sync_to_async(list)(
         alice_sockets.values_list("channel_name", flat=True)
     ):
         heartbeat().discard(name)
-    await database_sync_to_async(alice_sockets.update)(heartbeat_at="2000-01-01T00:00:00Z")
+    await database_sync_to_async(PresenceProcess.objects.create)(
+        id="dead", heartbeat_at="2000-01-01T00:00:00Z"
+    )
+    await database_sync_to_async(alice_sockets.update)(process="dead")
+    await heartbeat().beat()
+    assert not await database_sync_to_async(PresenceProcess.objects.filter(id="dead").exists)()
+    offline = await bob_socket.recv_type("presence")
+    assert offline["user"]["username"] == "alice" and offline["online"] is False
+
+
+async def test_a_socket_whose_clean_up_never_ran_is_removed_by_the_next_heartbeat(
+    connect, alice, bob
+):
+    _, bob_socket = await start_chat(connect, alice, bob)
+    # The process forgot alice's socket (its clean-up was killed), but its row is there.
+    for name in await database_sync_to_async(list)(
+        SocketPresence.objects.filter(user=alice).values_list("channel_name", flat=True)
+    ):
+        heartbeat().discard(name)
     await heartbeat().beat()
     offline = await bob_socket.recv_type("presence")
     assert offline["user"]["username"] == "alice" and offline["online"] is False
+    assert not await database_sync_to_async(SocketPresence.objects.filter(user=alice).exists)()
 
 
 async def test_sends_over_the_rate_limit_are_refused_with_retry_after(

@@ -102,7 +102,7 @@ def export(user) -> dict:
             for token in AuthToken.objects.filter(user=user)
         ],
         "open_sockets": [
-            {"connected_at": iso_utc(row.connected_at), "heartbeat_at": iso_utc(row.heartbeat_at)}
+            {"connected_at": iso_utc(row.connected_at), "process": row.process}
             for row in SocketPresence.objects.filter(user=user)
         ],
     }
