@@ -1,8 +1,9 @@
 """Tell sockets about committed changes (at most once).
 
-A socket of this process gets its frames handed to it directly, in commit order; a socket
-of another process gets them through the channel layer, addressed by the channel name its
-presence row records. Whatever a socket misses, its client finds by `sync` (`prev_seq`).
+A socket of this process gets its frames handed to it directly, in commit order. A user
+whose presence rows show sockets in another process also gets the event through the
+channel layer, as a group send marked with this process's origin, which this process's own
+sockets skip. Whatever a socket misses, its client finds by `sync` (`prev_seq`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ PUBLISH_CONCURRENCY = 50
 
 # An event: the channel-layer group and the frame every socket in it should get.
 Event = tuple[str, dict[str, Any]]
-# Where the sockets of some users are, in every process: user id -> channel names.
+# Where the sockets of some users are, in every process: user id -> their channel names.
 Routes = dict[int, list[str]]
 
 _USER_GROUP_PREFIX = "user."

@@ -60,7 +60,8 @@ def messages_send_many(
     The events come in commit order (the batch's, then each send stored alone), which is
     the order of every member's stamps.
     """
-    outcomes = _store_batch(requests, _conversations_named(requests))
+    sql = _Sql()
+    outcomes = _store_batch(requests, _conversations_named(requests, sql), sql)
     events = [event for outcome in outcomes if outcome is not None for event in outcome.events]
     for index, request in enumerate(requests):
         if outcomes[index] is None:
@@ -93,7 +94,7 @@ def _remember_direct(request: SendRequest, conversation_id: int) -> None:
     _direct_conversations[(request.sender.pk, request.to)] = conversation_id
 
 
-def _conversations_named(requests: Sequence[SendRequest]) -> dict[int, int]:
+def _conversations_named(requests: Sequence[SendRequest], sql: _Sql) -> dict[int, int]:
     """Map each request to the existing conversation it names (by id or by username)."""
     conversation_of = {}
     unknown = []
@@ -108,28 +109,14 @@ def _conversations_named(requests: Sequence[SendRequest]) -> dict[int, int]:
     if not unknown:
         return conversation_of
     missing = {requests[i].to for i in unknown if requests[i].to not in _user_ids}
-    if missing:
-        for username, user_id in _sql_rows(
-            f"SELECT username, id FROM {User._meta.db_table}"
-            f" WHERE username IN {_marks(len(missing))}",
-            sorted(missing),
-        ):
-            remember_user(user_id, username)
+    for username, user_id in sql.user_ids(sorted(missing)):
+        remember_user(user_id, username)
     keys = {}
     for index in unknown:
         other = _user_ids.get(requests[index].to)
         if other is not None and other != requests[index].sender.pk:
             keys[index] = Conversation.direct_key_for(requests[index].sender.pk, other)
-    wanted = sorted(set(keys.values()))
-    by_key = dict(
-        _sql_rows(
-            f"SELECT direct_key, id FROM {_CONVERSATION}"
-            f" WHERE direct_key IN {_marks(len(wanted))}",
-            wanted,
-        )
-        if wanted
-        else []
-    )
+    by_key = dict(sql.direct_conversations(sorted(set(keys.values()))))
     for index, key in keys.items():
         if key in by_key:
             conversation_of[index] = by_key[key]
@@ -142,12 +129,6 @@ def remember_user(user_id: int, username: str) -> None:
     if len(_user_ids) >= _REMEMBERED:
         _user_ids.clear()
     _user_ids[username] = user_id
-
-
-def _sql_rows(text: str, params: list) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(text, params)
-        return cursor.fetchall()
 
 
 @dataclass
@@ -187,7 +168,7 @@ class _Locked:
 
 
 def _store_batch(
-    requests: Sequence[SendRequest], conversation_of: dict[int, int]
+    requests: Sequence[SendRequest], conversation_of: dict[int, int], sql: _Sql
 ) -> list[SendOutcome | None]:
     """Store the sends the batch can take in one transaction; None for the others."""
     outcomes: list[SendOutcome | None] = [None] * len(requests)
@@ -200,7 +181,6 @@ def _store_batch(
     if not conversation_of:
         return outcomes
     now = timezone.now()
-    sql = _Sql()
     with transaction.atomic():
         locked = sql.read_locked(requests, conversation_of)
         stamped = []
@@ -262,6 +242,36 @@ class _Sql:
         self.lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
         self.postgres = connection.vendor == "postgresql"
         self.one_trip = self.postgres and _binds_on_client(self.cursor.cursor)
+
+    def user_ids(self, usernames: list[str]) -> list[tuple]:
+        """Return (username, id) of the users with these names."""
+        if not usernames:
+            return []
+        (rows,) = self.run(
+            [
+                (
+                    f"SELECT username, id FROM {User._meta.db_table}"
+                    f" WHERE username IN {_marks(len(usernames))}",
+                    usernames,
+                )
+            ]
+        )
+        return rows
+
+    def direct_conversations(self, keys: list[str]) -> list[tuple]:
+        """Return (direct_key, id) of the direct conversations with these keys."""
+        if not keys:
+            return []
+        (rows,) = self.run(
+            [
+                (
+                    f"SELECT direct_key, id FROM {_CONVERSATION}"
+                    f" WHERE direct_key IN {_marks(len(keys))}",
+                    keys,
+                )
+            ]
+        )
+        return rows
 
     def read_locked(
         self, requests: Sequence[SendRequest], conversation_of: dict[int, int]
