@@ -360,14 +360,7 @@ def bench_server(key: str, cfg: dict, ctx: dict) -> dict:
     users = cfg["users"]
     extra: list[str] = []
     if key == "product":
-        proc = start_server(
-            key,
-            [DAPHNE, "-b", HOST, "-p", str(port), "--proxy-headers", "chatsite.asgi:application"],
-            cwd=PRODUCT,
-            env=ctx["product_env"],
-            port=port,
-            health="/healthz",
-        )
+        proc, url = start_product(key, ctx)
         extra = [
             "--kind",
             "product",
