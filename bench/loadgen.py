@@ -451,6 +451,7 @@ class Harness:
         self.current_phase = phase
         stopped_at = None
         next_check = t0 + 1
+        profiler = self._start_profiler(phase, duration)
         while k < total:
             t = now()
             if t >= next_check:
@@ -479,6 +480,8 @@ class Harness:
                     await asyncio.sleep(max(wait, 0.001))
         sched_end = now()
         sched_sample = self.meter.sample()
+        if profiler is not None:
+            await asyncio.to_thread(profiler.wait, 60)
         # Drain: wait (bounded) until every DM of this phase reached both sides or failed.
         drain_deadline = sched_end + drain
         while now() < drain_deadline:
@@ -538,7 +541,9 @@ class Harness:
         return False
 
     def _start_profiler(self, phase: str, duration: float):
-        if not self.args.profile_out or phase != "closed" or not self.args.server_pid:
+        if not self.args.profile_out or phase != self.args.profile_phase:
+            return None
+        if not self.args.server_pid:
             return None
         spy = Path(sys.executable).with_name("py-spy")
         out = Path(self.args.profile_out)
@@ -873,7 +878,8 @@ def main() -> None:
     parser.add_argument("--server-pid", type=int)
     parser.add_argument("--plan", default="{}")
     parser.add_argument("--db-url", help="product database, for the final check")
-    parser.add_argument("--profile-out", help="py-spy the server during the closed loop")
+    parser.add_argument("--profile-out", help="py-spy the server during one phase")
+    parser.add_argument("--profile-phase", default="closed", help="the phase to profile")
     parser.add_argument("--idle-warm", type=int, default=20)
     parser.add_argument("--idle-parallel", type=int, default=32)
     parser.add_argument("--idle-hold", type=float, default=3)

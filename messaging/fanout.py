@@ -58,21 +58,37 @@ def routes_for(events: Iterable[Event]) -> Routes:
     Call it after the events' transaction committed: a socket whose presence row is not
     seen here was recorded later, and its client's `sync` finds the change.
     """
+    user_ids = event_users(events)
+    if not user_ids:
+        return {}
+    with connection.cursor() as cursor:
+        cursor.execute(*routes_statement(user_ids))
+        return routes_from_rows(cursor.fetchall())
+
+
+def event_users(events: Iterable[Event]) -> list[int]:
+    """Return the ids of the users the events are for, in order."""
+    return sorted({uid for group, _ in events if (uid := _group_user(group)) is not None})
+
+
+def routes_statement(user_ids: list[int]) -> tuple[str, list[int]]:
+    """Build the statement reading the sockets of these users (run it after the commit)."""
     from messaging.models import SocketPresence
 
-    user_ids = sorted({uid for group, _ in events if (uid := _group_user(group)) is not None})
+    # Written out: it runs after every batch of sends, where Django's query building
+    # would cost more than the query.
+    return (
+        f"SELECT user_id, channel_name FROM {SocketPresence._meta.db_table}"
+        f" WHERE user_id IN ({', '.join(['%s'] * len(user_ids))})",
+        user_ids,
+    )
+
+
+def routes_from_rows(rows: Iterable[tuple[int, str]]) -> Routes:
+    """Group (user id, channel name) rows into routes."""
     routes: Routes = {}
-    if user_ids:
-        # Written out: it runs after every batch of sends, where Django's query building
-        # would cost more than the query.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT user_id, channel_name FROM {SocketPresence._meta.db_table}"
-                f" WHERE user_id IN ({', '.join(['%s'] * len(user_ids))})",
-                user_ids,
-            )
-            for user_id, channel_name in cursor.fetchall():
-                routes.setdefault(user_id, []).append(channel_name)
+    for user_id, channel_name in rows:
+        routes.setdefault(user_id, []).append(channel_name)
     return routes
 
 

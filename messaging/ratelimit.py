@@ -152,13 +152,21 @@ def limiter() -> RateLimiter:
     return _limiter
 
 
+def rate_limited(action: str, wait: float, client_id: str | None = None) -> ChatError:
+    """Build the `rate_limited` error of an action, with how long to wait."""
+    return ChatError(
+        ErrorCode.RATE_LIMITED,
+        f"too many {action} requests; wait {wait} s",
+        client_id=client_id,
+        retry_after=wait,
+    )
+
+
 async def check_rate(action: str, subject: int | str, rules: str) -> None:
     """Count one hit; raise `rate_limited` with `retry_after` when over the rules."""
     wait = await limiter().retry_after(action, subject, parse_rules(rules))
     if wait is not None:
-        raise ChatError(
-            ErrorCode.RATE_LIMITED, f"too many {action} requests; wait {wait} s", retry_after=wait
-        )
+        raise rate_limited(action, wait)
 
 
 def check_rate_sync(action: str, subject: int | str, rules: str) -> None:

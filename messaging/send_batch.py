@@ -1,26 +1,31 @@
 """Store many sends in one transaction, in a fixed number of round trips (group commit).
 
-The batch takes the common case: a member writing to a conversation that exists, with a
-`client_id` not used before. Every other send (a retry, a new direct conversation, a
-refusal) goes through services.message_send on its own, right after the batch, and so
-gets exactly the answer it would get alone. Locks are taken as everywhere else: the
-conversations first, then the members' change streams in user-id order.
+The batch takes the common cases: a member writing to a conversation that exists, or a
+first message to someone that opens the direct conversation of the two, with a
+`client_id` not used before. Every other send (a retry, a refusal) goes through
+services.message_send on its own, right after the batch, and so gets exactly the answer
+it would get alone. Locks are taken as everywhere else: the conversations first, then the
+members' change streams in user-id order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import DatabaseError, connection
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from messaging import fanout, services
 from messaging.models import Block, ChangeStream, Conversation, Membership, Message
 from messaging.protocol import ChatError, check_body
+from messaging.ratelimit import limiter, parse_rules, rate_limited
 
 User = get_user_model()
 
@@ -61,13 +66,20 @@ def messages_send_many(
     the order of every member's stamps.
     """
     sql = _Sql()
-    outcomes = _store_batch(requests, _conversations_named(requests, sql), sql)
+    conversation_of, to_open = _conversations_named(requests, sql)
+    outcomes: list[SendOutcome | None] = [None] * len(requests)
+    to_open = _openings_allowed(requests, to_open, outcomes, sql)
+    routes = _store_batch(requests, conversation_of, to_open, outcomes, sql)
     events = [event for outcome in outcomes if outcome is not None for event in outcome.events]
+    alone = []
     for index, request in enumerate(requests):
         if outcomes[index] is None:
             outcomes[index] = _send_alone(request)
-            events += outcomes[index].events
-    return outcomes, fanout.Delivery(events, fanout.routes_for(events))
+            alone += outcomes[index].events
+    if alone:
+        # Read after these sends' own commits: the batch's read came before them.
+        routes.update(fanout.routes_for(alone))
+    return outcomes, fanout.Delivery(events + alone, routes)
 
 
 def _send_alone(request: SendRequest) -> SendOutcome:
@@ -94,9 +106,15 @@ def _remember_direct(request: SendRequest, conversation_id: int) -> None:
     _direct_conversations[(request.sender.pk, request.to)] = conversation_id
 
 
-def _conversations_named(requests: Sequence[SendRequest], sql: _Sql) -> dict[int, int]:
-    """Map each request to the existing conversation it names (by id or by username)."""
-    conversation_of = {}
+def _conversations_named(
+    requests: Sequence[SendRequest], sql: _Sql
+) -> tuple[dict[int, int], dict[int, _Opening]]:
+    """Map each request to the existing conversation it names (by id or by username).
+
+    The second map holds the requests to someone they have no conversation with yet.
+    """
+    conversation_of: dict[int, int] = {}
+    to_open: dict[int, _Opening] = {}
     unknown = []
     for index, request in enumerate(requests):
         if request.to is None:
@@ -107,7 +125,7 @@ def _conversations_named(requests: Sequence[SendRequest], sql: _Sql) -> dict[int
         else:
             unknown.append(index)
     if not unknown:
-        return conversation_of
+        return conversation_of, to_open
     missing = {requests[i].to for i in unknown if requests[i].to not in _user_ids}
     for username, user_id in sql.user_ids(sorted(missing)):
         remember_user(user_id, username)
@@ -115,13 +133,66 @@ def _conversations_named(requests: Sequence[SendRequest], sql: _Sql) -> dict[int
     for index in unknown:
         other = _user_ids.get(requests[index].to)
         if other is not None and other != requests[index].sender.pk:
-            keys[index] = Conversation.direct_key_for(requests[index].sender.pk, other)
-    by_key = dict(sql.direct_conversations(sorted(set(keys.values()))))
-    for index, key in keys.items():
+            keys[index] = (Conversation.direct_key_for(requests[index].sender.pk, other), other)
+    by_key = dict(sql.direct_conversations(sorted({key for key, _ in keys.values()})))
+    for index, (key, other) in keys.items():
         if key in by_key:
             conversation_of[index] = by_key[key]
             _remember_direct(requests[index], by_key[key])
-    return conversation_of
+        else:
+            to_open[index] = _Opening(key, requests[index].sender.pk, other)
+    return conversation_of, to_open
+
+
+@dataclass(frozen=True)
+class _Opening:
+    """A direct conversation a send would open."""
+
+    key: str
+    sender: int
+    other: int
+
+
+def _openings_allowed(
+    requests: Sequence[SendRequest],
+    to_open: dict[int, _Opening],
+    outcomes: list[SendOutcome | None],
+    sql: _Sql,
+) -> dict[int, _Opening]:
+    """Keep the openings message_send would make: checked as it checks, before any effect.
+
+    A retry, an inactive recipient or a block opens nothing (those sends go alone and get
+    their answer there); each opening counts against its sender's conversation limit,
+    and a send over it is refused here.
+    """
+    if not to_open:
+        return to_open
+    people, blocks, sent = sql.opening_checks(requests, to_open)
+    for index, opening in to_open.items():
+        if people.get(opening.other, (False, None))[1] != requests[index].to:
+            _user_ids.pop(requests[index].to, None)  # renamed meanwhile: look it up again
+    allowed = {
+        index: opening
+        for index, opening in to_open.items()
+        if people.get(opening.other) == (True, requests[index].to)
+        and (opening.sender, opening.other) not in blocks
+        and (opening.other, opening.sender) not in blocks
+        and (opening.sender, requests[index].client_id) not in sent
+    }
+    if not allowed:
+        return allowed
+    waits = async_to_sync(limiter().retry_after_many)(
+        "conversation",
+        [opening.sender for opening in allowed.values()],
+        parse_rules(settings.CHAT_CONVERSATION_RATE),
+    )
+    for (index, _), wait in zip(list(allowed.items()), waits, strict=True):
+        if wait is not None:
+            del allowed[index]
+            outcomes[index] = SendOutcome(
+                error=rate_limited("conversation", wait, client_id=requests[index].client_id)
+            )
+    return allowed
 
 
 def remember_user(user_id: int, username: str) -> None:
@@ -168,20 +239,34 @@ class _Locked:
 
 
 def _store_batch(
-    requests: Sequence[SendRequest], conversation_of: dict[int, int], sql: _Sql
-) -> list[SendOutcome | None]:
-    """Store the sends the batch can take in one transaction; None for the others."""
-    outcomes: list[SendOutcome | None] = [None] * len(requests)
+    requests: Sequence[SendRequest],
+    conversation_of: dict[int, int],
+    to_open: dict[int, _Opening],
+    outcomes: list[SendOutcome | None],
+    sql: _Sql,
+) -> fanout.Routes:
+    """Store the sends the batch can take in one transaction; leave the others None.
+
+    Return the routes of the stored messages' members, read after the commit.
+    """
     for index, request in enumerate(requests):
+        if outcomes[index] is not None:
+            continue
         try:
             check_body(request.body, max_chars=settings.CHAT_MAX_BODY, client_id=request.client_id)
         except ChatError as error:
             outcomes[index] = SendOutcome(error=error)
             conversation_of.pop(index, None)
-    if not conversation_of:
-        return outcomes
+            to_open.pop(index, None)
+    if not conversation_of and not to_open:
+        return {}
     now = timezone.now()
-    with transaction.atomic():
+    with sql.transaction():
+        if to_open:
+            opened = dict(sql.open_direct(to_open.values(), now=now))
+            conversation_of.update(
+                {index: opened[o.key] for index, o in to_open.items() if o.key in opened}
+            )
         locked = sql.read_locked(requests, conversation_of)
         stamped = []
         for index in sorted(conversation_of):
@@ -196,8 +281,8 @@ def _store_batch(
             locked.last_seqs.update(dict.fromkeys(previous, seq))
             stamped.append((index, seq, previous))
         if not stamped:
-            return outcomes
-        ids = sql.write(
+            return {}
+        ids, routes = sql.write(
             [(conversation_of[index], requests[index], seq) for index, seq, _ in stamped],
             last_seqs={
                 user: locked.last_seqs[user] for _, _, previous in stamped for user in previous
@@ -206,6 +291,8 @@ def _store_batch(
         )
     for index, seq, previous in stamped:
         request = requests[index]
+        if index in to_open:
+            _remember_direct(request, conversation_of[index])
         message = Message(
             id=ids[(request.sender.pk, request.client_id)],
             conversation_id=conversation_of[index],
@@ -220,7 +307,7 @@ def _store_batch(
             result=services.SendResult(message=message, created=True),
             events=services.message_events(message, previous, "message.new"),
         )
-    return outcomes
+    return routes
 
 
 _CONVERSATION = Conversation._meta.db_table
@@ -229,19 +316,45 @@ _MEMBERS_OF = f"(SELECT user_id FROM {_MEMBERSHIP} WHERE conversation_id IN {{c}
 
 
 class _Sql:
-    """The statements of a batch, written out.
+    """The statements of a batch, written out, and its transaction.
 
     On PostgreSQL each group of statements goes in one round trip (several statements in
     one query: psycopg binds the parameters on the client, Django's default); in READ
     COMMITTED every statement still reads what was committed before it started, so the
-    members are read after the conversations' locks are held.
+    members are read after the conversations' locks are held. The transaction's BEGIN
+    rides with its first statements and its COMMIT with its last, followed by the reads
+    that must come after it: a batch of sends to known conversations is two round trips.
     """
 
     def __init__(self) -> None:
+        if connection.in_atomic_block:
+            raise TransactionManagementError("a batch of sends runs its own transaction")
         self.cursor = connection.cursor()
         self.lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
         self.postgres = connection.vendor == "postgresql"
         self.one_trip = self.postgres and _binds_on_client(self.cursor.cursor)
+        self._begin: str | None = None
+        self._open = False
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the statements of the block in one transaction (see the class)."""
+        # SQLite: take the write lock at BEGIN, as the settings ask of Django's own.
+        self._begin = "BEGIN" if self.postgres else "BEGIN IMMEDIATE"
+        try:
+            yield
+        except BaseException:
+            if self._open:
+                self._open = False
+                with suppress(DatabaseError):
+                    self.cursor.execute("ROLLBACK")
+            raise
+        finally:
+            self._begin = None
+        if self._open:
+            # Nothing was written: end it all the same, to let go of the locks.
+            self._open = False
+            self.cursor.execute("COMMIT")
 
     def user_ids(self, usernames: list[str]) -> list[tuple]:
         """Return (username, id) of the users with these names."""
@@ -269,6 +382,96 @@ class _Sql:
                     f" WHERE direct_key IN {_marks(len(keys))}",
                     keys,
                 )
+            ]
+        )
+        return rows
+
+    def opening_checks(
+        self, requests: Sequence[SendRequest], to_open: dict[int, _Opening]
+    ) -> tuple[dict[int, tuple[bool, str]], set[tuple[int, int]], set[tuple[int, str]]]:
+        """Read what decides the openings: recipients (active, name), blocks, ids used."""
+        openings = list(to_open.values())
+        others = sorted({opening.other for opening in openings})
+        everyone = sorted(others + [opening.sender for opening in openings])
+        senders = sorted({opening.sender for opening in openings})
+        client_ids = sorted({requests[index].client_id for index in to_open})
+        people, blocks, sent = self.run(
+            [
+                (
+                    f"SELECT id, is_active, username FROM {User._meta.db_table}"
+                    f" WHERE id IN {_marks(len(others))}",
+                    others,
+                ),
+                (
+                    f"SELECT blocker_id, blocked_id FROM {Block._meta.db_table}"
+                    f" WHERE blocker_id IN {_marks(len(everyone))}"
+                    f" AND blocked_id IN {_marks(len(everyone))}",
+                    everyone * 2,
+                ),
+                self._sent_by(senders, client_ids),
+            ]
+        )
+        return (
+            {user: (bool(is_active), username) for user, is_active, username in people},
+            set(blocks),
+            set(sent),
+        )
+
+    def open_direct(self, openings: Iterable[_Opening], *, now) -> list[tuple]:
+        """Create the direct conversations not there yet, with their members' streams.
+
+        Return (direct_key, id) of every one of them. Keys go in order, so that two
+        batches opening the same pairs wait on each other in one order, never in a cycle.
+        """
+        first = {}
+        for opening in openings:
+            first.setdefault(opening.key, opening)
+        keys = sorted(first)
+        stamp = connection.ops.adapt_datetimefield_value(now)
+        conversations = [
+            value
+            for key in keys
+            for value in (Conversation.Kind.DIRECT.value, "", key, first[key].sender, stamp, stamp)
+        ]
+        pairs = [
+            value
+            for key in keys
+            for user in sorted((first[key].sender, first[key].other))
+            for value in (key, user)
+        ]
+        users = sorted({user for o in first.values() for user in (o.sender, o.other)})
+        *_, rows = self.run(
+            [
+                (
+                    f"INSERT INTO {_CONVERSATION}"
+                    " (kind, title, direct_key, created_by_id, created_at, last_activity_at)"
+                    f" VALUES {', '.join(['(%s, %s, %s, %s, %s, %s)'] * len(keys))}"
+                    " ON CONFLICT DO NOTHING",
+                    conversations,
+                ),
+                # Members only of the conversations made just now: one that was there (its
+                # opener committed while this waited on the key) has its own.
+                (
+                    f"INSERT INTO {_MEMBERSHIP}"
+                    " (conversation_id, user_id, last_read_message_id, joined_at)"
+                    " SELECT c.id, v.column2, 0, %s"
+                    f" FROM (VALUES {', '.join(['(%s, %s)'] * (len(pairs) // 2))}) v"
+                    f" JOIN {_CONVERSATION} c ON c.direct_key = v.column1"
+                    f" WHERE NOT EXISTS (SELECT 1 FROM {_MEMBERSHIP} m"
+                    " WHERE m.conversation_id = c.id)"
+                    " ON CONFLICT DO NOTHING",
+                    [stamp, *pairs],
+                ),
+                (
+                    f"INSERT INTO {ChangeStream._meta.db_table} (user_id, last_seq)"
+                    f" VALUES {', '.join(['(%s, 0)'] * len(users))} ON CONFLICT DO NOTHING",
+                    users,
+                ),
+                (
+                    f"SELECT direct_key, id FROM {_CONVERSATION}"
+                    f" WHERE direct_key IN {_marks(len(keys))}",
+                    keys,
+                ),
             ]
         )
         return rows
@@ -304,12 +507,7 @@ class _Sql:
                     f" WHERE user_id IN {members_of} ORDER BY user_id{self.lock}",
                     conversations,
                 ),
-                (
-                    f"SELECT sender_id, client_id FROM {Message._meta.db_table}"
-                    f" WHERE sender_id IN {_marks(len(senders))}"
-                    f" AND client_id IN {_marks(len(client_ids))}",
-                    senders + client_ids,
-                ),
+                self._sent_by(senders, client_ids),
             ]
         )
         by_conversation: dict[int, dict[int, tuple[bool, str]]] = {}
@@ -323,10 +521,23 @@ class _Sql:
             sent=set(sent),
         )
 
+    @staticmethod
+    def _sent_by(senders: list[int], client_ids: list[str]) -> tuple[str, list]:
+        """The statement reading which of these client_ids these senders used already."""
+        return (
+            f"SELECT sender_id, client_id FROM {Message._meta.db_table}"
+            f" WHERE sender_id IN {_marks(len(senders))}"
+            f" AND client_id IN {_marks(len(client_ids))}",
+            senders + client_ids,
+        )
+
     def write(
         self, rows: list[tuple[int, SendRequest, int]], *, last_seqs: dict[int, int], now
-    ) -> dict[tuple[int, str], int]:
-        """Insert the messages, record the stamps, touch the conversations; return the ids."""
+    ) -> tuple[dict[tuple[int, str], int], fanout.Routes]:
+        """Insert the messages, record the stamps, touch the conversations, commit.
+
+        Return the messages' ids and the routes of the members, read after the commit.
+        """
         created_at = connection.ops.adapt_datetimefield_value(now)
         values = []
         for conversation_id, request, seq in rows:
@@ -360,22 +571,42 @@ class _Sql:
         touch_params = [created_at, *conversations]
         if self.postgres:
             # One statement: PostgreSQL runs data-modifying WITH parts to completion.
-            (inserted,) = self.run(
-                [
-                    (
-                        f"WITH streams AS ({streams}), touched AS ({touch}) {insert}",
-                        streams_params + touch_params + values,
-                    )
-                ]
-            )
+            writes = [
+                (
+                    f"WITH streams AS ({streams}), touched AS ({touch}) {insert}",
+                    streams_params + touch_params + values,
+                )
+            ]
         else:
-            _, _, inserted = self.run(
-                [(streams, streams_params), (touch, touch_params), (insert, values)]
-            )
-        return {(sender, client_id): id_ for id_, sender, client_id in inserted}
+            writes = [(streams, streams_params), (touch, touch_params), (insert, values)]
+        *_, inserted, presence = self.run(
+            writes, commit=True, after=[fanout.routes_statement(sorted(last_seqs))]
+        )
+        ids = {(sender, client_id): id_ for id_, sender, client_id in inserted}
+        return ids, fanout.routes_from_rows(presence)
 
-    def run(self, statements: list[tuple[str, list]]) -> list[list[tuple]]:
-        """Execute the statements in order; return the rows of each."""
+    def run(
+        self,
+        statements: list[tuple[str, list]],
+        *,
+        commit: bool = False,
+        after: Sequence[tuple[str, list]] = (),
+    ) -> list[list[tuple]]:
+        """Execute the statements in order, then COMMIT if asked and the ones after it.
+
+        Return the rows of each statement and of each one after.
+        """
+        lead = []
+        if self._begin is not None:
+            lead, self._begin, self._open = [(self._begin, [])], None, True
+        tail = [("COMMIT", [])] if commit else []
+        results = self._execute([*lead, *statements, *tail, *after])
+        self._open = self._open and not commit
+        del results[: len(lead)]
+        del results[len(statements) : len(statements) + len(tail)]
+        return results
+
+    def _execute(self, statements: list[tuple[str, list]]) -> list[list[tuple]]:
         if self.one_trip and len(statements) > 1:
             self.cursor.execute(
                 "; ".join(text for text, _ in statements),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import select
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import InterfaceError, OperationalError, connection
 
 from messaging import fanout, metrics, services
 from messaging.protocol import ChatError, ErrorCode, message_data
@@ -35,13 +36,32 @@ _SEND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-sends"
 
 
 def _send_many(requests: list[SendRequest]) -> tuple[list[SendOutcome], fanout.Delivery]:
-    # As database_sync_to_async does, but inside the call's context, where the connection
-    # it opens lives: the connection goes back to the pool after every batch.
-    close_old_connections()
-    try:
-        return messages_send_many(requests)
-    finally:
-        close_old_connections()
+    # The batches' thread keeps its connection from one batch to the next: a loan from the
+    # pool, with its check, took longer than storing a batch of one send.
+    _drop_dead_connection()
+    return messages_send_many(requests)
+
+
+def _drop_dead_connection() -> None:
+    """Close the kept connection if it failed, or if the database ended it meanwhile.
+
+    An idle connection has nothing to read unless the server closed it (a restart, a
+    terminated backend): one look at its socket, no round trip, so that the first batch
+    after a database restart gets a fresh connection instead of an error.
+    """
+    raw = connection.connection
+    if raw is None:
+        return
+    pgconn = getattr(raw, "pgconn", None)
+    if connection.errors_occurred or (
+        pgconn is not None and (raw.closed or select.select([pgconn.socket], [], [], 0)[0])
+    ):
+        connection.close()
+
+
+def close_send_connection() -> None:
+    """Close the connection the batches' thread keeps (before a database is dropped)."""
+    _SEND_THREAD.submit(lambda: connection.close()).result()
 
 
 @dataclass

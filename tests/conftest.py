@@ -34,6 +34,15 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _send_connection_closed_at_the_end(django_db_setup):
+    """Close the batches' kept connection before the test database is dropped."""
+    yield
+    from messaging.sending import close_send_connection
+
+    close_send_connection()
+
+
 @pytest.fixture(autouse=True)
 def _fresh_per_loop_state():
     """Give every test its own rate limiter and channel layer.
@@ -50,6 +59,15 @@ def _fresh_per_loop_state():
     yield
     reset_limiter()
     channel_layers.backends.clear()
+
+
+@pytest.fixture(autouse=True)
+def _fresh_send_caches():
+    """Forget the ids the send batches learnt: each test's database starts anew."""
+    from messaging import send_batch
+
+    send_batch._user_ids.clear()
+    send_batch._direct_conversations.clear()
 
 
 @pytest.fixture

@@ -3,11 +3,13 @@
 import asyncio
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.db import connection
 
-from messaging import blocks, groups, services
-from messaging.models import ChangeStream, Message, SocketPresence
+from messaging import blocks, groups, send_batch, sending, services
+from messaging.models import ChangeStream, Conversation, Membership, Message, SocketPresence
 from messaging.send_batch import SendRequest, messages_send_many
 from tests.conftest import send_frame
 
@@ -109,6 +111,98 @@ def test_a_batch_answers_each_send_as_alone_and_keeps_every_stamp_chain(make_use
 
 
 @pytest.mark.django_db(transaction=True)
+def test_first_messages_open_their_conversations_as_they_would_alone(make_user, settings):
+    settings.CHAT_CONVERSATION_RATE = "2/86400s"
+    alice, bob, _carol, dave, erin, frank = (
+        make_user(username=name) for name in ("alice", "bob", "carol", "dave", "erin", "frank")
+    )
+    frank.is_active = False
+    frank.save()
+    blocks.block_create(blocker=erin, username="alice")
+    # Alice's first new conversation of two allowed.
+    services.message_send(sender=alice, body="hi carol", client_id="a-0", to="carol")
+
+    requests = [
+        SendRequest(alice, "hi dave", "a-0", to="dave"),  # a client_id used: opens nothing
+        SendRequest(alice, "hi bob", "a-1", to="bob"),  # her second
+        SendRequest(bob, "hi alice", "b-1", to="alice"),  # the same pair, the other way
+        SendRequest(alice, "hi dave", "a-2", to="dave"),  # her third: over the limit
+        SendRequest(alice, "hi erin", "a-3", to="erin"),  # blocked
+        SendRequest(dave, "hi frank", "d-1", to="frank"),  # deactivated
+    ]
+    outcomes, delivery = messages_send_many(requests)
+
+    errors = [outcome.error.code if outcome.error else None for outcome in outcomes]
+    assert errors == [
+        "conflict",
+        None,
+        None,
+        "rate_limited",
+        "cannot_send",
+        "cannot_send",
+    ]
+    assert outcomes[3].error.retry_after > 0 and outcomes[3].error.client_id == "a-2"
+    pair = {outcomes[1].result.message.conversation_id, outcomes[2].result.message.conversation_id}
+    assert len(pair) == 1
+    opened = Conversation.objects.get(pk=pair.pop())
+    assert opened.direct_key == Conversation.direct_key_for(alice.pk, bob.pk)
+    assert opened.created_by == alice and opened.kind == Conversation.Kind.DIRECT
+    assert sorted(opened.memberships.values_list("user__username", flat=True)) == [
+        "alice",
+        "bob",
+    ]
+    # Nothing opened for the refused sends.
+    assert Conversation.objects.count() == 2
+    assert [m.body for m in Message.objects.filter(conversation=opened).order_by("seq")] == [
+        "hi bob",
+        "hi alice",
+    ]
+    last = _chains_hold(delivery.events, {alice.pk: 1})
+    assert last == {alice.pk: 3, bob.pk: 3}
+    # The next message to the pair finds it as any existing conversation.
+    again, _ = messages_send_many([SendRequest(bob, "so", "b-2", to="alice")])
+    assert again[0].result.message.conversation_id == opened.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_name_that_changed_hands_reaches_its_new_holder(alice, make_user):
+    old_bob = make_user(username="bob")
+    send_batch.remember_user(old_bob.pk, "bob")  # as learnt at the old bob's handshake
+    old_bob.username = "robert"
+    old_bob.save()
+    new_bob = make_user(username="bob")
+
+    outcomes, _ = messages_send_many([SendRequest(alice, "hi", "a-1", to="bob")])
+
+    opened = Conversation.objects.get(pk=outcomes[0].result.message.conversation_id)
+    assert set(opened.memberships.values_list("user_id", flat=True)) == {alice.pk, new_bob.pk}
+    assert not Membership.objects.filter(user=old_bob).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pair_opened_meanwhile_is_used_not_doubled(alice, bob, monkeypatch):
+    existing, _ = services.conversation_open_direct(user=bob, other=alice)
+    opened = []
+    open_direct = send_batch._Sql.open_direct
+
+    def looked_too_early(sql, keys):
+        return []  # as if bob opened it just after the batch looked
+
+    def recorded_open(sql, openings, *, now):
+        opened.append(list(openings))
+        return open_direct(sql, openings, now=now)
+
+    monkeypatch.setattr(send_batch._Sql, "direct_conversations", looked_too_early)
+    monkeypatch.setattr(send_batch._Sql, "open_direct", recorded_open)
+    outcomes, _ = messages_send_many([SendRequest(alice, "hi", "a-1", to="bob")])
+
+    assert len(opened) == 1
+    assert outcomes[0].result.message.conversation_id == existing.pk
+    assert Conversation.objects.count() == 1
+    assert Membership.objects.filter(conversation=existing).count() == 2
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_concurrent_sends_are_all_acked_stored_and_pushed_once(connect, make_user):
     users = [await database_sync_to_async(make_user)(username=f"u{i}") for i in range(8)]
     sockets = [await connect(user) for user in users]
@@ -183,3 +277,24 @@ async def test_a_group_member_added_meanwhile_is_told_of_the_next_message(
     )
     pushed = await dave_socket.recv_type("message.new")
     assert pushed["message"]["body"] == "welcome dave"
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+async def test_a_kept_connection_the_database_dropped_costs_no_send(connect, alice, bob):
+    socket = await connect(alice)
+    await socket.request(send_frame("first", "c-1", to="bob"), "message.ack")
+    kept_pid = await sync_to_async(
+        lambda: connection.connection.info.backend_pid,
+        thread_sensitive=False,
+        executor=sending._SEND_THREAD,
+    )()
+
+    def drop_it() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [kept_pid])
+
+    await database_sync_to_async(drop_it)()
+    ack = await socket.request(send_frame("second", "c-2", to="bob"), "message.ack")
+    assert ack["message"]["body"] == "second"
+    assert await database_sync_to_async(Message.objects.count)() == 2

@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from django.db import OperationalError
 from django.test import Client as HttpClient
 
-from messaging import services
+from messaging import sending
 from messaging.heartbeat import heartbeat
 from messaging.models import Message, PresenceProcess, SocketPresence
 from tests.conftest import open_socket, send_frame
@@ -234,17 +234,16 @@ async def test_database_outage_answers_unavailable_and_the_retry_stores_once(
     connect, alice, bob, monkeypatch
 ):
     socket = await connect(alice)
-    real_send = services.message_send
 
-    def failing_send(**kwargs):
+    def failing_send(requests):
         raise OperationalError("connection refused")
 
-    monkeypatch.setattr(services, "message_send", failing_send)
+    monkeypatch.setattr(sending, "messages_send_many", failing_send)
     error = await socket.request(send_frame("later", "c-1", to="bob"), "error")
     assert error["code"] == "unavailable" and error["client_id"] == "c-1"
     assert await database_sync_to_async(Message.objects.count)() == 0
 
-    monkeypatch.setattr(services, "message_send", real_send)
+    monkeypatch.undo()
     await socket.request(send_frame("later", "c-1", to="bob"), "message.ack")
     await socket.request(send_frame("later", "c-1", to="bob"), "message.ack")
     assert await database_sync_to_async(Message.objects.count)() == 1
