@@ -10,6 +10,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from chatsite.daphne_patches import allow_standard_close_codes  # noqa: E402
+from chatsite.gc_tuning import tune_garbage_collector  # noqa: E402
 from messaging.routing import websocket_urlpatterns  # noqa: E402
 from messaging.ws_auth import WebSocketAuthMiddleware  # noqa: E402
 
@@ -21,3 +22,4 @@ application = ProtocolTypeRouter(
         "websocket": WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )
+tune_garbage_collector()

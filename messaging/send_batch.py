@@ -66,8 +66,8 @@ def messages_send_many(
     the order of every member's stamps.
     """
     sql = _Sql()
-    conversation_of, to_open = _conversations_named(requests, sql)
-    outcomes: list[SendOutcome | None] = [None] * len(requests)
+    outcomes = _refuse_bad_bodies(requests)
+    conversation_of, to_open = _conversations_named(requests, outcomes, sql)
     to_open = _openings_allowed(requests, to_open, outcomes, sql)
     routes = _store_batch(requests, conversation_of, to_open, outcomes, sql)
     events = [event for outcome in outcomes if outcome is not None for event in outcome.events]
@@ -80,6 +80,17 @@ def messages_send_many(
         # Read after these sends' own commits: the batch's read came before them.
         routes.update(fanout.routes_for(alone))
     return outcomes, fanout.Delivery(events + alone, routes)
+
+
+def _refuse_bad_bodies(requests: Sequence[SendRequest]) -> list[SendOutcome | None]:
+    """Answer the sends whose body is refused, first, as message_send checks it first."""
+    outcomes: list[SendOutcome | None] = [None] * len(requests)
+    for index, request in enumerate(requests):
+        try:
+            check_body(request.body, max_chars=settings.CHAT_MAX_BODY, client_id=request.client_id)
+        except ChatError as error:
+            outcomes[index] = SendOutcome(error=error)
+    return outcomes
 
 
 def _send_alone(request: SendRequest) -> SendOutcome:
@@ -107,9 +118,9 @@ def _remember_direct(request: SendRequest, conversation_id: int) -> None:
 
 
 def _conversations_named(
-    requests: Sequence[SendRequest], sql: _Sql
+    requests: Sequence[SendRequest], outcomes: list[SendOutcome | None], sql: _Sql
 ) -> tuple[dict[int, int], dict[int, _Opening]]:
-    """Map each request to the existing conversation it names (by id or by username).
+    """Map each request not yet answered to the existing conversation it names.
 
     The second map holds the requests to someone they have no conversation with yet.
     """
@@ -117,6 +128,8 @@ def _conversations_named(
     to_open: dict[int, _Opening] = {}
     unknown = []
     for index, request in enumerate(requests):
+        if outcomes[index] is not None:
+            continue
         if request.to is None:
             if request.conversation_id is not None:
                 conversation_of[index] = request.conversation_id
@@ -161,37 +174,50 @@ def _openings_allowed(
 ) -> dict[int, _Opening]:
     """Keep the openings message_send would make: checked as it checks, before any effect.
 
-    A retry, an inactive recipient or a block opens nothing (those sends go alone and get
-    their answer there); each opening counts against its sender's conversation limit,
-    and a send over it is refused here.
+    A retry (of a stored send or of an earlier one in the batch), an inactive recipient or
+    a block opens nothing: those sends go alone and get their answer there. Each
+    conversation opened counts once against the limit of the sender of its first request;
+    when that one is over the limit it is refused here, and the others for the same
+    conversation go alone, to be counted as they would be one by one.
     """
     if not to_open:
         return to_open
-    people, blocks, sent = sql.opening_checks(requests, to_open)
-    for index, opening in to_open.items():
-        if people.get(opening.other, (False, None))[1] != requests[index].to:
-            _user_ids.pop(requests[index].to, None)  # renamed meanwhile: look it up again
-    allowed = {
-        index: opening
-        for index, opening in to_open.items()
-        if people.get(opening.other) == (True, requests[index].to)
-        and (opening.sender, opening.other) not in blocks
-        and (opening.other, opening.sender) not in blocks
-        and (opening.sender, requests[index].client_id) not in sent
-    }
-    if not allowed:
+    people, blocks, sent = sql.prepare_openings(requests, to_open)
+    allowed: dict[int, _Opening] = {}
+    first_of: dict[str, int] = {}
+    earlier: set[tuple[int, str]] = set()
+    for index, request in enumerate(requests):
+        mark = (request.sender.pk, request.client_id)
+        opening = to_open.get(index)
+        if opening is not None:
+            active, username = people.get(opening.other, (False, None))
+            if username != request.to:
+                _user_ids.pop(request.to, None)  # renamed meanwhile: look it up again
+            elif (
+                active
+                and (opening.sender, opening.other) not in blocks
+                and (opening.other, opening.sender) not in blocks
+                and mark not in sent
+                and mark not in earlier
+            ):
+                allowed[index] = opening
+                first_of.setdefault(opening.key, index)
+        earlier.add(mark)
+    if not first_of:
         return allowed
+    counted = sorted(first_of.values())
     waits = async_to_sync(limiter().retry_after_many)(
         "conversation",
-        [opening.sender for opening in allowed.values()],
+        [allowed[index].sender for index in counted],
         parse_rules(settings.CHAT_CONVERSATION_RATE),
     )
-    for (index, _), wait in zip(list(allowed.items()), waits, strict=True):
+    for index, wait in zip(counted, waits, strict=True):
         if wait is not None:
-            del allowed[index]
+            key = allowed[index].key
             outcomes[index] = SendOutcome(
                 error=rate_limited("conversation", wait, client_id=requests[index].client_id)
             )
+            allowed = {i: o for i, o in allowed.items() if o.key != key}
     return allowed
 
 
@@ -249,15 +275,6 @@ def _store_batch(
 
     Return the routes of the stored messages' members, read after the commit.
     """
-    for index, request in enumerate(requests):
-        if outcomes[index] is not None:
-            continue
-        try:
-            check_body(request.body, max_chars=settings.CHAT_MAX_BODY, client_id=request.client_id)
-        except ChatError as error:
-            outcomes[index] = SendOutcome(error=error)
-            conversation_of.pop(index, None)
-            to_open.pop(index, None)
     if not conversation_of and not to_open:
         return {}
     now = timezone.now()
@@ -386,16 +403,21 @@ class _Sql:
         )
         return rows
 
-    def opening_checks(
+    def prepare_openings(
         self, requests: Sequence[SendRequest], to_open: dict[int, _Opening]
     ) -> tuple[dict[int, tuple[bool, str]], set[tuple[int, int]], set[tuple[int, str]]]:
-        """Read what decides the openings: recipients (active, name), blocks, ids used."""
+        """Read what decides the openings: recipients (active, name), blocks, ids used.
+
+        Also create the change streams the people involved lack, here, outside the
+        batch's transaction (as the single path does), so that the batch locks no new
+        stream row ahead of the conversations.
+        """
         openings = list(to_open.values())
         others = sorted({opening.other for opening in openings})
         everyone = sorted(others + [opening.sender for opening in openings])
         senders = sorted({opening.sender for opening in openings})
         client_ids = sorted({requests[index].client_id for index in to_open})
-        people, blocks, sent = self.run(
+        people, blocks, sent, _ = self.run(
             [
                 (
                     f"SELECT id, is_active, username FROM {User._meta.db_table}"
@@ -409,6 +431,12 @@ class _Sql:
                     everyone * 2,
                 ),
                 self._sent_by(senders, client_ids),
+                (
+                    f"INSERT INTO {ChangeStream._meta.db_table} (user_id, last_seq)"
+                    f" SELECT id, 0 FROM {User._meta.db_table}"
+                    f" WHERE id IN {_marks(len(everyone))} ON CONFLICT DO NOTHING",
+                    everyone,
+                ),
             ]
         )
         return (
@@ -418,7 +446,7 @@ class _Sql:
         )
 
     def open_direct(self, openings: Iterable[_Opening], *, now) -> list[tuple]:
-        """Create the direct conversations not there yet, with their members' streams.
+        """Create the direct conversations not there yet, with their members.
 
         Return (direct_key, id) of every one of them. Keys go in order, so that two
         batches opening the same pairs wait on each other in one order, never in a cycle.
@@ -439,7 +467,6 @@ class _Sql:
             for user in sorted((first[key].sender, first[key].other))
             for value in (key, user)
         ]
-        users = sorted({user for o in first.values() for user in (o.sender, o.other)})
         *_, rows = self.run(
             [
                 (
@@ -461,11 +488,6 @@ class _Sql:
                     " WHERE m.conversation_id = c.id)"
                     " ON CONFLICT DO NOTHING",
                     [stamp, *pairs],
-                ),
-                (
-                    f"INSERT INTO {ChangeStream._meta.db_table} (user_id, last_seq)"
-                    f" VALUES {', '.join(['(%s, 0)'] * len(users))} ON CONFLICT DO NOTHING",
-                    users,
                 ),
                 (
                     f"SELECT direct_key, id FROM {_CONVERSATION}"

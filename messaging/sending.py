@@ -52,11 +52,23 @@ def _drop_dead_connection() -> None:
     raw = connection.connection
     if raw is None:
         return
-    pgconn = getattr(raw, "pgconn", None)
-    if connection.errors_occurred or (
-        pgconn is not None and (raw.closed or select.select([pgconn.socket], [], [], 0)[0])
-    ):
+    if connection.errors_occurred or _ended_by_server(raw):
         connection.close()
+
+
+def _ended_by_server(raw) -> bool:
+    pgconn = getattr(raw, "pgconn", None)
+    if pgconn is None:
+        return False  # SQLite: no server
+    try:
+        if raw.closed:
+            return True
+        # poll, not select: a process with thousands of sockets has descriptors past 1024.
+        poller = select.poll()
+        poller.register(pgconn.socket, select.POLLIN)
+        return bool(poller.poll(0))
+    except Exception:
+        return True
 
 
 def close_send_connection() -> None:

@@ -36,8 +36,10 @@ def _not_found(what: str, client_id: str | None = None) -> ChatError:
 
 def streams_ensure(user_ids: Iterable[int]) -> None:
     """Create the change streams of these users where they are missing."""
+    # In id order, as every lock on streams is taken.
     ChangeStream.objects.bulk_create(
-        [ChangeStream(user_id=user_id) for user_id in user_ids], ignore_conflicts=True
+        [ChangeStream(user_id=user_id) for user_id in sorted(set(user_ids))],
+        ignore_conflicts=True,
     )
 
 

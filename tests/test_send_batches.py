@@ -165,6 +165,46 @@ def test_first_messages_open_their_conversations_as_they_would_alone(make_user, 
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_conversation_opened_counts_once_and_a_repeated_client_id_opens_nothing(
+    make_user, settings
+):
+    alice, bob, carol, dave, _erin = (
+        make_user(username=name) for name in ("alice", "bob", "carol", "dave", "erin")
+    )
+    services.conversation_open_direct(user=alice, other=dave)
+    carol_dave, _ = services.conversation_open_direct(user=carol, other=dave)
+    settings.CHAT_CONVERSATION_RATE = "1/86400s"  # from now on: one new conversation each
+
+    requests = [
+        SendRequest(alice, "hi bob", "a-1", to="bob"),  # her one opening allowed
+        SendRequest(alice, "are you there?", "a-2", to="bob"),  # the same conversation
+        SendRequest(bob, "yes", "b-1", to="alice"),  # and the other way
+        SendRequest(carol, "hi dave", "c-1", conversation_id=carol_dave.pk),
+        SendRequest(carol, "hi bob", "c-1", to="bob"),  # a client_id stored just before
+        SendRequest(dave, "   ", "d-1", to="erin"),  # a blank body: refused first
+    ]
+    outcomes, _ = messages_send_many(requests)
+
+    errors = [outcome.error.code if outcome.error else None for outcome in outcomes]
+    assert errors == [None, None, None, None, "conflict", "empty"]
+    assert len({outcome.result.message.conversation_id for outcome in outcomes[:3]}) == 1
+    # Nothing opened for carol's retry nor for dave's blank message; limits untouched.
+    assert Conversation.objects.count() == 3
+    later, _ = messages_send_many(
+        [
+            SendRequest(carol, "hi bob", "c-2", to="bob"),
+            SendRequest(dave, "hi erin", "d-2", to="erin"),
+            SendRequest(alice, "hi carol", "a-3", to="carol"),  # her second: over
+        ]
+    )
+    assert [outcome.error.code if outcome.error else None for outcome in later] == [
+        None,
+        None,
+        "rate_limited",
+    ]
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_name_that_changed_hands_reaches_its_new_holder(alice, make_user):
     old_bob = make_user(username="bob")
     send_batch.remember_user(old_bob.pk, "bob")  # as learnt at the old bob's handshake
