@@ -757,6 +757,9 @@ async def run_load(args, users: list[dict]) -> dict:
     result: dict = {"server": args.label, "kind": args.kind, "users": len(users), "phases": []}
     budget = Budget(args.budget, Path(args.out))
     result["connect_per_s"] = round(await harness.open_all(harness.clients), 1)
+    # Measure connected users, not the tail of their connecting: let the server finish the
+    # work the handshakes left it (presence, announcements) first.
+    await _settle(harness, plan)
     await asyncio.sleep(0.5)
     if plan.get("warmup_s"):
         info = await harness.closed_loop("warmup", plan["warmup_s"], 1, plan.get("timeout_s", 5))
