@@ -8,6 +8,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from chatsite.daphne_patches import allow_standard_close_codes  # noqa: E402
 from chatsite.gc_tuning import tune_garbage_collector  # noqa: E402
@@ -22,4 +23,5 @@ application = ProtocolTypeRouter(
         "websocket": WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
     }
 )
-tune_garbage_collector()
+if settings.GC_TUNING:
+    tune_garbage_collector()

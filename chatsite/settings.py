@@ -245,6 +245,8 @@ CHAT_MAX_FRAME_CHARS = env.int("CHAT_MAX_FRAME_CHARS", default=64 * 1024)
 # Sends allowed per user: a burst within a short window, and a sustained rate.
 CHAT_SEND_RATE = env.str("CHAT_SEND_RATE", default="20/5s,120/60s")
 CHAT_TYPING_RATE = env.str("CHAT_TYPING_RATE", default="10/5s")
+# Tune the garbage collector when the ASGI application loads (chatsite/gc_tuning.py).
+GC_TUNING = env.bool("GC_TUNING", default=True)
 # New conversations a user may start, and accounts one address may register.
 CHAT_CONVERSATION_RATE = env.str("CHAT_CONVERSATION_RATE", default="30/3600s")
 CHAT_REGISTER_RATE = env.str("CHAT_REGISTER_RATE", default="10/3600s")

@@ -434,7 +434,7 @@ class _Sql:
                 (
                     f"INSERT INTO {ChangeStream._meta.db_table} (user_id, last_seq)"
                     f" SELECT id, 0 FROM {User._meta.db_table}"
-                    f" WHERE id IN {_marks(len(everyone))} ON CONFLICT DO NOTHING",
+                    f" WHERE id IN {_marks(len(everyone))} ORDER BY id ON CONFLICT DO NOTHING",
                     everyone,
                 ),
             ]

@@ -10,6 +10,8 @@ os.environ.setdefault("CHAT_SEND_RATE", "1000/1s")
 os.environ.setdefault("CHAT_TYPING_RATE", "1000/1s")
 os.environ.setdefault("CHAT_CONVERSATION_RATE", "100000/3600s")
 os.environ.setdefault("CHAT_REGISTER_RATE", "100000/3600s")
+# Freezing the collector in the middle of the suite would keep that test's objects forever.
+os.environ.setdefault("GC_TUNING", "0")
 # Counters of earlier runs in the same Redis must not count against this one; daphne
 # processes started by the tests inherit the variable and so share the counters.
 os.environ.setdefault("CHAT_RATE_LIMIT_PREFIX", f"test-rl-{uuid.uuid4().hex[:12]}")
