@@ -392,15 +392,7 @@ class _Sql:
         """Return (direct_key, id) of the direct conversations with these keys."""
         if not keys:
             return []
-        (rows,) = self.run(
-            [
-                (
-                    f"SELECT direct_key, id FROM {_CONVERSATION}"
-                    f" WHERE direct_key IN {_marks(len(keys))}",
-                    keys,
-                )
-            ]
-        )
+        (rows,) = self.run([self._direct_ids(keys)])
         return rows
 
     def prepare_openings(
@@ -414,7 +406,7 @@ class _Sql:
         """
         openings = list(to_open.values())
         others = sorted({opening.other for opening in openings})
-        everyone = sorted(others + [opening.sender for opening in openings])
+        everyone = sorted({*others, *(opening.sender for opening in openings)})
         senders = sorted({opening.sender for opening in openings})
         client_ids = sorted({requests[index].client_id for index in to_open})
         people, blocks, sent, _ = self.run(
@@ -489,11 +481,7 @@ class _Sql:
                     " ON CONFLICT DO NOTHING",
                     [stamp, *pairs],
                 ),
-                (
-                    f"SELECT direct_key, id FROM {_CONVERSATION}"
-                    f" WHERE direct_key IN {_marks(len(keys))}",
-                    keys,
-                ),
+                self._direct_ids(keys),
             ]
         )
         return rows
@@ -541,6 +529,14 @@ class _Sql:
             blocks=set(blocks),
             last_seqs=dict(streams),
             sent=set(sent),
+        )
+
+    @staticmethod
+    def _direct_ids(keys: list[str]) -> tuple[str, list]:
+        """The statement reading (direct_key, id) of the direct conversations with these keys."""
+        return (
+            f"SELECT direct_key, id FROM {_CONVERSATION} WHERE direct_key IN {_marks(len(keys))}",
+            keys,
         )
 
     @staticmethod
