@@ -38,6 +38,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -80,6 +81,10 @@ class Rec:
         self.recv = None
         self.echo = None
         self.err = None
+
+
+def _ms(at: float | None, since: float) -> float | None:
+    return None if at is None else round((at - since) * 1000, 2)
 
 
 def percentiles(values: list[float]) -> dict[str, float | None]:
@@ -555,7 +560,7 @@ class Harness:
             "--duration",
             str(max(1, int(duration) - 1)),
             "--rate",
-            "200",
+            os.environ.get("BENCH_PROFILE_RATE", "200"),
             "--format",
             "raw",
             "--output",
@@ -693,6 +698,14 @@ class Harness:
         in_window = sum(1 for r in delivered if start <= r.recv <= end + 0.0)
         wall = end_sample["t"] - start_sample["t"]
         latencies = [(r.recv - r.sched) * 1000 for r in delivered]
+        if trace_dir := os.environ.get("BENCH_TRACE_DIR"):
+            # Every DM of the phase: when it was due, its ack and its delivery (for stalls).
+            trace = [
+                [round(r.sched - start, 4), _ms(r.ack, r.sched), _ms(r.recv, r.sched)]
+                for r in sorted(sent, key=lambda r: r.sched)
+            ]
+            name = re.sub(r"[^\w.-]+", "_", f"{self.args.label}-{info['name']}")
+            Path(trace_dir, f"{name}.json").write_text(json.dumps(trace))
         echo = [(r.echo - r.sched) * 1000 for r in sent if r.echo is not None]
         acks = [(r.ack - r.sched) * 1000 for r in sent if r.ack is not None]
         lag = [(r.sent - r.sched) * 1000 for r in sent]

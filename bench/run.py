@@ -16,7 +16,8 @@ of a low rate spread over many connected users.
 Knobs (environment): BENCH_QUICK=1, BENCH_USERS (200), BENCH_RATES ("250,500,1000,2000"),
 BENCH_OPEN_S, BENCH_CLOSED_S, BENCH_WINDOW, BENCH_IDLE_SOCKETS (5000), BENCH_MANY_USERS
 (2000), BENCH_SERVERS (comma list of the above, plus "idle"), BENCH_PROFILE=1 (py-spy of
-the product during its closed loop and its many-users phase; slows it: its figures are not
+the product during its closed loop, or the phase named by BENCH_PROFILE_PHASE such as
+open1000, and its many-users phase; slows it: its figures are not
 for quoting).
 """
 
@@ -384,6 +385,7 @@ def bench_server(key: str, cfg: dict, ctx: dict) -> dict:
         ]
         if PROFILE:
             extra += ["--profile-out", str(RESULTS / "product-profile.txt")]
+            extra += ["--profile-phase", os.environ.get("BENCH_PROFILE_PHASE", "closed")]
     elif key in ("tutorial", "inmemory"):
         env = tutorial_env("redis", True) if key == "tutorial" else tutorial_env("memory", False)
         proc = start_server(

@@ -71,16 +71,17 @@ def event_users(events: Iterable[Event]) -> list[int]:
     return sorted({uid for group, _ in events if (uid := _group_user(group)) is not None})
 
 
-def routes_statement(user_ids: list[int]) -> tuple[str, list[int]]:
+def routes_statement(user_ids: list[int]) -> tuple[str, list[str]]:
     """Build the statement reading the sockets of these users (run it after the commit)."""
+    from messaging import sql_values
     from messaging.models import SocketPresence
 
     # Written out: it runs after every batch of sends, where Django's query building
     # would cost more than the query.
+    of_users, params = sql_values.one_of("user_id", user_ids)
     return (
-        f"SELECT user_id, channel_name FROM {SocketPresence._meta.db_table}"
-        f" WHERE user_id IN ({', '.join(['%s'] * len(user_ids))})",
-        user_ids,
+        f"SELECT user_id, channel_name FROM {SocketPresence._meta.db_table} WHERE {of_users}",
+        params,
     )
 
 

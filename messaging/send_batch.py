@@ -22,7 +22,7 @@ from django.db import DatabaseError, connection
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
-from messaging import fanout, services
+from messaging import fanout, services, sql_values
 from messaging.models import Block, ChangeStream, Conversation, Membership, Message
 from messaging.protocol import ChatError, check_body
 from messaging.ratelimit import limiter, parse_rules, rate_limited
@@ -328,8 +328,15 @@ def _store_batch(
 
 
 _CONVERSATION = Conversation._meta.db_table
+_MESSAGE_COLUMNS = {
+    "conversation_id": "bigint",
+    "sender_id": "bigint",
+    "body": "text",
+    "client_id": "text",
+    "sent_hash": "text",
+    "seq": "bigint",
+}
 _MEMBERSHIP = Membership._meta.db_table
-_MEMBERS_OF = f"(SELECT user_id FROM {_MEMBERSHIP} WHERE conversation_id IN {{c}})"
 
 
 class _Sql:
@@ -377,15 +384,9 @@ class _Sql:
         """Return (username, id) of the users with these names."""
         if not usernames:
             return []
-        (rows,) = self.run(
-            [
-                (
-                    f"SELECT username, id FROM {User._meta.db_table}"
-                    f" WHERE username IN {_marks(len(usernames))}",
-                    usernames,
-                )
-            ]
-        )
+        named, params = sql_values.one_of("username", usernames, "text")
+        statement = f"SELECT username, id FROM {User._meta.db_table} WHERE {named}"
+        (rows,) = self.run([(statement, params)])
         return rows
 
     def direct_conversations(self, keys: list[str]) -> list[tuple]:
@@ -409,25 +410,27 @@ class _Sql:
         everyone = sorted({*others, *(opening.sender for opening in openings)})
         senders = sorted({opening.sender for opening in openings})
         client_ids = sorted({requests[index].client_id for index in to_open})
+        other, other_params = sql_values.one_of("id", others)
+        anyone, anyone_params = sql_values.one_of("id", everyone)
+        blocker, blocker_params = sql_values.one_of("blocker_id", everyone)
+        blocked, blocked_params = sql_values.one_of("blocked_id", everyone)
         people, blocks, sent, _ = self.run(
             [
                 (
-                    f"SELECT id, is_active, username FROM {User._meta.db_table}"
-                    f" WHERE id IN {_marks(len(others))}",
-                    others,
+                    f"SELECT id, is_active, username FROM {User._meta.db_table} WHERE {other}",
+                    other_params,
                 ),
                 (
                     f"SELECT blocker_id, blocked_id FROM {Block._meta.db_table}"
-                    f" WHERE blocker_id IN {_marks(len(everyone))}"
-                    f" AND blocked_id IN {_marks(len(everyone))}",
-                    everyone * 2,
+                    f" WHERE {blocker} AND {blocked}",
+                    blocker_params + blocked_params,
                 ),
                 self._sent_by(senders, client_ids),
                 (
                     f"INSERT INTO {ChangeStream._meta.db_table} (user_id, last_seq)"
                     f" SELECT id, 0 FROM {User._meta.db_table}"
-                    f" WHERE id IN {_marks(len(everyone))} ORDER BY id ON CONFLICT DO NOTHING",
-                    everyone,
+                    f" WHERE {anyone} ORDER BY id ON CONFLICT DO NOTHING",
+                    anyone_params,
                 ),
             ]
         )
@@ -448,38 +451,36 @@ class _Sql:
             first.setdefault(opening.key, opening)
         keys = sorted(first)
         stamp = connection.ops.adapt_datetimefield_value(now)
-        conversations = [
-            value
-            for key in keys
-            for value in (Conversation.Kind.DIRECT.value, "", key, first[key].sender, stamp, stamp)
-        ]
-        pairs = [
-            value
-            for key in keys
-            for user in sorted((first[key].sender, first[key].other))
-            for value in (key, user)
-        ]
+        opened, opened_params = sql_values.table(
+            "o",
+            {"direct_key": "text", "created_by": "bigint"},
+            [(key, first[key].sender) for key in keys],
+        )
+        pairs, pairs_params = sql_values.table(
+            "p",
+            {"direct_key": "text", "person": "bigint"},
+            [(key, user) for key in keys for user in _pair(first[key])],
+        )
         *_, rows = self.run(
             [
                 (
                     f"INSERT INTO {_CONVERSATION}"
                     " (kind, title, direct_key, created_by_id, created_at, last_activity_at)"
-                    f" VALUES {', '.join(['(%s, %s, %s, %s, %s, %s)'] * len(keys))}"
-                    " ON CONFLICT DO NOTHING",
-                    conversations,
+                    f" SELECT %s, '', o.direct_key, o.created_by, %s, %s FROM {opened}"
+                    " ORDER BY o.direct_key ON CONFLICT DO NOTHING",
+                    [Conversation.Kind.DIRECT.value, stamp, stamp, *opened_params],
                 ),
                 # Members only of the conversations made just now: one that was there (its
                 # opener committed while this waited on the key) has its own.
                 (
                     f"INSERT INTO {_MEMBERSHIP}"
                     " (conversation_id, user_id, last_read_message_id, joined_at)"
-                    " SELECT c.id, v.column2, 0, %s"
-                    f" FROM (VALUES {', '.join(['(%s, %s)'] * (len(pairs) // 2))}) v"
-                    f" JOIN {_CONVERSATION} c ON c.direct_key = v.column1"
+                    f" SELECT c.id, p.person, 0, %s"
+                    f" FROM {pairs} JOIN {_CONVERSATION} c ON c.direct_key = p.direct_key"
                     f" WHERE NOT EXISTS (SELECT 1 FROM {_MEMBERSHIP} m"
                     " WHERE m.conversation_id = c.id)"
                     " ON CONFLICT DO NOTHING",
-                    [stamp, *pairs],
+                    [stamp, *pairs_params],
                 ),
                 self._direct_ids(keys),
             ]
@@ -490,32 +491,33 @@ class _Sql:
         self, requests: Sequence[SendRequest], conversation_of: dict[int, int]
     ) -> _Locked:
         conversations = sorted(set(conversation_of.values()))
-        in_c = _marks(len(conversations))
         senders = sorted({requests[index].sender.pk for index in conversation_of})
         client_ids = sorted({requests[index].client_id for index in conversation_of})
-        members_of = _MEMBERS_OF.format(c=in_c)
+        chosen, params = sql_values.one_of("id", conversations)
+        in_chosen, _ = sql_values.one_of("conversation_id", conversations)
+        member_in_chosen, _ = sql_values.one_of("m.conversation_id", conversations)
+        members_of = f"(SELECT user_id FROM {_MEMBERSHIP} WHERE {in_chosen})"
         kinds, members, blocks, streams, sent = self.run(
             [
                 (
-                    f"SELECT id, kind FROM {_CONVERSATION} WHERE id IN {in_c}"
-                    f" ORDER BY id{self.lock}",
-                    conversations,
+                    f"SELECT id, kind FROM {_CONVERSATION} WHERE {chosen} ORDER BY id{self.lock}",
+                    params,
                 ),
                 (
                     f"SELECT m.conversation_id, m.user_id, u.is_active, u.username"
                     f" FROM {_MEMBERSHIP} m JOIN {User._meta.db_table} u ON u.id = m.user_id"
-                    f" WHERE m.conversation_id IN {in_c}",
-                    conversations,
+                    f" WHERE {member_in_chosen}",
+                    params,
                 ),
                 (
                     f"SELECT blocker_id, blocked_id FROM {Block._meta.db_table}"
                     f" WHERE blocker_id IN {members_of} AND blocked_id IN {members_of}",
-                    conversations * 2,
+                    params * 2,
                 ),
                 (
                     f"SELECT user_id, last_seq FROM {ChangeStream._meta.db_table}"
                     f" WHERE user_id IN {members_of} ORDER BY user_id{self.lock}",
-                    conversations,
+                    params,
                 ),
                 self._sent_by(senders, client_ids),
             ]
@@ -534,19 +536,18 @@ class _Sql:
     @staticmethod
     def _direct_ids(keys: list[str]) -> tuple[str, list]:
         """The statement reading (direct_key, id) of the direct conversations with these keys."""
-        return (
-            f"SELECT direct_key, id FROM {_CONVERSATION} WHERE direct_key IN {_marks(len(keys))}",
-            keys,
-        )
+        keyed, params = sql_values.one_of("direct_key", keys, "text")
+        return (f"SELECT direct_key, id FROM {_CONVERSATION} WHERE {keyed}", params)
 
     @staticmethod
     def _sent_by(senders: list[int], client_ids: list[str]) -> tuple[str, list]:
         """The statement reading which of these client_ids these senders used already."""
+        by_sender, sender_params = sql_values.one_of("sender_id", senders)
+        with_id, id_params = sql_values.one_of("client_id", client_ids, "text")
         return (
             f"SELECT sender_id, client_id FROM {Message._meta.db_table}"
-            f" WHERE sender_id IN {_marks(len(senders))}"
-            f" AND client_id IN {_marks(len(client_ids))}",
-            senders + client_ids,
+            f" WHERE {by_sender} AND {with_id}",
+            sender_params + id_params,
         )
 
     def write(
@@ -557,46 +558,50 @@ class _Sql:
         Return the messages' ids and the routes of the members, read after the commit.
         """
         created_at = connection.ops.adapt_datetimefield_value(now)
-        values = []
-        for conversation_id, request, seq in rows:
-            values += [
-                conversation_id,
-                request.sender.pk,
-                Message.Kind.TEXT.value,
-                request.body,
-                request.client_id,
-                Message.hash_body(request.body),
-                seq,
-                created_at,
-            ]
+        messages, messages_params = sql_values.table(
+            "m",
+            _MESSAGE_COLUMNS,
+            [
+                (
+                    conversation_id,
+                    request.sender.pk,
+                    request.body,
+                    request.client_id,
+                    Message.hash_body(request.body),
+                    seq,
+                )
+                for conversation_id, request, seq in rows
+            ],
+        )
         insert = (
             f"INSERT INTO {Message._meta.db_table}"
             " (conversation_id, sender_id, kind, body, client_id, sent_hash, seq, created_at)"
-            f" VALUES {', '.join(['(%s, %s, %s, %s, %s, %s, %s, %s)'] * len(rows))}"
+            " SELECT m.conversation_id, m.sender_id, %s, m.body, m.client_id, m.sent_hash,"
+            f" m.seq, %s FROM {messages}"
             " RETURNING id, sender_id, client_id"
         )
-        cases = " ".join(["WHEN %s THEN %s"] * len(last_seqs))
+        insert_params = [Message.Kind.TEXT.value, created_at, *messages_params]
+        stamps, streams_params = sql_values.table(
+            "s", {"owner": "bigint", "seq": "bigint"}, list(last_seqs.items())
+        )
         streams = (
-            f"UPDATE {ChangeStream._meta.db_table} SET last_seq = CASE user_id {cases} END"
-            f" WHERE user_id IN {_marks(len(last_seqs))}"
+            f"UPDATE {ChangeStream._meta.db_table} SET last_seq = s.seq"
+            f" FROM {stamps} WHERE user_id = s.owner"
         )
-        streams_params = [v for pair in last_seqs.items() for v in pair] + list(last_seqs)
         conversations = sorted({conversation_id for conversation_id, _, _ in rows})
-        touch = (
-            f"UPDATE {_CONVERSATION} SET last_activity_at = %s"
-            f" WHERE id IN {_marks(len(conversations))}"
-        )
-        touch_params = [created_at, *conversations]
+        touched, touched_params = sql_values.one_of("id", conversations)
+        touch = f"UPDATE {_CONVERSATION} SET last_activity_at = %s WHERE {touched}"
+        touch_params = [created_at, *touched_params]
         if self.postgres:
             # One statement: PostgreSQL runs data-modifying WITH parts to completion.
             writes = [
                 (
                     f"WITH streams AS ({streams}), touched AS ({touch}) {insert}",
-                    streams_params + touch_params + values,
+                    streams_params + touch_params + insert_params,
                 )
             ]
         else:
-            writes = [(streams, streams_params), (touch, touch_params), (insert, values)]
+            writes = [(streams, streams_params), (touch, touch_params), (insert, insert_params)]
         *_, inserted, presence = self.run(
             writes, commit=True, after=[fanout.routes_statement(sorted(last_seqs))]
         )
@@ -641,7 +646,17 @@ class _Sql:
         return results
 
     def _rows(self) -> list[tuple]:
-        return [tuple(row) for row in self.cursor.fetchall()] if self.cursor.description else []
+        if self.postgres:
+            # Not cursor.description: psycopg builds it anew on each look, a Column a field.
+            result = self.cursor.cursor.pgresult
+            has_rows = result is not None and result.status == _TUPLES_OK
+        else:
+            has_rows = self.cursor.description is not None
+        return self.cursor.fetchall() if has_rows else []
+
+
+def _pair(opening: _Opening) -> list[int]:
+    return sorted((opening.sender, opening.other))
 
 
 def _binds_on_client(cursor) -> bool:
@@ -650,5 +665,5 @@ def _binds_on_client(cursor) -> bool:
     return isinstance(cursor, psycopg.ClientCursor)
 
 
-def _marks(count: int) -> str:
-    return "(" + ", ".join(["%s"] * count) + ")"
+# psycopg's ExecStatus.TUPLES_OK, without importing psycopg where SQLite is used.
+_TUPLES_OK = 2

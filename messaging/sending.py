@@ -94,18 +94,26 @@ class _Waiting:
 
 
 class SendQueue:
-    """This event loop's sends waiting for the database, taken in batches by one task."""
+    """This event loop's sends waiting for the database, taken in batches by one task.
+
+    While the database stores one batch, the sockets get the acks and pushes of the one
+    before: the database does not wait for them.
+    """
 
     def __init__(self) -> None:
         self.waiting: list[_Waiting] = []
         self._task: asyncio.Task | None = None
+        # The acks and pushes of the latest stored batch; each batch's wait for the one
+        # before, so that they go out in commit order.
+        self._delivering: asyncio.Task | None = None
 
     def submit(self, request: SendRequest, consumer) -> asyncio.Future:
         """Queue a send; the future ends once it is acked (or holds its refusal)."""
-        future = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         self.waiting.append(_Waiting(request, consumer, future, time.perf_counter()))
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = loop.create_task(self._run())
         return future
 
     async def _run(self) -> None:
@@ -113,16 +121,34 @@ class SendQueue:
             batch = self.waiting[:MAX_BATCH]
             del self.waiting[:MAX_BATCH]
             try:
-                await self._process(batch)
+                stored = await self._store(batch)
             except Exception as exc:
                 log.exception("a batch of %d sends failed", len(batch))
                 for waiting in batch:
                     waiting.refuse(exc)
+                continue
+            if stored is None:
+                continue
+            # The next batch goes to the database while this one's acks and pushes go out:
+            # the database need not wait for the sockets.
+            before = self._delivering
+            self._delivering = asyncio.get_running_loop().create_task(
+                self._deliver(*stored, after=before)
+            )
+            if before is not None and not before.done():
+                # But the sockets may fall behind by one batch at most.
+                await asyncio.wait([before])
 
-    async def _process(self, batch: list[_Waiting]) -> None:
+    async def _store(
+        self, batch: list[_Waiting]
+    ) -> tuple[list[_Waiting], list[SendOutcome], fanout.Delivery] | None:
+        """Count the sends against their limits, store the ones within in one transaction.
+
+        Return them with their outcomes; None if there were none or the database failed.
+        """
         batch = await self._within_rate(batch)
         if not batch:
-            return
+            return None
         metrics.SEND_BATCH_SIZE.observe(len(batch))
         started = time.perf_counter()
         try:
@@ -141,24 +167,42 @@ class SendQueue:
                         client_id=waiting.request.client_id,
                     )
                 )
-            return
-        for waiting, outcome in zip(batch, outcomes, strict=True):
-            if outcome.error is not None:
-                waiting.refuse(outcome.error)
-                continue
-            await waiting.consumer.send_frame(
-                {
-                    "type": "message.ack",
-                    "client_id": waiting.request.client_id,
-                    "message": message_data(outcome.result.message),
-                }
-            )
-            metrics.SEND_LATENCY.observe(time.perf_counter() - waiting.queued_at)
-            if outcome.result.created:
-                metrics.MESSAGES_STORED.inc()
-            waiting.answer(outcome.result)
-        # In commit order, after every ack: a socket sees its ack before the copy.
-        await fanout.publish(delivery.events, delivery.routes)
+            return None
+        return batch, outcomes, delivery
+
+    async def _deliver(
+        self,
+        batch: list[_Waiting],
+        outcomes: list[SendOutcome],
+        delivery: fanout.Delivery,
+        *,
+        after: asyncio.Task | None,
+    ) -> None:
+        """Ack a stored batch's senders, then push its events, after the batch before."""
+        if after is not None:
+            await after
+        try:
+            for waiting, outcome in zip(batch, outcomes, strict=True):
+                if outcome.error is not None:
+                    waiting.refuse(outcome.error)
+                    continue
+                await waiting.consumer.send_frame(
+                    {
+                        "type": "message.ack",
+                        "client_id": waiting.request.client_id,
+                        "message": message_data(outcome.result.message),
+                    }
+                )
+                metrics.SEND_LATENCY.observe(time.perf_counter() - waiting.queued_at)
+                if outcome.result.created:
+                    metrics.MESSAGES_STORED.inc()
+                waiting.answer(outcome.result)
+            # In commit order, after every ack: a socket sees its ack before the copy.
+            await fanout.publish(delivery.events, delivery.routes)
+        except Exception as exc:
+            log.exception("delivering a batch of %d sends failed", len(batch))
+            for waiting in batch:
+                waiting.refuse(exc)
 
     async def _within_rate(self, batch: list[_Waiting]) -> list[_Waiting]:
         """Count every send against its sender's limits; refuse the ones over them."""

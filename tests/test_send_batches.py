@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
 
-from messaging import blocks, groups, send_batch, sending, services
+from messaging import blocks, fanout, groups, send_batch, sending, services
 from messaging.models import ChangeStream, Conversation, Membership, Message, SocketPresence
 from messaging.send_batch import SendRequest, messages_send_many
 from tests.conftest import send_frame
@@ -279,6 +279,73 @@ async def test_concurrent_sends_are_all_acked_stored_and_pushed_once(connect, ma
             previous = frame["message"]["seq"]
 
 
+async def _stored_count(expected: int, within: float = 3) -> int:
+    """Wait until `expected` messages are stored (or the time is up); return the count."""
+    count = 0
+    for _ in range(int(within / 0.02)):
+        count = await database_sync_to_async(Message.objects.count)()
+        if count >= expected:
+            break
+        await asyncio.sleep(0.02)
+    return count
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_slow_pushes_hold_storing_back_by_one_batch_and_keep_commit_order(
+    connect, alice, bob, monkeypatch
+):
+    alice_socket = await connect(alice)
+    alice_phone = await connect(alice)
+    bob_socket = await connect(bob)
+    await alice_socket.request(send_frame("hello", "c-0", to="bob"), "message.ack")
+    for socket in (bob_socket, alice_socket, alice_phone):
+        await socket.recv_type("message.new")
+    gate = asyncio.Event()
+    publish = fanout.publish
+    held = []
+
+    async def slow_publish(events, routes):
+        if not held:
+            held.append(events)
+            await gate.wait()
+        await publish(events, routes)
+
+    monkeypatch.setattr(fanout, "publish", slow_publish)
+
+    await alice_socket.send(send_frame("one", "c-1", to="bob"))
+    assert (await alice_socket.recv_type("message.ack"))["client_id"] == "c-1"
+    # Its pushes are held; the next send is stored all the same ...
+    await alice_socket.send(send_frame("two", "c-2", to="bob"))
+    assert await _stored_count(3) == 3
+    # ... but not the one after: storing runs at most one batch ahead of the sockets.
+    await alice_phone.send(send_frame("three", "c-3", to="bob"))
+    assert await _stored_count(4, within=0.3) == 3
+    assert await bob_socket.nothing(0.1)
+
+    gate.set()
+    pushed = [await bob_socket.recv_type("message.new") for _ in range(3)]
+    assert [frame["message"]["body"] for frame in pushed] == ["one", "two", "three"]
+    assert [frame["prev_seq"] for frame in pushed[1:]] == [
+        frame["message"]["seq"] for frame in pushed[:-1]
+    ]
+    # The sender's sockets see each ack before its copy, and everything in commit order.
+    seen = [await alice_socket.recv() for _ in range(4)]
+    assert [(frame["type"], frame["message"]["body"]) for frame in seen] == [
+        ("message.new", "one"),
+        ("message.ack", "two"),
+        ("message.new", "two"),
+        ("message.new", "three"),
+    ]
+    seen = [await alice_phone.recv() for _ in range(4)]
+    assert [(frame["type"], frame["message"]["body"]) for frame in seen] == [
+        ("message.new", "one"),
+        ("message.new", "two"),
+        ("message.ack", "three"),
+        ("message.new", "three"),
+    ]
+    assert await _stored_count(4) == 4
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_sockets_of_this_process_are_told_without_the_channel_layer(
     connect, alice, bob, monkeypatch
@@ -338,3 +405,36 @@ async def test_a_kept_connection_the_database_dropped_costs_no_send(connect, ali
     ack = await socket.request(send_frame("second", "c-2", to="bob"), "message.ack")
     assert ack["message"]["body"] == "second"
     assert await database_sync_to_async(Message.objects.count)() == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_stores_bodies_and_client_ids_exactly_whatever_they_hold(make_user):
+    alice, bob = make_user(username="alice"), make_user(username="bob")
+    tricky = [
+        'say "hi"',
+        "back\\slash \\\\ and \\n",
+        "{braces, commas}",
+        "NULL",
+        "it's; DROP TABLE x; --",
+        "ünïcödé ✓ 🎉",
+        "  spaced  \ttab",
+        '{"a":[1,"\\"b"]}',
+    ]
+    requests = [
+        SendRequest(alice, body, f"c{index}-{body[:20]}", to="bob")
+        for index, body in enumerate(tricky)
+    ]
+
+    outcomes, _ = messages_send_many(requests)
+    retries, _ = messages_send_many(requests)
+
+    assert [outcome.error for outcome in outcomes] == [None] * len(tricky)
+    stored = dict(Message.objects.filter(sender=alice).values_list("client_id", "body"))
+    assert stored == {request.client_id: request.body for request in requests}
+    # Each retry finds its message by its client_id: nothing stored twice.
+    assert [outcome.result.created for outcome in retries] == [False] * len(tricky)
+    assert [outcome.result.message.pk for outcome in retries] == [
+        outcome.result.message.pk for outcome in outcomes
+    ]
+    assert Message.objects.filter(sender=alice).count() == len(tricky)
+    assert Conversation.objects.filter(memberships__user=bob).count() == 1
