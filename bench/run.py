@@ -423,6 +423,7 @@ def bench_server(key: str, cfg: dict, ctx: dict) -> dict:
         )
     finally:
         if key == "product":
+            save_metrics(url, "product")
             stop_product(proc)
         else:
             stop(proc)
@@ -442,6 +443,17 @@ def start_product(name: str, ctx: dict) -> tuple[subprocess.Popen, str]:
         health="/healthz",
     )
     return proc, f"ws://{HOST}:{port}"
+
+
+def save_metrics(url: str, name: str) -> None:
+    """Keep the product's /metrics (batch sizes and times, send latency) in results/tmp."""
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url.replace("ws://", "http://") + "/metrics", timeout=5) as r:
+            (TMP / f"{name}-metrics.txt").write_bytes(r.read())
+    except OSError as exc:
+        log(f"{name}: /metrics not saved: {exc}")
 
 
 def stop_product(proc: subprocess.Popen) -> None:
@@ -514,6 +526,7 @@ def bench_idle(cfg: dict, ctx: dict) -> dict:
             120 + cfg["many_users"] / 10 + cfg["many_s"],
         )
     finally:
+        save_metrics(url, "many-users")
         stop_product(proc)
     return {"idle": idle, "many_users": many}
 

@@ -44,6 +44,13 @@ def test_metrics_are_for_staff_and_allowed_addresses(alice, make_user, settings)
     assert staff.get("/metrics").status_code == 200
 
 
+def test_each_process_can_be_scraped_over_plain_http_behind_a_tls_proxy(settings):
+    settings.SECURE_SSL_REDIRECT = True
+    # A browser asking for a page over HTTP is sent to HTTPS; the scraper is answered.
+    assert Client(REMOTE_ADDR="127.0.0.1").get("/login/").status_code == 301
+    assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics").status_code == 200
+
+
 async def test_metrics_count_a_known_run(connect, alice, bob):
     before = await database_sync_to_async(scrape)()
     alice_socket = await connect(alice)
