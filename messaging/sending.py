@@ -94,7 +94,7 @@ class _Waiting:
 
 
 class SendQueue:
-    """This event loop's sends waiting for the database, taken in batches by one task.
+    """This event loop's sends waiting for the database, stored in batches by one task.
 
     While the database stores one batch, the sockets get the acks and pushes of the one
     before: the database does not wait for them.
@@ -180,7 +180,9 @@ class SendQueue:
     ) -> None:
         """Ack a stored batch's senders, then push its events, after the batch before."""
         if after is not None:
-            await after
+            # wait(), not await: a batch before that failed or was cancelled must not stop
+            # this one, nor every one after it.
+            await asyncio.wait([after])
         try:
             for waiting, outcome in zip(batch, outcomes, strict=True):
                 if outcome.error is not None:
@@ -203,6 +205,17 @@ class SendQueue:
             log.exception("delivering a batch of %d sends failed", len(batch))
             for waiting in batch:
                 waiting.refuse(exc)
+        finally:
+            # Cancelled midway: nobody may wait for ever. The messages are stored; a retry
+            # with the same client_id gets its ack.
+            for waiting in batch:
+                waiting.refuse(
+                    ChatError(
+                        ErrorCode.UNAVAILABLE,
+                        "server error; retry later",
+                        client_id=waiting.request.client_id,
+                    )
+                )
 
     async def _within_rate(self, batch: list[_Waiting]) -> list[_Waiting]:
         """Count every send against its sender's limits; refuse the ones over them."""

@@ -347,6 +347,32 @@ async def test_slow_pushes_hold_storing_back_by_one_batch_and_keep_commit_order(
 
 
 @pytest.mark.django_db(transaction=True)
+async def test_a_batch_whose_delivery_was_cancelled_does_not_stop_the_next(
+    connect, alice, bob, monkeypatch
+):
+    alice_socket = await connect(alice)
+    bob_socket = await connect(bob)
+    publish = fanout.publish
+    calls = []
+
+    async def cancelled_once(events, routes):
+        calls.append(events)
+        if len(calls) == 1:
+            raise asyncio.CancelledError
+        await publish(events, routes)
+
+    monkeypatch.setattr(fanout, "publish", cancelled_once)
+
+    first = await alice_socket.request(send_frame("lost push", "c-1", to="bob"), "message.ack")
+    second = await alice_socket.request(send_frame("still told", "c-2", to="bob"), "message.ack")
+
+    pushed = await bob_socket.recv_type("message.new")
+    assert pushed["message"]["id"] == second["message"]["id"]
+    # The push the cancelled delivery missed is healed by sync, as any missed push.
+    assert pushed["prev_seq"] == first["message"]["seq"]
+
+
+@pytest.mark.django_db(transaction=True)
 async def test_sockets_of_this_process_are_told_without_the_channel_layer(
     connect, alice, bob, monkeypatch
 ):
