@@ -21,7 +21,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import connection, transaction
 
-from messaging import metrics
+from messaging import metrics, sql_values
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,6 @@ def event_users(events: Iterable[Event]) -> list[int]:
 
 def routes_statement(user_ids: list[int]) -> tuple[str, list[str]]:
     """Build the statement reading the sockets of these users (run it after the commit)."""
-    from messaging import sql_values
     from messaging.models import SocketPresence
 
     # Written out: it runs after every batch of sends, where Django's query building

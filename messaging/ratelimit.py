@@ -67,22 +67,22 @@ class RedisCounter:
 
     def __init__(self, url: str) -> None:
         self._url = url
-        self._clients: dict[asyncio.AbstractEventLoop, object] = {}
-        self._scripts: dict[object, object] = {}
+        # A client per event loop (tests run several), held by its counting script.
+        self._scripts: dict[asyncio.AbstractEventLoop, object] = {}
 
-    def _client(self):
+    def _script(self):
         from redis import asyncio as aioredis
 
         loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
+        script = self._scripts.get(loop)
+        if script is None:
             client = aioredis.Redis.from_url(
                 self._url,
                 socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
                 socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
             )
-            self._clients[loop] = client
-        return client
+            script = self._scripts[loop] = client.register_script(_COUNT_HITS)
+        return script
 
     async def incr(self, key: str, window: int, seconds: int) -> int:
         (count,) = await self.incr_many([(key, window, seconds)])
@@ -90,11 +90,7 @@ class RedisCounter:
 
     async def incr_many(self, hits: list[tuple[str, int, int]]) -> list[int]:
         """Count many hits in one round trip; return each key's count after its hit."""
-        client = self._client()
-        script = self._scripts.get(client)
-        if script is None:
-            script = self._scripts[client] = client.register_script(_COUNT_HITS)
-        replies = await script(
+        replies = await self._script()(
             keys=[f"{settings.CHAT_RATE_LIMIT_PREFIX}:{key}:{window}" for key, window, _ in hits],
             args=[seconds + 1 for _, _, seconds in hits],
         )

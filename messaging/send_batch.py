@@ -328,6 +328,8 @@ def _store_batch(
 
 
 _CONVERSATION = Conversation._meta.db_table
+_MEMBERSHIP = Membership._meta.db_table
+# The columns of a batch's messages that differ from one message to the next.
 _MESSAGE_COLUMNS = {
     "conversation_id": "bigint",
     "sender_id": "bigint",
@@ -336,7 +338,6 @@ _MESSAGE_COLUMNS = {
     "sent_hash": "text",
     "seq": "bigint",
 }
-_MEMBERSHIP = Membership._meta.db_table
 
 
 class _Sql:

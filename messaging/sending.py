@@ -159,14 +159,7 @@ class SendQueue:
         except (OperationalError, InterfaceError) as exc:
             metrics.DATABASE_ERRORS.inc()
             log.warning("database unavailable: %s", str(exc).split("\n")[0][:200])
-            for waiting in batch:
-                waiting.refuse(
-                    ChatError(
-                        ErrorCode.UNAVAILABLE,
-                        "the database did not answer; nothing was stored",
-                        client_id=waiting.request.client_id,
-                    )
-                )
+            _refuse_unavailable(batch, "the database did not answer; nothing was stored")
             return None
         return batch, outcomes, delivery
 
@@ -201,21 +194,12 @@ class SendQueue:
                 waiting.answer(outcome.result)
             # In commit order, after every ack: a socket sees its ack before the copy.
             await fanout.publish(delivery.events, delivery.routes)
-        except Exception as exc:
+        except Exception:
             log.exception("delivering a batch of %d sends failed", len(batch))
-            for waiting in batch:
-                waiting.refuse(exc)
         finally:
-            # Cancelled midway: nobody may wait for ever. The messages are stored; a retry
-            # with the same client_id gets its ack.
-            for waiting in batch:
-                waiting.refuse(
-                    ChatError(
-                        ErrorCode.UNAVAILABLE,
-                        "server error; retry later",
-                        client_id=waiting.request.client_id,
-                    )
-                )
+            # Failed or cancelled midway: nobody may wait for ever. The messages are stored;
+            # a retry with the same client_id gets its ack.
+            _refuse_unavailable(batch, "server error; retry later")
 
     async def _within_rate(self, batch: list[_Waiting]) -> list[_Waiting]:
         """Count every send against its sender's limits; refuse the ones over them."""
@@ -238,6 +222,14 @@ class SendQueue:
                 )
             )
         return kept
+
+
+def _refuse_unavailable(batch: list[_Waiting], message: str) -> None:
+    """Answer every send of the batch not answered yet with `unavailable`."""
+    for waiting in batch:
+        waiting.refuse(
+            ChatError(ErrorCode.UNAVAILABLE, message, client_id=waiting.request.client_id)
+        )
 
 
 _queues: dict[asyncio.AbstractEventLoop, SendQueue] = {}

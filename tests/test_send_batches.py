@@ -290,6 +290,12 @@ async def _stored_count(expected: int, within: float = 3) -> int:
     return count
 
 
+async def _next_frames(socket, count: int) -> list[tuple[str, str]]:
+    """Receive a socket's next frames as (type, message body)."""
+    frames = [await socket.recv() for _ in range(count)]
+    return [(frame["type"], frame["message"]["body"]) for frame in frames]
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_slow_pushes_hold_storing_back_by_one_batch_and_keep_commit_order(
     connect, alice, bob, monkeypatch
@@ -329,15 +335,13 @@ async def test_slow_pushes_hold_storing_back_by_one_batch_and_keep_commit_order(
         frame["message"]["seq"] for frame in pushed[:-1]
     ]
     # The sender's sockets see each ack before its copy, and everything in commit order.
-    seen = [await alice_socket.recv() for _ in range(4)]
-    assert [(frame["type"], frame["message"]["body"]) for frame in seen] == [
+    assert await _next_frames(alice_socket, 4) == [
         ("message.new", "one"),
         ("message.ack", "two"),
         ("message.new", "two"),
         ("message.new", "three"),
     ]
-    seen = [await alice_phone.recv() for _ in range(4)]
-    assert [(frame["type"], frame["message"]["body"]) for frame in seen] == [
+    assert await _next_frames(alice_phone, 4) == [
         ("message.new", "one"),
         ("message.new", "two"),
         ("message.ack", "three"),
