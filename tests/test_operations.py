@@ -47,7 +47,7 @@ def test_metrics_are_for_staff_and_allowed_addresses(alice, make_user, settings)
 def test_each_process_can_be_scraped_over_plain_http_behind_a_tls_proxy(settings):
     settings.SECURE_SSL_REDIRECT = True
     # A browser asking for a page over HTTP is sent to HTTPS; the scraper is answered.
-    assert Client(REMOTE_ADDR="127.0.0.1").get("/login/").status_code == 301
+    assert Client(REMOTE_ADDR="127.0.0.1").get("/accounts/login/").status_code == 301
     assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics").status_code == 200
 
 
