@@ -34,6 +34,8 @@ User = get_user_model()
 # (and their usernames) it reads under lock; a stale one only makes that send go alone.
 _user_ids: dict[str, int] = {}
 _direct_conversations: dict[tuple[int, str], int] = {}
+# Direct conversation id -> its two members (who never change).
+_direct_pairs: dict[int, frozenset[int]] = {}
 _REMEMBERED = 100_000
 
 
@@ -55,6 +57,22 @@ class SendOutcome:
     result: services.SendResult | None = None
     error: ChatError | None = None
     events: list[fanout.Event] = field(default_factory=list)
+
+
+def people_of(request: SendRequest) -> frozenset[int] | None:
+    """Return whose change streams a send would stamp, if this process knows; else None.
+
+    Known are sends to a username whose id a handshake or batch noted, and to a direct
+    conversation a batch stored in before. A name that changed hands since makes the send
+    go alone (see _Locked.can_take), to its new holder: the one case where the answer is
+    wrong, and then only the order of that person's pushes may suffer, which `prev_seq`
+    and `sync` heal.
+    """
+    if request.to is not None:
+        other = _user_ids.get(request.to)
+        return None if other is None else frozenset((request.sender.pk, other))
+    pair = _direct_pairs.get(request.conversation_id)
+    return pair if pair is not None and request.sender.pk in pair else None
 
 
 def messages_send_many(
@@ -221,6 +239,14 @@ def _openings_allowed(
     return allowed
 
 
+def _remember_pairs(locked: _Locked) -> None:
+    if len(_direct_pairs) >= _REMEMBERED:
+        _direct_pairs.clear()
+    for conversation_id, kind in locked.kinds.items():
+        if kind == Conversation.Kind.DIRECT:
+            _direct_pairs[conversation_id] = frozenset(locked.members.get(conversation_id, ()))
+
+
 def remember_user(user_id: int, username: str) -> None:
     """Note a username's id for later batches (each checks it under lock before use)."""
     if len(_user_ids) >= _REMEMBERED:
@@ -285,6 +311,7 @@ def _store_batch(
                 {index: opened[o.key] for index, o in to_open.items() if o.key in opened}
             )
         locked = sql.read_locked(requests, conversation_of)
+        _remember_pairs(locked)
         stamped = []
         for index in sorted(conversation_of):
             request = requests[index]

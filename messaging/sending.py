@@ -19,7 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from messaging import fanout, metrics, services
+from messaging import fanout, metrics, send_batch, services
 from messaging.protocol import ChatError, ErrorCode, message_data
 from messaging.ratelimit import limiter, parse_rules
 from messaging.send_batch import SendOutcome, SendRequest, messages_send_many
@@ -29,15 +29,28 @@ log = logging.getLogger(__name__)
 # Sends stored in one transaction at most; more wait for the next batch.
 MAX_BATCH = 500
 
-# Batches run on a thread (and database connection) of their own, so that they never wait
-# behind the other database work of the process (handshakes, heartbeats, syncs), which
-# shares the thread of database_sync_to_async. One thread: batches run one at a time.
-_SEND_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chat-sends")
+# The most sends a batch may hold for another to be stored beside it.
+OVERLAP_MAX = 2
+
+# Batches run on threads (and database connections) of their own, lanes, so that they never
+# wait behind the other database work of the process (handshakes, heartbeats, syncs), which
+# shares the thread of database_sync_to_async. On PostgreSQL two lanes store batches of
+# different people at once: at a low rate a send no longer waits for the batch before it
+# (2,000 users at 200 DMs/s: mean send latency 8.6-11.2 -> 5.7-6.0 ms). SQLite takes one
+# writer at a time, so it has one lane.
+_LANES = [
+    ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"chat-sends-{lane}") for lane in range(2)
+]
+
+
+def lane_count() -> int:
+    """Return how many batches this process stores at once."""
+    return len(_LANES) if connection.vendor == "postgresql" else 1
 
 
 def _send_many(requests: list[SendRequest]) -> tuple[list[SendOutcome], fanout.Delivery]:
-    # The batches' thread keeps its connection from one batch to the next: a loan from the
-    # pool, with its check, took longer than storing a batch of one send.
+    # Each lane keeps its connection from one batch to the next: a loan from the pool, with
+    # its check, took longer than storing a batch of one send.
     _drop_dead_connection()
     return messages_send_many(requests)
 
@@ -72,8 +85,9 @@ def _ended_by_server(raw) -> bool:
 
 
 def close_send_connection() -> None:
-    """Close the connection the batches' thread keeps (before a database is dropped)."""
-    _SEND_THREAD.submit(lambda: connection.close()).result()
+    """Close the connections the lanes keep (before a database is dropped)."""
+    for lane in _LANES:
+        lane.submit(lambda: connection.close()).result()
 
 
 @dataclass
@@ -82,6 +96,9 @@ class _Waiting:
     consumer: Any
     future: asyncio.Future
     queued_at: float
+    # Whose change streams the send would stamp, as far as this process knows (None: not
+    # known, so anyone's).
+    people: frozenset[int] | None
 
     def refuse(self, error: BaseException) -> None:
         # A socket that went away meanwhile cancelled its future: nobody is waiting.
@@ -94,53 +111,128 @@ class _Waiting:
 
 
 class SendQueue:
-    """This event loop's sends waiting for the database, stored in batches by one task.
+    """This event loop's sends waiting for the database, stored in batches, lane by lane.
 
-    While the database stores one batch, the sockets get the acks and pushes of the one
-    before: the database does not wait for them.
+    A batch takes everything waiting when no other is being stored. While a small one is,
+    another lane takes only the sends of people that batch does not involve, so that no
+    two batches being stored lock the same change stream: each person's stamps, acks and
+    pushes stay in commit order. Batches are acked and pushed in the order they were
+    taken, each after the one before; while the sockets get one batch's, the lanes store
+    the next ones, but run at most one batch per lane ahead of the sockets.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, lanes: int = 1) -> None:
         self.waiting: list[_Waiting] = []
-        self._task: asyncio.Task | None = None
-        # The acks and pushes of the latest stored batch; each batch's wait for the one
-        # before, so that they go out in commit order.
-        self._delivering: asyncio.Task | None = None
+        self._free_lanes = list(range(lanes))
+        # Lane -> the people of the batch it is storing (None: anyone, or a large batch).
+        self._storing: dict[int, frozenset[int] | None] = {}
+        # While a lane is free and another stores: the people no batch may take now, those
+        # being stored and those of every send left waiting (None: anyone).
+        self._blocked: set[int] | None = set()
+        # The latest batch taken: each is acked and pushed after the one before.
+        self._latest: asyncio.Task | None = None
 
     def submit(self, request: SendRequest, consumer) -> asyncio.Future:
         """Queue a send; the future ends once it is acked (or holds its refusal)."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self.waiting.append(_Waiting(request, consumer, future, time.perf_counter()))
-        if self._task is None or self._task.done():
-            self._task = loop.create_task(self._run())
+        future = asyncio.get_running_loop().create_future()
+        people = send_batch.people_of(request)
+        waiting = _Waiting(request, consumer, future, time.perf_counter(), people)
+        self.waiting.append(waiting)
+        if not self._free_lanes:
+            return future
+        if not self._storing:
+            self._start_batches()
+        elif self._blocked is not None:
+            # The sends waiting before this one are all blocked: only this one may start.
+            if people is not None and self._blocked.isdisjoint(people):
+                self.waiting.pop()
+                self._blocked.update(people)
+                self._start([waiting], people)
+            else:
+                self._blocked.update(people or (request.sender.pk,))
         return future
 
-    async def _run(self) -> None:
-        while self.waiting:
-            batch = self.waiting[:MAX_BATCH]
-            del self.waiting[:MAX_BATCH]
+    def _start_batches(self) -> None:
+        """Start a batch on each free lane that has sends it may take."""
+        while self._free_lanes:
+            if self._storing:
+                batch, people = self._take_unblocked()
+            else:
+                batch = self.waiting[:MAX_BATCH]
+                del self.waiting[:MAX_BATCH]
+                known = [waiting.people for waiting in batch]
+                people = None if None in known else frozenset().union(*known)
+            if not batch:
+                return
+            self._start(batch, people)
+
+    def _take_unblocked(self) -> tuple[list[_Waiting], frozenset[int]]:
+        """Take the sends of people that no batch being stored involves."""
+        if None in self._storing.values():
+            self._blocked = None
+            return [], frozenset()
+        blocked = set().union(*self._storing.values())
+        batch, left, people = [], [], set()
+        for waiting in self.waiting:
+            if (
+                len(batch) < MAX_BATCH
+                and waiting.people is not None
+                and blocked.isdisjoint(waiting.people)
+            ):
+                batch.append(waiting)
+                people.update(waiting.people)
+            else:
+                # A send left waiting holds back every later one of its people, so that
+                # each person's sends are stored in the order they came.
+                left.append(waiting)
+                blocked.update(waiting.people or (waiting.request.sender.pk,))
+        self.waiting = left
+        self._blocked = blocked | people
+        return batch, frozenset(people)
+
+    def _start(self, batch: list[_Waiting], people: frozenset[int] | None) -> None:
+        lane = self._free_lanes.pop(0)
+        # A batch of more than a few sends means a high rate, where storing two batches at
+        # once costs more CPU than it saves in waiting: the sends gather for the next.
+        self._storing[lane] = people if len(batch) <= OVERLAP_MAX else None
+        self._latest = asyncio.get_running_loop().create_task(
+            self._process(lane, batch, after=self._latest)
+        )
+
+    async def _process(self, lane: int, batch: list[_Waiting], *, after) -> None:
+        """Store a batch on its lane, then ack and push it after the batch before."""
+        released = False
+        try:
             try:
-                stored = await self._store(batch)
+                stored = await self._store(lane, batch)
             except Exception as exc:
                 log.exception("a batch of %d sends failed", len(batch))
                 for waiting in batch:
                     waiting.refuse(exc)
-                continue
-            if stored is None:
-                continue
-            # The next batch goes to the database while this one's acks and pushes go out:
-            # the database need not wait for the sockets.
-            before = self._delivering
-            self._delivering = asyncio.get_running_loop().create_task(
-                self._deliver(*stored, after=before)
-            )
-            if before is not None and not before.done():
-                # But the sockets may fall behind by one batch at most.
-                await asyncio.wait([before])
+                stored = None
+            finally:
+                # Committed (or failed): its people may be stored by another lane now.
+                del self._storing[lane]
+                self._start_batches()
+            if after is not None:
+                # wait(), not await: a batch before that failed or was cancelled must not
+                # stop this one, nor every one after it.
+                await asyncio.wait([after])
+            # The lane stores the next batch while this one is acked and pushed.
+            self._free_lanes.append(lane)
+            released = True
+            self._start_batches()
+            if stored is not None:
+                await self._deliver(*stored)
+        finally:
+            if not released:
+                self._free_lanes.append(lane)
+            # Failed or cancelled midway: nobody may wait for ever. A retry with the same
+            # client_id gets its ack if the batch was stored.
+            _refuse_unavailable(batch, "server error; retry later")
 
     async def _store(
-        self, batch: list[_Waiting]
+        self, lane: int, batch: list[_Waiting]
     ) -> tuple[list[_Waiting], list[SendOutcome], fanout.Delivery] | None:
         """Count the sends against their limits, store the ones within in one transaction.
 
@@ -153,7 +245,7 @@ class SendQueue:
         started = time.perf_counter()
         try:
             outcomes, delivery = await sync_to_async(
-                _send_many, thread_sensitive=False, executor=_SEND_THREAD
+                _send_many, thread_sensitive=False, executor=_LANES[lane]
             )([waiting.request for waiting in batch])
             metrics.SEND_BATCH_SECONDS.observe(time.perf_counter() - started)
         except (OperationalError, InterfaceError) as exc:
@@ -168,14 +260,8 @@ class SendQueue:
         batch: list[_Waiting],
         outcomes: list[SendOutcome],
         delivery: fanout.Delivery,
-        *,
-        after: asyncio.Task | None,
     ) -> None:
-        """Ack a stored batch's senders, then push its events, after the batch before."""
-        if after is not None:
-            # wait(), not await: a batch before that failed or was cancelled must not stop
-            # this one, nor every one after it.
-            await asyncio.wait([after])
+        """Ack a stored batch's senders, then push its events."""
         try:
             for waiting, outcome in zip(batch, outcomes, strict=True):
                 if outcome.error is not None:
@@ -195,11 +281,8 @@ class SendQueue:
             # In commit order, after every ack: a socket sees its ack before the copy.
             await fanout.publish(delivery.events, delivery.routes)
         except Exception:
+            # The sends not acked yet are refused once this returns (_process).
             log.exception("delivering a batch of %d sends failed", len(batch))
-        finally:
-            # Failed or cancelled midway: nobody may wait for ever. The messages are stored;
-            # a retry with the same client_id gets its ack.
-            _refuse_unavailable(batch, "server error; retry later")
 
     async def _within_rate(self, batch: list[_Waiting]) -> list[_Waiting]:
         """Count every send against its sender's limits; refuse the ones over them."""
@@ -243,5 +326,5 @@ def send_queue() -> SendQueue:
         # Loops of tests come and go: forget the queues of closed ones.
         for old in [old for old in _queues if old.is_closed()]:
             del _queues[old]
-        queue = _queues[loop] = SendQueue()
+        queue = _queues[loop] = SendQueue(lane_count())
     return queue

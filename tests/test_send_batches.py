@@ -297,14 +297,15 @@ async def _next_frames(socket, count: int) -> list[tuple[str, str]]:
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_slow_pushes_hold_storing_back_by_one_batch_and_keep_commit_order(
+async def test_slow_pushes_hold_storing_back_by_one_batch_a_lane_and_keep_commit_order(
     connect, alice, bob, monkeypatch
 ):
-    alice_socket = await connect(alice)
-    alice_phone = await connect(alice)
+    lanes = sending.lane_count()
+    # A socket sends one message at a time: one of alice's sockets per send in flight.
+    alice_sockets = [await connect(alice) for _ in range(lanes + 1)]
     bob_socket = await connect(bob)
-    await alice_socket.request(send_frame("hello", "c-0", to="bob"), "message.ack")
-    for socket in (bob_socket, alice_socket, alice_phone):
+    await alice_sockets[0].request(send_frame("hello", "c-0", to="bob"), "message.ack")
+    for socket in (bob_socket, *alice_sockets):
         await socket.recv_type("message.new")
     gate = asyncio.Event()
     publish = fanout.publish
@@ -318,36 +319,33 @@ async def test_slow_pushes_hold_storing_back_by_one_batch_and_keep_commit_order(
 
     monkeypatch.setattr(fanout, "publish", slow_publish)
 
-    await alice_socket.send(send_frame("one", "c-1", to="bob"))
-    assert (await alice_socket.recv_type("message.ack"))["client_id"] == "c-1"
-    # Its pushes are held; the next send is stored all the same ...
-    await alice_socket.send(send_frame("two", "c-2", to="bob"))
-    assert await _stored_count(3) == 3
-    # ... but not the one after: storing runs at most one batch ahead of the sockets.
-    await alice_phone.send(send_frame("three", "c-3", to="bob"))
-    assert await _stored_count(4, within=0.3) == 3
+    await alice_sockets[0].send(send_frame("one", "c-1", to="bob"))
+    assert (await alice_sockets[0].recv_type("message.ack"))["client_id"] == "c-1"
+    # Its pushes are held; the next batches are stored all the same, one per lane ...
+    later = [f"later {n}" for n in range(lanes + 1)]
+    for n, body in enumerate(later[:-1]):
+        await alice_sockets[n].send(send_frame(body, f"c-l{n}", to="bob"))
+        assert await _stored_count(3 + n) == 3 + n
+    # ... but not the one after: storing runs at most one batch a lane ahead of the sockets.
+    await alice_sockets[lanes].send(send_frame(later[-1], f"c-l{lanes}", to="bob"))
+    assert await _stored_count(3 + lanes, within=0.3) == 2 + lanes
     assert await bob_socket.nothing(0.1)
 
     gate.set()
-    pushed = [await bob_socket.recv_type("message.new") for _ in range(3)]
-    assert [frame["message"]["body"] for frame in pushed] == ["one", "two", "three"]
+    pushed = [await bob_socket.recv_type("message.new") for _ in range(2 + lanes)]
+    assert [frame["message"]["body"] for frame in pushed] == ["one", *later]
     assert [frame["prev_seq"] for frame in pushed[1:]] == [
         frame["message"]["seq"] for frame in pushed[:-1]
     ]
     # The sender's sockets see each ack before its copy, and everything in commit order.
-    assert await _next_frames(alice_socket, 4) == [
-        ("message.new", "one"),
-        ("message.ack", "two"),
-        ("message.new", "two"),
-        ("message.new", "three"),
-    ]
-    assert await _next_frames(alice_phone, 4) == [
-        ("message.new", "one"),
-        ("message.new", "two"),
-        ("message.ack", "three"),
-        ("message.new", "three"),
-    ]
-    assert await _stored_count(4) == 4
+    for n, socket in enumerate(alice_sockets):
+        expected = [("message.new", "one")]
+        for sent, body in enumerate(later):
+            if sent == n:
+                expected.append(("message.ack", body))
+            expected.append(("message.new", body))
+        assert await _next_frames(socket, len(expected)) == expected
+    assert await _stored_count(3 + lanes) == 3 + lanes
 
 
 @pytest.mark.django_db(transaction=True)
@@ -424,7 +422,7 @@ async def test_a_kept_connection_the_database_dropped_costs_no_send(connect, ali
     kept_pid = await sync_to_async(
         lambda: connection.connection.info.backend_pid,
         thread_sensitive=False,
-        executor=sending._SEND_THREAD,
+        executor=sending._LANES[0],
     )()
 
     def drop_it() -> None:
