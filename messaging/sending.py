@@ -226,7 +226,9 @@ class SendQueue:
                 await self._deliver(*stored)
         finally:
             if not released:
+                # Cancelled before its turn: the sends waiting may go now.
                 self._free_lanes.append(lane)
+                self._start_batches()
             # Failed or cancelled midway: nobody may wait for ever. A retry with the same
             # client_id gets its ack if the batch was stored.
             _refuse_unavailable(batch, "server error; retry later")

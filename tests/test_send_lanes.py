@@ -158,3 +158,41 @@ async def test_while_a_large_batch_is_stored_the_other_sends_gather_for_the_next
     database.let_through("f-1")
     assert await _until(lambda: len(answers.order) == 7)
     assert answers.order == ["a-1", "e-1", *large, "f-1", "e-2"]
+
+
+async def test_a_batch_cancelled_before_its_turn_frees_its_lane_and_blocks_no_one_wrongly(
+    database, monkeypatch
+):
+    held = asyncio.Event()
+    deliver = sending.SendQueue._deliver
+
+    async def held_delivery(self, batch, outcomes, delivery):
+        await held.wait()
+        await deliver(self, batch, outcomes, delivery)
+
+    monkeypatch.setattr(sending.SendQueue, "_deliver", held_delivery)
+    queue, answers = sending.SendQueue(lanes=2), _Answers()
+    answers.submit(queue, "erin", "frank", "e-1")
+    assert await _until(lambda: database.batches_inside() == [["e-1"]])
+    database.let_through("e-1")
+    assert await _until(lambda: not queue._storing)
+    # Stored, and waiting for the delivery of the batch before: then cancelled.
+    answers.submit(queue, "carol", "dave", "c-1")
+    waiting_its_turn = queue._latest
+    assert await _until(lambda: database.batches_inside() == [["c-1"]])
+    database.let_through("c-1")
+    assert await _until(lambda: not queue._storing)
+    answers.submit(queue, "alice", "bob", "a-1")
+    assert await _until(lambda: database.batches_inside() == [["a-1"]])
+    waiting_its_turn.cancel()
+    assert await _until(lambda: waiting_its_turn.done())
+    # Its lane is free again, but bob's send still waits for the batch holding bob.
+    answers.submit(queue, "bob", "erin", "b-1")
+    await asyncio.sleep(0.1)
+    assert database.batches_inside() == [["a-1"]]
+    held.set()
+    database.let_through("a-1")
+    assert await _until(lambda: database.batches_inside() == [["b-1"]])
+    database.let_through("b-1")
+    assert await _until(lambda: len(answers.order) == 4)
+    assert sorted(queue._free_lanes) == [0, 1]
