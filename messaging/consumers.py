@@ -155,7 +155,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.sockets.add(self)
         try:
             for group in self.joined_groups:
-                await self.channel_layer.group_add(group, self.channel_name)
+                async with self.sockets.group_calls:
+                    await self.channel_layer.group_add(group, self.channel_name)
             ready, events, routes = await database_sync_to_async(fanout.call_collecting)(
                 self._open
             )
@@ -240,7 +241,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.sockets.discard(self.channel_name)
         for group in self.joined_groups:
             try:
-                await self.channel_layer.group_discard(group, self.channel_name)
+                async with self.sockets.group_calls:
+                    await self.channel_layer.group_discard(group, self.channel_name)
             except Exception as exc:
                 log.warning("group_discard failed: %s", type(exc).__name__)
         try:

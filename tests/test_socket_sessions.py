@@ -293,3 +293,41 @@ async def test_a_password_rehash_at_login_ends_no_session(alice, connect, settin
 
     assert await database_sync_to_async(login_with_an_old_hash)() == 1
     assert await socket.nothing(), "the socket stays open"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_sockets_closing_together_all_leave_their_groups_when_the_pool_is_small(
+    connect, make_user, monkeypatch
+):
+    """A mass disconnect queues its group leaves for the layer's pool, none fails."""
+    from channels.layers import get_channel_layer
+    from redis.exceptions import MaxConnectionsError
+
+    from messaging import heartbeat as heartbeat_module
+
+    monkeypatch.setattr(heartbeat_module, "GROUP_CALLS_AT_ONCE", 4)
+    users = [await database_sync_to_async(make_user)(username=f"u{i}") for i in range(12)]
+    sockets = [await connect(user) for user in users]
+    layer = get_channel_layer()
+    discard = layer.group_discard
+    busy, left = [0], []
+
+    async def pool_of_four(group, channel):
+        # As redis-py's pool: a fifth call at once finds no connection.
+        if busy[0] >= 4:
+            raise MaxConnectionsError("Too many connections")
+        busy[0] += 1
+        try:
+            await asyncio.sleep(0.02)
+            await discard(group, channel)
+            left.append(channel)
+        finally:
+            busy[0] -= 1
+
+    monkeypatch.setattr(layer, "group_discard", pool_of_four)
+    await asyncio.gather(*(socket.close() for socket in sockets))
+    for _ in range(100):
+        if len(left) == len(sockets):
+            break
+        await asyncio.sleep(0.02)
+    assert len(set(left)) == len(sockets)
