@@ -33,6 +33,11 @@ SEND_BATCH_SECONDS = Histogram(
     "Time of one batch of sends on the database thread, hop included",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+EVENT_LOOP_LAG = Histogram(
+    "chat_event_loop_lag_seconds",
+    "How late the event loop ran a timer due every 0.1 s, while sockets are open",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 RATE_LIMITED = Counter("chat_rate_limited_total", "Requests refused by a rate limit", ["action"])
 HANDSHAKES_REFUSED = Counter(
     "chat_handshakes_refused_total", "WebSocket handshakes refused", ["reason"]

@@ -1,8 +1,10 @@
 """Operations: /metrics, socket logs, and the management commands."""
 
+import asyncio
 import json
 import logging
 import re
+import time
 from datetime import timedelta
 from io import StringIO
 
@@ -49,6 +51,22 @@ def test_each_process_can_be_scraped_over_plain_http_behind_a_tls_proxy(settings
     # A browser asking for a page over HTTP is sent to HTTPS; the scraper is answered.
     assert Client(REMOTE_ADDR="127.0.0.1").get("/accounts/login/").status_code == 301
     assert Client(REMOTE_ADDR="127.0.0.1").get("/metrics").status_code == 200
+
+
+async def test_a_stalled_event_loop_shows_on_metrics(connect, alice):
+    before = await database_sync_to_async(scrape)()
+    await connect(alice)
+    await asyncio.sleep(0.15)
+    # Something holds the loop that every socket of the process waits on.
+    time.sleep(0.5)  # noqa: ASYNC251
+    await asyncio.sleep(0.15)
+    during = await database_sync_to_async(scrape)()
+    bucket = "chat_event_loop_lag_seconds_bucket"
+    stalls = (
+        metric(during, "chat_event_loop_lag_seconds_count") - metric(during, bucket, 'le="0.25"')
+    ) - (metric(before, "chat_event_loop_lag_seconds_count") - metric(before, bucket, 'le="0.25"'))
+    assert stalls >= 1
+    assert metric(during, bucket, 'le="0.1"') > metric(before, bucket, 'le="0.1"')
 
 
 async def test_metrics_count_a_known_run(connect, alice, bob):
