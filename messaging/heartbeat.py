@@ -42,7 +42,7 @@ class Heartbeat:
         # The same sockets by user: fan-out hands frames to them without the channel layer.
         self.by_user: dict[int, dict[str, object]] = {}
         self._task: asyncio.Task | None = None
-        # Notes the event loop's stalls on /metrics while sockets are open (loop_lag).
+        # Beside the heartbeat, while sockets are open: the event loop's stalls on /metrics.
         self._lag_watch: asyncio.Task | None = None
         # Set when the layer fails; sockets opened before then hold this very event.
         self.layer_lost = asyncio.Event()
@@ -55,11 +55,11 @@ class Heartbeat:
         self.sockets[consumer.channel_name] = consumer
         self.by_user.setdefault(consumer.user.pk, {})[consumer.channel_name] = consumer
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
-        if self._lag_watch is None or self._lag_watch.done():
-            self._lag_watch = asyncio.get_running_loop().create_task(
-                loop_lag.watch(lambda: bool(self.sockets))
-            )
+            loop = asyncio.get_running_loop()
+            self._task = loop.create_task(self._run())
+            if self._lag_watch is not None:
+                self._lag_watch.cancel()
+            self._lag_watch = loop.create_task(loop_lag.watch())
 
     def discard(self, channel_name: str) -> None:
         consumer = self.sockets.pop(channel_name, None)
@@ -70,10 +70,8 @@ class Heartbeat:
                 self.by_user.pop(consumer.user.pk, None)
         if not self.sockets and self._task is not None:
             self._task.cancel()
-            self._task = None
-        if not self.sockets and self._lag_watch is not None:
             self._lag_watch.cancel()
-            self._lag_watch = None
+            self._task = self._lag_watch = None
 
     def layer_failed(self, exc: BaseException) -> None:
         """Note that the channel layer failed; probe it until it answers again."""

@@ -9,17 +9,16 @@ figures alone cannot tell them from a slow database.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from messaging import metrics
 
 INTERVAL = 0.1
 
 
-async def watch(while_true: Callable[[], bool]) -> None:
-    """Record how late each timer fires, as long as `while_true()` holds."""
+async def watch() -> None:
+    """Record how late each timer fires, until cancelled."""
     loop = asyncio.get_running_loop()
-    while while_true():
+    while True:
         due = loop.time() + INTERVAL
         await asyncio.sleep(INTERVAL)
         metrics.EVENT_LOOP_LAG.observe(max(0.0, loop.time() - due))

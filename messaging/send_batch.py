@@ -129,10 +129,15 @@ def _send_alone(request: SendRequest) -> SendOutcome:
     return SendOutcome(result=result, events=list(events))
 
 
+def _remember(cache: dict, key, value) -> None:
+    """Note an entry in one of the caches above, emptied whole when full."""
+    if len(cache) >= _REMEMBERED:
+        cache.clear()
+    cache[key] = value
+
+
 def _remember_direct(request: SendRequest, conversation_id: int) -> None:
-    if len(_direct_conversations) >= _REMEMBERED:
-        _direct_conversations.clear()
-    _direct_conversations[(request.sender.pk, request.to)] = conversation_id
+    _remember(_direct_conversations, (request.sender.pk, request.to), conversation_id)
 
 
 def _conversations_named(
@@ -240,18 +245,15 @@ def _openings_allowed(
 
 
 def _remember_pairs(locked: _Locked) -> None:
-    if len(_direct_pairs) >= _REMEMBERED:
-        _direct_pairs.clear()
     for conversation_id, kind in locked.kinds.items():
         if kind == Conversation.Kind.DIRECT:
-            _direct_pairs[conversation_id] = frozenset(locked.members.get(conversation_id, ()))
+            members = frozenset(locked.members.get(conversation_id, ()))
+            _remember(_direct_pairs, conversation_id, members)
 
 
 def remember_user(user_id: int, username: str) -> None:
     """Note a username's id for later batches (each checks it under lock before use)."""
-    if len(_user_ids) >= _REMEMBERED:
-        _user_ids.clear()
-    _user_ids[username] = user_id
+    _remember(_user_ids, username, user_id)
 
 
 @dataclass

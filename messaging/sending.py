@@ -1,5 +1,6 @@
 """Group commit for `message.send`: the sends that arrive while the database is busy with
-one batch are stored together in the next (messaging.send_batch), in one transaction.
+one batch are stored together in the next (messaging.send_batch), in one transaction; on
+PostgreSQL a second lane stores a small batch of other people beside it (SendQueue).
 
 Each sender is acked only after its batch committed, so a message is still stored before
 anyone is told of it; the batch's events are published in commit order after every ack.
@@ -100,6 +101,10 @@ class _Waiting:
     # known, so anyone's).
     people: frozenset[int] | None
 
+    def holds_back(self) -> frozenset[int]:
+        """Return whose later sends must wait while this one waits (keeping their order)."""
+        return self.people or frozenset((self.request.sender.pk,))
+
     def refuse(self, error: BaseException) -> None:
         # A socket that went away meanwhile cancelled its future: nobody is waiting.
         if not self.future.done():
@@ -149,7 +154,7 @@ class SendQueue:
                 self._blocked.update(people)
                 self._start([waiting], people)
             else:
-                self._blocked.update(people or (request.sender.pk,))
+                self._blocked.update(waiting.holds_back())
         return future
 
     def _start_batches(self) -> None:
@@ -185,7 +190,7 @@ class SendQueue:
                 # A send left waiting holds back every later one of its people, so that
                 # each person's sends are stored in the order they came.
                 left.append(waiting)
-                blocked.update(waiting.people or (waiting.request.sender.pk,))
+                blocked.update(waiting.holds_back())
         self.waiting = left
         self._blocked = blocked | people
         return batch, frozenset(people)
