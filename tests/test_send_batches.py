@@ -1,6 +1,7 @@
 """Group commit: sends stored together answer exactly as sends stored one by one."""
 
 import asyncio
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -428,6 +429,12 @@ async def test_a_kept_connection_the_database_dropped_costs_no_send(connect, ali
     def drop_it() -> None:
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_terminate_backend(%s)", [kept_pid])
+            # The backend exits a moment after the call returns: the send comes after that.
+            for _ in range(250):
+                cursor.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [kept_pid])
+                if cursor.fetchone() is None:
+                    break
+                time.sleep(0.02)
 
     await database_sync_to_async(drop_it)()
     ack = await socket.request(send_frame("second", "c-2", to="bob"), "message.ack")
