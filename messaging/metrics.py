@@ -33,6 +33,18 @@ SEND_BATCH_SECONDS = Histogram(
     "Time of one batch of sends on the database thread, hop included",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+# Where a send's time goes besides storing it (chat_send_batch_seconds): waiting for a
+# batch to take it, its batch counting rate limits in Redis, and from the commit to its
+# ack going out (after the batch before was acked and pushed).
+SEND_STAGE_SECONDS = Histogram(
+    "chat_send_stage_seconds",
+    "Time of a send before its ack, by stage: waiting and acking per send, rate_limit per batch",
+    ["stage"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+SEND_WAITING = SEND_STAGE_SECONDS.labels("waiting")
+SEND_RATE_LIMIT = SEND_STAGE_SECONDS.labels("rate_limit")
+SEND_ACKING = SEND_STAGE_SECONDS.labels("acking")
 EVENT_LOOP_LAG = Histogram(
     "chat_event_loop_lag_seconds",
     "How late the event loop ran a timer due every 0.1 s, while sockets are open",

@@ -200,6 +200,9 @@ class SendQueue:
         # its kept connection stays warm, while the second's is seldom needed.
         lane = min(self._free_lanes)
         self._free_lanes.remove(lane)
+        now = time.perf_counter()
+        for waiting in batch:
+            metrics.SEND_WAITING.observe(now - waiting.queued_at)
         # A batch of more than a few sends means a high rate, where storing two batches at
         # once costs more CPU than it saves in waiting: the sends gather for the next.
         self._storing[lane] = people if len(batch) <= OVERLAP_MAX else None
@@ -243,12 +246,15 @@ class SendQueue:
 
     async def _store(
         self, lane: int, batch: list[_Waiting]
-    ) -> tuple[list[_Waiting], list[SendOutcome], fanout.Delivery] | None:
+    ) -> tuple[list[_Waiting], list[SendOutcome], fanout.Delivery, float] | None:
         """Count the sends against their limits, store the ones within in one transaction.
 
-        Return them with their outcomes; None if there were none or the database failed.
+        Return them with their outcomes and the time of the commit; None if there were
+        none or the database failed.
         """
+        counting = time.perf_counter()
         batch = await self._within_rate(batch)
+        metrics.SEND_RATE_LIMIT.observe(time.perf_counter() - counting)
         if not batch:
             return None
         metrics.SEND_BATCH_SIZE.observe(len(batch))
@@ -257,19 +263,21 @@ class SendQueue:
             outcomes, delivery = await sync_to_async(
                 _send_many, thread_sensitive=False, executor=_LANES[lane]
             )([waiting.request for waiting in batch])
-            metrics.SEND_BATCH_SECONDS.observe(time.perf_counter() - started)
+            committed = time.perf_counter()
+            metrics.SEND_BATCH_SECONDS.observe(committed - started)
         except (OperationalError, InterfaceError) as exc:
             metrics.DATABASE_ERRORS.inc()
             log.warning("database unavailable: %s", str(exc).split("\n")[0][:200])
             _refuse_unavailable(batch, "the database did not answer; nothing was stored")
             return None
-        return batch, outcomes, delivery
+        return batch, outcomes, delivery, committed
 
     async def _deliver(
         self,
         batch: list[_Waiting],
         outcomes: list[SendOutcome],
         delivery: fanout.Delivery,
+        committed: float,
     ) -> None:
         """Ack a stored batch's senders, then push its events."""
         try:
@@ -284,7 +292,9 @@ class SendQueue:
                         "message": message_data(outcome.result.message),
                     }
                 )
-                metrics.SEND_LATENCY.observe(time.perf_counter() - waiting.queued_at)
+                acked = time.perf_counter()
+                metrics.SEND_ACKING.observe(acked - committed)
+                metrics.SEND_LATENCY.observe(acked - waiting.queued_at)
                 if outcome.result.created:
                     metrics.MESSAGES_STORED.inc()
                 waiting.answer(outcome.result)

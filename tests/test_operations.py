@@ -14,7 +14,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from messaging import services
+from messaging import sending, services
 from messaging.models import AuthToken, Message
 from messaging.tokens import user_for_token
 from tests.conftest import open_socket, send_frame
@@ -100,6 +100,36 @@ async def test_metrics_count_a_known_run(connect, alice, bob):
     await bob_socket.close()
     after = await database_sync_to_async(scrape)()
     assert metric(after, "chat_open_sockets") == metric(before, "chat_open_sockets")
+
+
+async def test_metrics_tell_in_which_stage_a_slow_send_waited(connect, alice, bob, monkeypatch):
+    alice_socket = await connect(alice)
+    await connect(bob)
+    count = sending.SendQueue._within_rate
+
+    async def slow_count(self, batch):
+        await asyncio.sleep(0.3)
+        return await count(self, batch)
+
+    monkeypatch.setattr(sending.SendQueue, "_within_rate", slow_count)
+    before = await database_sync_to_async(scrape)()
+    await alice_socket.request(send_frame("slow", "c-1", to="bob"), "message.ack")
+    during = await database_sync_to_async(scrape)()
+
+    def grew(stage: str, *, over_quarter_second: bool = False) -> float:
+        def seen(text):
+            total = metric(text, "chat_send_stage_seconds_count", f'stage="{stage}"')
+            if not over_quarter_second:
+                return total
+            bucket = metric(text, "chat_send_stage_seconds_bucket", f'le="0.25",stage="{stage}"')
+            return total - bucket
+
+        return seen(during) - seen(before)
+
+    assert [grew(stage) for stage in ("waiting", "rate_limit", "acking")] == [1, 1, 1]
+    assert grew("rate_limit", over_quarter_second=True) == 1
+    assert grew("waiting", over_quarter_second=True) == 0
+    assert grew("acking", over_quarter_second=True) == 0
 
 
 async def test_socket_logs_tell_open_refuse_and_close_without_bodies_or_tokens(

@@ -166,9 +166,9 @@ async def test_a_batch_cancelled_before_its_turn_frees_its_lane_and_blocks_no_on
     held = asyncio.Event()
     deliver = sending.SendQueue._deliver
 
-    async def held_delivery(self, batch, outcomes, delivery):
+    async def held_delivery(self, *stored):
         await held.wait()
-        await deliver(self, batch, outcomes, delivery)
+        await deliver(self, *stored)
 
     monkeypatch.setattr(sending.SendQueue, "_deliver", held_delivery)
     queue, answers = sending.SendQueue(lanes=2), _Answers()
