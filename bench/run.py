@@ -18,7 +18,7 @@ BENCH_OPEN_S, BENCH_CLOSED_S, BENCH_WINDOW, BENCH_IDLE_SOCKETS (5000), BENCH_MAN
 (2000), BENCH_SERVERS (comma list of the above, plus "idle"), BENCH_PROFILE=1 (py-spy of
 the product during its closed loop, or the phase named by BENCH_PROFILE_PHASE such as
 open1000, and its many-users phase; slows it: its figures are not
-for quoting).
+for quoting), BENCH_DAPHNE_ARGS (options added to the product's daphne).
 """
 
 from __future__ import annotations
@@ -436,7 +436,16 @@ def start_product(name: str, ctx: dict) -> tuple[subprocess.Popen, str]:
     port = free_port()
     proc = start_server(
         name,
-        [DAPHNE, "-b", HOST, "-p", str(port), "--proxy-headers", "chatsite.asgi:application"],
+        [
+            DAPHNE,
+            "-b",
+            HOST,
+            "-p",
+            str(port),
+            "--proxy-headers",
+            *os.environ.get("BENCH_DAPHNE_ARGS", "").split(),
+            "chatsite.asgi:application",
+        ],
         cwd=PRODUCT,
         env=ctx["product_env"],
         port=port,
