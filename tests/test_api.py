@@ -202,6 +202,32 @@ def test_healthz_reports_database_and_channel_layer(client):
     }
 
 
+def test_healthz_is_not_fooled_by_one_probe_the_layer_lost(client, monkeypatch):
+    from messaging import health
+
+    layer = health.get_channel_layer()
+    lost = []
+
+    class LosingLayer:
+        """The layer as it is, except that its first message goes nowhere."""
+
+        new_channel = staticmethod(layer.new_channel)
+        receive = staticmethod(layer.receive)
+
+        @staticmethod
+        async def send(channel, message):
+            if not lost:
+                lost.append(message)
+                return
+            await layer.send(channel, message)
+
+    monkeypatch.setattr(health, "get_channel_layer", LosingLayer)
+    response = client.get("/healthz")
+    assert len(lost) == 1
+    assert response.status_code == 200
+    assert response.json()["checks"]["channel_layer"] == "ok"
+
+
 def test_history_pages_forward_with_after(client, alice, bob):
     sent = [send(alice, f"f{n}", "bob") for n in range(5)]
     url = f"/api/conversations/{sent[0].conversation_id}/messages/"
