@@ -55,6 +55,10 @@ class Membership(models.Model):
     )
     # Id of the last message this member has read (0: none); it never moves back.
     last_read_message_id = models.BigIntegerField(default=0)
+    # Set once the member wrote in the conversation or created it: only from then on do the
+    # other members see their presence, typing and reading (PROTOCOL.md, Privacy). A
+    # stranger who opens a conversation with someone learns nothing until they answer.
+    visible_to_members = models.BooleanField(default=False, db_default=False)
     joined_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -156,6 +160,8 @@ class AuthToken(models.Model):
     name = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # After this the token no longer authenticates (CHAT_TOKEN_LIFETIME_DAYS from its issue).
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
 
     def __str__(self) -> str:
         return f"{self.prefix}… for {self.user}"
@@ -173,6 +179,26 @@ class AuthToken(models.Model):
             user=user, key_hash=cls.hash_key(key), prefix=key[:8], name=name
         )
         return token, key
+
+
+class UserSettings(models.Model):
+    """A person's privacy and notification choices; no row means every default."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="chat_settings",
+    )
+    show_presence = models.BooleanField(default=True)
+    send_read_receipts = models.BooleanField(default=True)
+    push = models.BooleanField(default=True)
+    email = models.BooleanField(default=True)
+    email_delay_minutes = models.PositiveSmallIntegerField(default=10)
+    previews = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"settings of {self.user}"
 
 
 class PresenceProcess(models.Model):
