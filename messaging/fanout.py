@@ -97,6 +97,11 @@ def session_group(session_key: str) -> str:
     return "session." + hashlib.sha256(session_key.encode()).hexdigest()[:40]
 
 
+def token_group(token_id: int) -> str:
+    """Name the group holding the sockets opened with one bearer token."""
+    return f"token.{token_id}"
+
+
 def frame_event(group: str, frame: dict[str, Any]) -> Event:
     """Build an event that forwards a frame to every socket of a group."""
     return group, {"type": "chat.frame", "frame": frame}
