@@ -7,6 +7,10 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.utils.crypto import salted_hmac
+
+# Keeps the sent_hash key apart from every other use of SECRET_KEY.
+SENT_HASH_SALT = "messaging.Message.sent_hash"
 
 
 class Conversation(models.Model):
@@ -108,7 +112,8 @@ class Message(models.Model):
     kind = models.CharField(max_length=6, choices=Kind.choices, default=Kind.TEXT)
     body = models.TextField()
     client_id = models.CharField(max_length=64)
-    # SHA-256 of the body as first sent: a retry is compared with it, not with an edit.
+    # Keyed hash of the body as first sent (hash_body): a retry is compared with it, not with
+    # an edit. Emptied when the message is deleted, hidden or purged.
     sent_hash = models.CharField(max_length=64, blank=True, editable=False)
     # Change stamp: redrawn on create, edit and delete; the sync cursor.
     seq = models.BigIntegerField()
@@ -144,8 +149,12 @@ class Message(models.Model):
 
     @staticmethod
     def hash_body(body: str) -> str:
-        """Hash a body the way sent_hash stores it."""
-        return hashlib.sha256(body.encode("utf-8")).hexdigest()
+        """Hash a body the way sent_hash stores it.
+
+        The hash is keyed with SECRET_KEY (HMAC-SHA256), so a database dump without the
+        secret cannot be used to guess short messages back from it.
+        """
+        return salted_hmac(SENT_HASH_SALT, body, algorithm="sha256").hexdigest()
 
 
 class AuthToken(models.Model):

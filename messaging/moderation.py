@@ -60,10 +60,22 @@ def _resolve(reports, *, staff, status: str) -> list[Report]:
     return reports
 
 
+def _check_may_moderate(*, staff, user) -> None:
+    """Refuse to let anyone but a superuser change whether a superuser can sign in."""
+    if user.is_superuser and not staff.is_superuser:
+        raise ChatError(
+            ErrorCode.FORBIDDEN, f"only a superuser can deactivate or reactivate {user.username}"
+        )
+
+
 @transaction.atomic
 def staff_hide_message(*, staff, message_id: int, report: Report | None = None) -> Message:
     """Hide a message for everyone, live; resolve its open reports."""
     message = services.message_hide(moderator=staff, message_id=message_id)
+    # A hidden message keeps its text for a restore, but not the hash of it: a retry of it
+    # is acked as it is now, as after a delete.
+    message.sent_hash = ""
+    Message.objects.filter(pk=message.pk).update(sent_hash="")
     resolved = _resolve(
         [report] if report else message.reports.all(), staff=staff, status=Report.Status.HIDDEN
     )
@@ -81,6 +93,10 @@ def staff_hide_message(*, staff, message_id: int, report: Report | None = None) 
 def staff_restore_message(*, staff, message_id: int) -> Message:
     """Show a hidden message again, live."""
     message = services.message_restore(moderator=staff, message_id=message_id)
+    if message.edited_at is None:
+        # The text is still the one first sent: retries are compared with it again.
+        message.sent_hash = Message.hash_body(message.body)
+        Message.objects.filter(pk=message.pk).update(sent_hash=message.sent_hash)
     _log(staff, ModerationAction.Kind.RESTORE, target_user=message.sender, message=message)
     return message
 
@@ -90,6 +106,7 @@ def staff_deactivate_user(*, staff, user, report: Report | None = None) -> None:
     """Deactivate a user: their sockets close everywhere and their tokens stop working."""
     if user.pk == staff.pk:
         raise ChatError(ErrorCode.FORBIDDEN, "you cannot deactivate yourself")
+    _check_may_moderate(staff=staff, user=user)
     reports = Report.objects.filter(message__sender=user, status=Report.Status.OPEN)
     resolved = _resolve(
         [report] if report else reports, staff=staff, status=Report.Status.DEACTIVATED
@@ -108,6 +125,7 @@ def staff_deactivate_user(*, staff, user, report: Report | None = None) -> None:
 @transaction.atomic
 def staff_reactivate_user(*, staff, user) -> None:
     """Let a deactivated user sign in again."""
+    _check_may_moderate(staff=staff, user=user)
     if not user.is_active:
         user.is_active = True
         user.save(update_fields=["is_active"])

@@ -263,7 +263,9 @@ def _retry_result(
         )
     else:
         same_place = existing.conversation_id == conversation_id
-    if not same_place or existing.sent_hash != Message.hash_body(body):
+    # A deleted, hidden or purged message keeps no hash of its text: a retry of it in the
+    # same place is acked as the message is now.
+    if not same_place or (existing.sent_hash and existing.sent_hash != Message.hash_body(body)):
         raise ChatError(
             ErrorCode.CONFLICT,
             "this client_id was already used for another message",
@@ -446,9 +448,10 @@ def message_delete(*, actor, message_id: int) -> Message:
     _check_own_live_message(actor)(_visible_message(actor, message_id))
 
     def apply(message: Message) -> None:
-        # The text goes for good: a retry is recognised by sent_hash, not by the body.
+        # The text goes for good, and so does its hash: a retry is then acked as it is now.
         message.deleted_at = timezone.now()
         message.body = ""
+        message.sent_hash = ""
 
     return _change_message(message_id, apply=apply, previous_check=_check_own_live_message(actor))
 
@@ -500,12 +503,13 @@ def messages_purge(*, conversation_id: int, message_ids: list[int]) -> int:
         events = []
         for message in messages:
             message.body = ""
+            message.sent_hash = ""
             if message.deleted_at is None:
                 message.deleted_at = now
                 message.seq = _stamp(previous)
                 events.extend(message_events(message, previous, "message.updated"))
                 previous = dict.fromkeys(previous, message.seq)
-            message.save(update_fields=["body", "deleted_at", "seq"])
+            message.save(update_fields=["body", "sent_hash", "deleted_at", "seq"])
         fanout.publish_on_commit(events)
     return len(messages)
 
