@@ -10,17 +10,18 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-from chatsite.daphne_patches import allow_standard_close_codes  # noqa: E402
+from chatsite.daphne_patches import patch_daphne  # noqa: E402
 from chatsite.gc_tuning import tune_garbage_collector  # noqa: E402
+from messaging.backpressure import WaitingFramesLimit  # noqa: E402
 from messaging.routing import websocket_urlpatterns  # noqa: E402
 from messaging.ws_auth import WebSocketAuthMiddleware  # noqa: E402
 
-allow_standard_close_codes()
+patch_daphne()
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns)),
+        "websocket": WaitingFramesLimit(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )
 if settings.GC_TUNING:

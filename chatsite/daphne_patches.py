@@ -1,33 +1,85 @@
-"""Let daphne close sockets with the standard codes 1001-1014 (e.g. 1008, 1013).
+"""Two changes to daphne's WebSocket protocol: standard close codes, a bounded send buffer.
 
-Autobahn, under daphne, lets an application close only with 1000 or 3000-4999
-(django/daphne#374), although RFC 6455 defines 1008 (policy violation) and 1013 (try again
-later) for servers to send, and our protocol uses both. The close frame itself is fine for
-every client; only autobahn's argument check is in the way, so the frame is sent directly.
+Both reach into daphne (and the Twisted transport under it) because daphne offers no hook
+for either; tests/test_daphne_patches.py fails when a daphne or Twisted release moves what
+they rely on.
+
+Close codes: autobahn, under daphne, lets an application close only with 1000 or
+3000-4999 (django/daphne#374), although RFC 6455 defines 1008 (policy violation) for
+servers to send, and the protocol closes a flooding socket with it. The close frame itself
+is fine for every client; only autobahn's argument check is in the way, so the frame is
+sent directly.
+
+Send buffer: daphne writes every frame to the transport at once, and Twisted keeps what the
+client has not read in memory without limit: 20 sockets that never read, asking for sync
+pages, grew one process by 70 MB a second. After each frame written, the bytes the
+transport still holds are compared with CHAT_SOCKET_SEND_BUFFER; past it, the socket is
+closed with 1008 (if the client never reads that close frame either, autobahn drops the
+connection one second later). The client reconnects and syncs: nothing stored is lost.
 """
 
 from __future__ import annotations
 
+import logging
+
+log = logging.getLogger(__name__)
+
 # Codes a server may send (RFC 6455 section 7.4.1 and the IANA registry), beyond 1000.
 STANDARD_SERVER_CODES = frozenset({1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013})
+CLOSE_POLICY_VIOLATION = 1008
 
 
-def allow_standard_close_codes() -> None:
-    """Patch daphne's server-side close to accept the standard codes."""
+def unsent_bytes(transport) -> int:
+    """Return how many bytes a Twisted transport holds that the peer has not taken yet."""
+    buffered = getattr(transport, "dataBuffer", None)
+    if buffered is None:
+        return 0
+    return len(buffered) - transport.offset + transport._tempDataLen
+
+
+def patch_daphne() -> None:
+    """Apply both changes to daphne's WebSocket protocol, once."""
     try:
         from daphne.ws_protocol import WebSocketProtocol
     except ImportError:  # Not running under daphne.
         return
-    if getattr(WebSocketProtocol, "_standard_close_codes", False):
+    if getattr(WebSocketProtocol, "_chat_patched", False):
         return
-    original = WebSocketProtocol.serverClose
+    _allow_standard_close_codes(WebSocketProtocol)
+    _bound_send_buffer(WebSocketProtocol)
+    WebSocketProtocol._chat_patched = True
+
+
+def _allow_standard_close_codes(protocol_class) -> None:
+    original = protocol_class.serverClose
 
     def server_close(self, code=None):
         if code not in STANDARD_SERVER_CODES:
             original(self, code)
-        elif self.state == WebSocketProtocol.STATE_OPEN:
+        elif self.state == protocol_class.STATE_OPEN:
             self.sendCloseFrame(code=code, isReply=False)
         # Otherwise the socket is already closing: nothing more to send.
 
-    WebSocketProtocol.serverClose = server_close
-    WebSocketProtocol._standard_close_codes = True
+    protocol_class.serverClose = server_close
+
+
+def _bound_send_buffer(protocol_class) -> None:
+    from django.conf import settings
+
+    from messaging import metrics
+
+    original = protocol_class.serverSend
+
+    def server_send(self, content, binary=False):
+        original(self, content, binary)
+        waiting = unsent_bytes(self.transport)
+        if waiting > settings.CHAT_SOCKET_SEND_BUFFER and self.state == protocol_class.STATE_OPEN:
+            metrics.SOCKETS_CLOSED_FOR_ABUSE.labels("send_buffer").inc()
+            log.warning(
+                "socket closed: %d bytes waiting for a client that does not read them",
+                waiting,
+                extra={"client": str(getattr(self, "client_addr", ""))},
+            )
+            self.serverClose(CLOSE_POLICY_VIOLATION)
+
+    protocol_class.serverSend = server_send

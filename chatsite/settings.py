@@ -55,6 +55,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "messaging.cache_control.NoStoreMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -234,6 +235,16 @@ CONTENT_SECURITY_POLICY = {
 
 # The chat's own knobs.
 CHAT_REGISTRATION_OPEN = env.bool("CHAT_REGISTRATION_OPEN", default=True)
+# Usernames nobody can sign up with, comma separated; also refused in other cases or spelt
+# with look-alike letters (messaging/usernames.py). Accounts that hold one keep it.
+CHAT_RESERVED_USERNAMES = env.list(
+    "CHAT_RESERVED_USERNAMES",
+    default=[
+        "admin", "administrator", "root", "staff", "support", "help", "system", "moderator",
+        "mod", "security", "abuse", "postmaster", "hostmaster", "webmaster", "info", "noreply",
+        "no-reply", "api", "www", "chat", "settings", "official", "everyone", "here",
+    ],
+)  # fmt: skip
 CHAT_MAX_BODY = env.int("CHAT_MAX_BODY", default=4000)
 CHAT_MAX_GROUP_SIZE = env.int("CHAT_MAX_GROUP_SIZE", default=50)
 CHAT_HISTORY_PAGE = 50
@@ -250,11 +261,53 @@ GC_TUNING = env.bool("GC_TUNING", default=True)
 # New conversations a user may start, and accounts one address may register.
 CHAT_CONVERSATION_RATE = env.str("CHAT_CONVERSATION_RATE", default="30/3600s")
 CHAT_REGISTER_RATE = env.str("CHAT_REGISTER_RATE", default="10/3600s")
+# HTTP requests per user, by kind of endpoint (messaging/http.py, RATE_SETTINGS), sized so
+# that the browser client never meets them. Reads: each reconnect of each tab fetches 4,
+# opening a conversation 2, scrolling a page each, the inbox refreshes at most every 0.4 s.
+CHAT_API_READ_RATE = env.str("CHAT_API_READ_RATE", default="120/10s,3000/600s")
+# Search runs as you type (every 0.35 s at most) and is the dearest query.
+CHAT_SEARCH_RATE = env.str("CHAT_SEARCH_RATE", default="30/10s,300/600s")
+# The people finder looks up as you type (every 0.15 s at most); more lists the users.
+CHAT_USER_LOOKUP_RATE = env.str("CHAT_USER_LOOKUP_RATE", default="30/10s,300/600s")
+# Group create, rename, add and remove are clicks, each one told to every member.
+CHAT_GROUP_CHANGE_RATE = env.str("CHAT_GROUP_CHANGE_RATE", default="30/60s,300/3600s")
+# Other writes (blocks, reports, ...) are clicks too.
+CHAT_API_WRITE_RATE = env.str("CHAT_API_WRITE_RATE", default="30/60s,300/3600s")
+# Logins, token requests and sign-ups per address (an IPv6 /64): a few typos per person,
+# many people behind one office's NAT.
+CHAT_LOGIN_RATE = env.str("CHAT_LOGIN_RATE", default="20/60s,200/3600s")
+# The same for all addresses together: each one hashes a password (PBKDF2, about 0.23 s of
+# CPU here), so 2 per second keep hashing under half a core.
+CHAT_LOGIN_TOTAL_RATE = env.str("CHAT_LOGIN_TOTAL_RATE", default="10/5s,120/60s")
+# /healthz runs its checks at most once per this many seconds per process; callers within
+# it share the answer.
+CHAT_HEALTH_CACHE_SECONDS = env.float("CHAT_HEALTH_CACHE_SECONDS", default=1)
 CHAT_RATE_LIMIT_PREFIX = env.str("CHAT_RATE_LIMIT_PREFIX", default="chat:rl")
 # Sockets one user may have open at once, across processes.
 CHAT_MAX_SOCKETS_PER_USER = env.int("CHAT_MAX_SOCKETS_PER_USER", default=20)
+# Bearer tokens stop working this many days after their issue; a person holds at most
+# CHAT_MAX_TOKENS_PER_USER, and one more revokes their least recently used.
+CHAT_TOKEN_LIFETIME_DAYS = env.int("CHAT_TOKEN_LIFETIME_DAYS", default=90)
+CHAT_MAX_TOKENS_PER_USER = env.int("CHAT_MAX_TOKENS_PER_USER", default=50)
 # Rejections within a minute after which a socket counts as flooding and is closed 1008.
 CHAT_ABUSE_CLOSE_AFTER = env.int("CHAT_ABUSE_CLOSE_AFTER", default=200)
+# Limits of one socket (docs/operations.md, "Limits"). Frames received and not yet handled:
+# past either bound the socket is closed with 1008 (a browser has a few waiting at most; its
+# outbox flushes one frame per queued message). Bytes written and not yet read by its client
+# (beyond the kernel's buffer): past this, closed with 1008; above the largest sync page.
+CHAT_SOCKET_WAITING_FRAMES = env.int("CHAT_SOCKET_WAITING_FRAMES", default=200)
+CHAT_SOCKET_WAITING_BYTES = env.int("CHAT_SOCKET_WAITING_BYTES", default=1024 * 1024)
+CHAT_SOCKET_SEND_BUFFER = env.int("CHAT_SOCKET_SEND_BUFFER", default=1024 * 1024)
+# A sync page stops at CHAT_SYNC_PAGE messages or at about this many characters of frame.
+CHAT_SYNC_MAX_CHARS = env.int("CHAT_SYNC_MAX_CHARS", default=512 * 1024)
+# Frames per user, across sockets and processes, beside sends and typing. A client syncs on
+# each reconnect and gap and pages through `more`; pings every 25 s per tab (20 tabs at
+# most); reads as messages are seen; edits and deletes share one rule (each one pushes a
+# frame to every member of the conversation).
+CHAT_SYNC_RATE = env.str("CHAT_SYNC_RATE", default="30/10s,600/600s")
+CHAT_PING_RATE = env.str("CHAT_PING_RATE", default="60/30s")
+CHAT_READ_RATE = env.str("CHAT_READ_RATE", default="30/5s,300/60s")
+CHAT_EDIT_RATE = env.str("CHAT_EDIT_RATE", default="10/5s,60/60s")
 # Presence: each socket refreshes its heartbeat this often; a socket not heard from for
 # PRESENCE_TTL seconds (its process died) counts as gone.
 CHAT_HEARTBEAT_SECONDS = env.float("CHAT_HEARTBEAT_SECONDS", default=15)

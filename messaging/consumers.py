@@ -19,10 +19,11 @@ from channels.layers import get_channel_layer
 from channels.utils import await_many_dispatch
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from redis.exceptions import MaxConnectionsError
+from redis.exceptions import MaxConnectionsError, RedisError
 
 from messaging import fanout, metrics, presence, selectors, send_batch, services
 from messaging.heartbeat import heartbeat
+from messaging.logins import SocketLogin
 from messaging.protocol import (
     ChatError,
     DeleteFrame,
@@ -50,6 +51,22 @@ CLOSE_LAYER_LOST = 1013
 POOL_BUSY_RETRY = 0.05
 # Cleanup of a socket that went away abruptly may not hold its task up longer than this.
 CLEANUP_TIMEOUT = 5
+
+
+def sync_page(messages: list, *, more: bool, max_chars: int) -> tuple[list[dict[str, Any]], bool]:
+    """Turn messages into a sync page of at most about max_chars of frame text.
+
+    The first message always goes, whatever its size, so that paging always moves on.
+    """
+    page: list[dict[str, Any]] = []
+    size = 0
+    for message in messages:
+        data = message_data(message)
+        size += len(encode(data))
+        if page and size > max_chars:
+            return page, True
+        page.append(data)
+    return page, more
 
 
 class TooManySockets(Exception):
@@ -148,10 +165,22 @@ class ChatConsumer(AsyncWebsocketConsumer):
         session = self.scope.get("session")
         if self.scope.get("auth_method") == "session" and session and session.session_key:
             self.joined_groups.append(fanout.session_group(session.session_key))
+        if self.scope.get("token_id") is not None:
+            self.joined_groups.append(fanout.token_group(self.scope["token_id"]))
         # Frames for this socket are held until `ready` has gone out. It is registered
         # before its presence row is written, so that a change committed after that row
         # is visible finds it here (fanout.routes_for).
         self.held: list[dict[str, Any]] | None = []
+        # What the heartbeat re-checks, so that a revocation whose close was lost still
+        # closes this socket within one beat.
+        self.login = SocketLogin(
+            channel_name=self.channel_name,
+            user_id=user.pk,
+            token_id=self.scope.get("token_id"),
+            session_key=session.session_key
+            if self.scope.get("auth_method") == "session" and session
+            else None,
+        )
         self.sockets.add(self)
         try:
             for group in self.joined_groups:
@@ -167,11 +196,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             metrics.DATABASE_ERRORS.inc()
             await self.refuse_handshake("database_unavailable")
             return
-        except Exception as exc:
+        except MaxConnectionsError:
+            # Redis is there, only the pool is busy: this socket's client tries again.
             metrics.REDIS_ERRORS.inc()
-            if not isinstance(exc, MaxConnectionsError):
-                self.sockets.layer_failed(exc)
+            await self.refuse_handshake("channel_layer_busy")
+            return
+        except (RedisError, OSError, TimeoutError) as exc:
+            metrics.REDIS_ERRORS.inc()
+            self.sockets.layer_failed(exc)
             await self.refuse_handshake(f"channel_layer_unavailable ({type(exc).__name__})")
+            return
+        except Exception:
+            # A bug in this handshake refuses this socket alone; the layer is not to blame,
+            # so the other sockets of the process stay open.
+            log.exception("socket %s: handshake failed", self.socket_id)
+            await self.refuse_handshake("server_error")
             return
         await self.accept()
         self.accepted = True
@@ -317,23 +356,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise
 
     async def on_sync(self, frame: SyncFrame) -> None:
+        await self._check_rate("sync", settings.CHAT_SYNC_RATE)
         (messages, more), _ = await self._db(
             selectors.messages_after,
             user=self.user,
             after=frame.after,
             limit=settings.CHAT_SYNC_PAGE,
         )
+        page, more = sync_page(messages, more=more, max_chars=settings.CHAT_SYNC_MAX_CHARS)
         metrics.SYNCS.inc()
-        metrics.SYNC_MESSAGES.inc(len(messages))
-        await self.send_frame(
-            {
-                "type": "sync.result",
-                "messages": [message_data(message) for message in messages],
-                "more": more,
-            }
-        )
+        metrics.SYNC_MESSAGES.inc(len(page))
+        await self.send_frame({"type": "sync.result", "messages": page, "more": more})
 
     async def on_read(self, frame: ReadFrame) -> None:
+        await self._check_rate("read", settings.CHAT_READ_RATE)
         _, events = await self._db(
             services.conversation_mark_read,
             user=self.user,
@@ -350,16 +386,19 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.publish(events)
 
     async def on_edit(self, frame: EditFrame) -> None:
+        await self._check_rate("edit", settings.CHAT_EDIT_RATE)
         _, events = await self._db(
             services.message_edit, editor=self.user, message_id=frame.id, body=frame.body
         )
         await self.publish(events)
 
     async def on_delete(self, frame: DeleteFrame) -> None:
+        await self._check_rate("edit", settings.CHAT_EDIT_RATE)
         _, events = await self._db(services.message_delete, actor=self.user, message_id=frame.id)
         await self.publish(events)
 
     async def on_ping(self, frame: PingFrame) -> None:
+        await self._check_rate("ping", settings.CHAT_PING_RATE)
         last_seq, _ = await self._db(selectors.last_seq_for_user, user=self.user)
         await self.send_frame({"type": "pong", "last_seq": last_seq})
 
@@ -374,15 +413,20 @@ class ChatConsumer(AsyncWebsocketConsumer):
     }
 
     async def refuse(self, error: ChatError) -> None:
-        """Answer a refused frame; close 1008 only when a client keeps flooding."""
+        """Answer a refused frame; close 1008 only when a client keeps being refused.
+
+        Every refusal counts (a flood of malformed frames or of frames past their rate
+        alike), except `unavailable`, which is the server's failure, not the client's.
+        """
         await self.send_frame(error.as_frame())
-        if error.code != ErrorCode.RATE_LIMITED:
+        if error.code == ErrorCode.UNAVAILABLE:
             return
         now = time.monotonic()
         self.rejections.append(now)
         while self.rejections and self.rejections[0] < now - 60:
             self.rejections.popleft()
-        if len(self.rejections) > settings.CHAT_ABUSE_CLOSE_AFTER:
+        if len(self.rejections) > settings.CHAT_ABUSE_CLOSE_AFTER and not self.closing:
+            metrics.SOCKETS_CLOSED_FOR_ABUSE.labels("refusals").inc()
             log.warning("closing socket of user %s for flooding", self.user.pk)
             await self.close(code=CLOSE_ABUSE)
 

@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from messaging import fanout, loop_lag, presence
+from messaging.logins import SocketLogin, logins_ended
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 # pool empty (5,000 sockets closing at once: 1,044 leaves failed, each leaving a stale
 # member in a group until the layer's group expiry).
 GROUP_CALLS_AT_ONCE = 100
+# The close code of a socket whose session or token ended (PROTOCOL.md).
+CLOSE_LOGIN_ENDED = 4401
 
 
 class Heartbeat:
@@ -105,17 +108,25 @@ class Heartbeat:
                 log.exception("presence heartbeat failed")
 
     async def beat(self) -> None:
-        """Refresh this process's sockets and sweep those of processes that died."""
-        sockets = {name: consumer.user.pk for name, consumer in self.sockets.items()}
-        _, events, routes = await database_sync_to_async(fanout.call_collecting)(
-            _beat, process=self.origin, sockets=sockets
+        """Refresh this process's sockets, sweep those of dead processes, close ended logins."""
+        consumers = dict(self.sockets)
+        sockets = {name: consumer.user.pk for name, consumer in consumers.items()}
+        ended, events, routes = await database_sync_to_async(fanout.call_collecting)(
+            _beat,
+            process=self.origin,
+            sockets=sockets,
+            logins=[consumer.login for consumer in consumers.values()],
         )
         await fanout.publish(events, routes)
+        for name in ended:
+            log.info("closing socket %s: its login ended", name)
+            await consumers[name].close(code=CLOSE_LOGIN_ENDED)
 
 
-def _beat(*, process: str, sockets: dict[str, int]) -> None:
+def _beat(*, process: str, sockets: dict[str, int], logins: list[SocketLogin]) -> list[str]:
     presence.sockets_heartbeat(process=process, sockets=sockets)
     presence.sweep_expired()
+    return logins_ended(logins=logins)
 
 
 def _name(exc: BaseException) -> str:

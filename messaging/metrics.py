@@ -50,6 +50,12 @@ EVENT_LOOP_LAG = Histogram(
     "How late the event loop ran a timer due every 0.1 s, while sockets are open",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
+SOCKETS_CLOSED_FOR_ABUSE = Counter(
+    "chat_sockets_closed_for_abuse_total",
+    "Sockets closed with 1008: too many frames waiting to be handled, too many bytes waiting"
+    " for a client that does not read, or flooding past the rate limits",
+    ["reason"],
+)
 RATE_LIMITED = Counter("chat_rate_limited_total", "Requests refused by a rate limit", ["action"])
 HANDSHAKES_REFUSED = Counter(
     "chat_handshakes_refused_total", "WebSocket handshakes refused", ["reason"]

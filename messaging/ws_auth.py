@@ -11,6 +11,7 @@ from django.conf import settings
 from django.http.request import validate_host
 
 from messaging import metrics
+from messaging.models import AuthToken
 from messaging.tokens import bearer_key, user_for_token
 
 log = logging.getLogger(__name__)
@@ -63,17 +64,31 @@ class WebSocketAuthMiddleware:
         if authorization is not None:
             # A present Authorization header alone decides, whatever the Origin.
             key = bearer_key(authorization)
-            user = await database_sync_to_async(user_for_token)(key) if key else None
-            if user is None:
+            login = await database_sync_to_async(_token_login)(key) if key else None
+            if login is None:
                 await _drain_connect(receive)
                 return await deny(send, "bad_token")
-            scope = dict(scope, user=user, auth_method="token")
+            user, token_id = login
+            scope = dict(scope, user=user, auth_method="token", token_id=token_id)
             return await self.inner(scope, receive, send)
         if not origin_allowed(_header(scope, b"origin")):
             await _drain_connect(receive)
             return await deny(send, "foreign_origin")
         scope = dict(scope, auth_method="session")
         return await self.session_stack(scope, receive, send)
+
+
+def _token_login(key: str) -> tuple[object, int] | None:
+    """Return the user of a valid token and the token's id (its sockets' group), or None."""
+    user = user_for_token(key)
+    if user is None:
+        return None
+    token_id = (
+        AuthToken.objects.filter(key_hash=AuthToken.hash_key(key))
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return None if token_id is None else (user, token_id)
 
 
 async def _drain_connect(receive) -> None:

@@ -8,8 +8,17 @@ os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("SECURE_COOKIES", "0")
 os.environ.setdefault("CHAT_SEND_RATE", "1000/1s")
 os.environ.setdefault("CHAT_TYPING_RATE", "1000/1s")
+os.environ.setdefault("CHAT_SYNC_RATE", "1000/1s")
+os.environ.setdefault("CHAT_PING_RATE", "1000/1s")
+os.environ.setdefault("CHAT_READ_RATE", "1000/1s")
+os.environ.setdefault("CHAT_EDIT_RATE", "1000/1s")
 os.environ.setdefault("CHAT_CONVERSATION_RATE", "100000/3600s")
 os.environ.setdefault("CHAT_REGISTER_RATE", "100000/3600s")
+for _rate in ("API_READ", "SEARCH", "USER_LOOKUP", "GROUP_CHANGE", "API_WRITE", "LOGIN"):
+    os.environ.setdefault(f"CHAT_{_rate}_RATE", "100000/60s")
+os.environ.setdefault("CHAT_LOGIN_TOTAL_RATE", "100000/60s")
+# Tests of faults read /healthz right after breaking or mending a service.
+os.environ.setdefault("CHAT_HEALTH_CACHE_SECONDS", "0")
 # Freezing the collector in the middle of the suite would keep that test's objects forever.
 os.environ.setdefault("GC_TUNING", "0")
 # Counters of earlier runs in the same Redis must not count against this one; daphne

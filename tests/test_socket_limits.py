@@ -1,0 +1,231 @@
+"""One socket cannot hurt the service: limits on every frame, waiting frames, sync pages,
+a failing handshake, and logins that ended while their close was lost."""
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
+from django.contrib.sessions.models import Session
+
+from messaging import selectors
+from messaging.heartbeat import heartbeat
+from messaging.models import AuthToken
+from messaging.tokens import token_issue
+from tests.conftest import open_socket, send_frame
+from tests.test_socket_sessions import cookie_headers
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+User = get_user_model()
+
+
+@pytest.fixture(autouse=True)
+def _own_rate_counters(settings):
+    # Counters are per user id; ids repeat between tests, so each test counts on its own.
+    settings.CHAT_RATE_LIMIT_PREFIX = f"test-limits-{uuid.uuid4().hex[:8]}"
+
+
+async def output(client, timeout: float = 3) -> dict:
+    """Return the next ASGI message the application sent to this socket."""
+    return await asyncio.wait_for(client.communicator.output_queue.get(), timeout)
+
+
+async def frames_until_close(client, timeout: float = 5) -> tuple[list[dict], int]:
+    """Read what the socket sends until it closes; return the frames and the close code."""
+    frames = []
+    while True:
+        message = await output(client, timeout)
+        if message["type"] == "websocket.close":
+            return frames, message.get("code")
+        frames.append(json.loads(message["text"]))
+
+
+async def start_chat(connect, alice, bob):
+    a, b = await connect(alice), await connect(bob)
+    sent = await a.request(send_frame("hello", "c-1", to="bob"), "message.ack")
+    await b.recv_type("message.new")
+    await a.recv_type("message.new")
+    return a, b, sent["message"]
+
+
+@pytest.mark.parametrize(
+    ("setting", "frame"),
+    [
+        ("CHAT_SYNC_RATE", {"type": "sync", "after": 0}),
+        ("CHAT_PING_RATE", {"type": "ping"}),
+        ("CHAT_READ_RATE", {"type": "read", "conversation": 0, "up_to": 1}),
+        ("CHAT_EDIT_RATE", {"type": "message.edit", "id": 0, "body": "changed"}),
+        ("CHAT_EDIT_RATE", {"type": "message.delete", "id": 0}),
+    ],
+)
+async def test_every_frame_type_is_limited_per_user(connect, alice, bob, settings, setting, frame):
+    a, _, message = await start_chat(connect, alice, bob)
+    setattr(settings, setting, "2/60s")
+    frame = {
+        key: (message["conversation"] if key == "conversation" else value)
+        for key, value in frame.items()
+    }
+    if "id" in frame:
+        frame["id"] = message["id"]
+    if "up_to" in frame:
+        frame["up_to"] = message["id"]
+    second_socket = await connect(alice)
+    for socket in (a, second_socket):
+        await socket.send(frame)
+    await a.send(frame)  # the third of the user's, across both sockets
+    error = await a.recv_type("error")
+    assert error["code"] == "rate_limited"
+    assert error["retry_after"] > 0
+
+
+async def test_refusals_of_any_kind_count_toward_the_1008_close(connect, alice, settings):
+    settings.CHAT_ABUSE_CLOSE_AFTER = 5
+    client = await connect(alice)
+    for _ in range(10):
+        await client.send_text("{not json")
+    frames, code = await frames_until_close(client)
+    assert code == 1008
+    assert [frame["code"] for frame in frames] == ["bad_json"] * 6
+
+
+async def test_a_few_mistakes_never_close_the_socket(connect, alice, settings):
+    settings.CHAT_ABUSE_CLOSE_AFTER = 5
+    client = await connect(alice)
+    for _ in range(5):
+        assert (await client.request({"type": "nope"}, "error"))["code"] == "unknown_type"
+    assert (await client.request({"type": "ping"}, "pong"))["last_seq"] == 0
+
+
+async def test_a_client_that_writes_faster_than_it_is_answered_is_closed(
+    connect, alice, settings, monkeypatch
+):
+    settings.CHAT_SOCKET_WAITING_FRAMES = 5
+    client = await connect(alice)
+    real_last_seq = selectors.last_seq_for_user
+
+    def slow_last_seq(*, user):
+        import time
+
+        time.sleep(0.2)
+        return real_last_seq(user=user)
+
+    monkeypatch.setattr(selectors, "last_seq_for_user", slow_last_seq)
+    for _ in range(50):
+        await client.send({"type": "ping"})
+    frames, code = await frames_until_close(client)
+    assert code == 1008
+    # The frames waiting when the bound was passed are dropped, not answered.
+    assert len([frame for frame in frames if frame["type"] == "pong"]) <= 6
+
+
+async def test_a_burst_within_the_bound_is_answered_in_full(connect, alice, settings):
+    settings.CHAT_SOCKET_WAITING_FRAMES = 50
+    client = await connect(alice)
+    for _ in range(40):
+        await client.send({"type": "ping"})
+    for _ in range(40):
+        assert (await client.recv())["type"] == "pong"
+
+
+async def test_a_sync_page_stops_at_about_its_size_in_characters(connect, alice, bob, settings):
+    a = await connect(alice)
+    for n in range(8):
+        await a.request(send_frame("x" * 3000, f"big-{n}", to="bob"), "message.ack")
+    settings.CHAT_SYNC_MAX_CHARS = 10_000
+    first = await a.request({"type": "sync", "after": 0}, "sync.result")
+    assert 1 <= len(first["messages"]) <= 3
+    assert first["more"] is True
+    assert len(json.dumps(first)) < 10_000 + 4_000
+    seen = list(first["messages"])
+    while True:
+        page = await a.request({"type": "sync", "after": seen[-1]["seq"]}, "sync.result")
+        seen.extend(page["messages"])
+        if not page["more"]:
+            break
+    assert [m["client_id"] for m in seen] == [f"big-{n}" for n in range(8)]
+
+
+async def test_one_message_larger_than_a_page_still_goes(connect, alice, bob, settings):
+    a = await connect(alice)
+    await a.request(send_frame("y" * 3000, "huge", to="bob"), "message.ack")
+    settings.CHAT_SYNC_MAX_CHARS = 100
+    page = await a.request({"type": "sync", "after": 0}, "sync.result")
+    assert [m["client_id"] for m in page["messages"]] == ["huge"]
+    assert page["more"] is False
+
+
+async def test_a_bug_in_one_handshake_refuses_that_socket_alone(connect, alice, bob, monkeypatch):
+    a, b, _ = await start_chat(connect, alice, bob)
+
+    def broken(*, user):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(selectors, "last_seq_for_user", broken)
+    key = await database_sync_to_async(token_issue)(user=alice)
+    connected, _, _ = await open_socket([(b"authorization", f"Bearer {key}".encode())])
+    assert not connected
+    monkeypatch.undo()
+    assert not heartbeat().layer_lost.is_set()
+    # The sockets already open are not closed and still chat.
+    await b.send(send_frame("still here", "c-2", to="alice"))
+    assert (await a.recv_type("message.new"))["message"]["body"] == "still here"
+
+
+async def beat_and_expect_close(client) -> None:
+    await heartbeat().beat()
+    _, code = await frames_until_close(client)
+    assert code == 4401
+
+
+async def test_a_deactivation_whose_close_was_lost_closes_the_socket_at_the_next_beat(
+    connect, alice
+):
+    client = await connect(alice)
+    # A queryset update sends no signal: as if the close through the layer were dropped.
+    await database_sync_to_async(User.objects.filter(pk=alice.pk).update)(is_active=False)
+    await beat_and_expect_close(client)
+
+
+async def test_deleting_a_user_closes_their_sockets(connect, alice):
+    client = await connect(alice)
+    await database_sync_to_async(User.objects.filter(pk=alice.pk).delete)()
+    await beat_and_expect_close(client)
+
+
+async def test_a_revoked_token_whose_close_was_lost_closes_its_sockets(connect, alice):
+    client = await connect(alice)
+    await database_sync_to_async(AuthToken.objects.filter(user=alice).delete)()
+    await beat_and_expect_close(client)
+
+
+async def test_an_expired_token_closes_its_sockets(connect, alice):
+    from django.utils import timezone
+
+    client = await connect(alice)
+    await database_sync_to_async(AuthToken.objects.filter(user=alice).update)(
+        expires_at=timezone.now()
+    )
+    await beat_and_expect_close(client)
+
+
+async def test_an_ended_session_closes_its_sockets(alice):
+    _, headers = await cookie_headers(alice)
+    connected, _, client = await open_socket(headers)
+    assert connected
+    assert (await client.recv())["type"] == "ready"
+    await database_sync_to_async(Session.objects.all().delete)()
+    await beat_and_expect_close(client)
+
+
+async def test_a_beat_leaves_valid_logins_open(connect, alice):
+    _, headers = await cookie_headers(alice)
+    connected, _, by_cookie = await open_socket(headers)
+    assert connected
+    by_token = await connect(alice)
+    await heartbeat().beat()
+    assert (await by_token.request({"type": "ping"}, "pong"))["type"] == "pong"
+    assert (await by_cookie.request({"type": "ping"}, "pong"))["type"] == "pong"
+    await by_cookie.close()
