@@ -14,6 +14,7 @@ from messaging import selectors, services
 from messaging.http import client_address
 from messaging.protocol import ChatError, message_data, user_data
 from messaging.ratelimit import check_rate_sync
+from messaging.usernames import validate_new_username
 
 User = get_user_model()
 
@@ -22,6 +23,13 @@ class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
         model = User
         fields = ("username",)
+
+    def clean_username(self) -> str | None:
+        """Refuse a name that hides characters, passes for someone else's or is reserved."""
+        username = super().clean_username()
+        if username is not None:
+            validate_new_username(username)
+        return username
 
 
 def _chat_page(request: HttpRequest, active: dict | None) -> HttpResponse:
