@@ -245,16 +245,6 @@ CHAT_RESERVED_USERNAMES = env.list(
         "no-reply", "api", "www", "chat", "settings", "official", "everyone", "here",
     ],
 )  # fmt: skip
-# Usernames nobody can sign up with, comma separated; also refused in other cases or spelt
-# with look-alike letters (messaging/usernames.py). Accounts that hold one keep it.
-CHAT_RESERVED_USERNAMES = env.list(
-    "CHAT_RESERVED_USERNAMES",
-    default=[
-        "admin", "administrator", "root", "staff", "support", "help", "system", "moderator",
-        "mod", "security", "abuse", "postmaster", "hostmaster", "webmaster", "info", "noreply",
-        "no-reply", "api", "www", "chat", "settings", "official", "everyone", "here",
-    ],
-)  # fmt: skip
 CHAT_MAX_BODY = env.int("CHAT_MAX_BODY", default=4000)
 CHAT_MAX_GROUP_SIZE = env.int("CHAT_MAX_GROUP_SIZE", default=50)
 CHAT_HISTORY_PAGE = 50
