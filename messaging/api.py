@@ -7,6 +7,7 @@ from django.contrib.auth import authenticate, get_user_model
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from messaging import blocks, groups, moderation, selectors, services
+from messaging.api_tokens import token_name
 from messaging.http import (
     ApiError,
     api,
@@ -19,7 +20,7 @@ from messaging.http import (
 from messaging.protocol import ChatError, iso_utc, message_data, user_data
 from messaging.ratelimit import check_rate_sync
 from messaging.search import message_search
-from messaging.tokens import token_issue
+from messaging.tokens import token_create, token_issue
 from messaging.views import SignupForm
 
 User = get_user_model()
@@ -65,10 +66,14 @@ def token(request: HttpRequest) -> JsonResponse:
     password = _string_field(data, "password", errors)
     if errors:
         raise bad_request("username and password are required", errors)
+    name = token_name(data)
     user = authenticate(request, username=username, password=password)
     if user is None:
         raise bad_request("wrong username or password")
-    return JsonResponse({"token": token_issue(user=user), "user": user_data(user)})
+    issued, key = token_create(user=user, name=name)
+    return JsonResponse(
+        {"token": key, "user": user_data(user), "expires_at": iso_utc(issued.expires_at)}
+    )
 
 
 def _usernames(data: dict) -> list[str]:

@@ -1,25 +1,80 @@
-"""Bearer tokens: issue, resolve, revoke."""
+"""Bearer tokens: issue, resolve, list, revoke.
+
+A token is named by its owner, expires CHAT_TOKEN_LIFETIME_DAYS after its issue, and a
+person holds at most CHAT_MAX_TOKENS_PER_USER of them: one more revokes the least recently
+used. Revoking a token closes the sockets opened with it at once (code 4401).
+"""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import secrets
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F, Q, QuerySet
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from messaging import fanout
 from messaging.models import AuthToken
 
 # Write last_used_at at most this often per token, not on every request.
 LAST_USED_RESOLUTION = timedelta(minutes=5)
 
+TOKEN_NAME_MAX = AuthToken._meta.get_field("name").max_length
+
+# The close code of a socket whose credentials ended (PROTOCOL.md).
+CLOSE_CREDENTIALS_ENDED = 4401
+
+
+def default_token_name(moment: datetime) -> str:
+    """Name a token its owner did not name: "API token" and the day of its issue."""
+    return f"API token {moment:%Y-%m-%d}"
+
+
+def token_create(*, user, name: str = "") -> tuple[AuthToken, str]:
+    """Create a bearer token for the user; return it with its secret (shown only once).
+
+    The user's expired tokens go, and so do the least recently used ones beyond the cap.
+    """
+    now = timezone.now()
+    key = secrets.token_urlsafe(32)
+    with transaction.atomic():
+        token = AuthToken.objects.create(
+            user=user,
+            key_hash=AuthToken.hash_key(key),
+            prefix=key[:8],
+            name=(name.strip() or default_token_name(now))[:TOKEN_NAME_MAX],
+            expires_at=now + timedelta(days=settings.CHAT_TOKEN_LIFETIME_DAYS),
+        )
+        keep = max(settings.CHAT_MAX_TOKENS_PER_USER, 1) - 1
+        beyond_cap = list(
+            _live(AuthToken.objects.filter(user=user), now)
+            .exclude(pk=token.pk)
+            .order_by(F("used").desc(), "-pk")
+            .values_list("pk", flat=True)[keep:]
+        )
+        _revoke(
+            AuthToken.objects.filter(user=user).filter(
+                Q(pk__in=beyond_cap) | Q(expires_at__lte=now)
+            )
+        )
+    return token, key
+
 
 def token_issue(*, user, name: str = "") -> str:
     """Create a bearer token for the user and return its secret (shown only once)."""
-    _, key = AuthToken.issue(user=user, name=name)
+    _, key = token_create(user=user, name=name)
     return key
 
 
-def user_for_token(key: str):
-    """Return the active user a token belongs to, or None."""
+def token_for_key(key: str | None) -> AuthToken | None:
+    """Return the token with this secret, with its user, if it is live and the user active.
+
+    An expired token is revoked when it is presented.
+    """
     if not key or len(key) > 200:
         return None
     token = (
@@ -30,9 +85,19 @@ def user_for_token(key: str):
     if token is None:
         return None
     now = timezone.now()
+    if token.expires_at is not None and token.expires_at <= now:
+        _revoke(AuthToken.objects.filter(pk=token.pk))
+        return None
     if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
         AuthToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+        token.last_used_at = now
+    return token
+
+
+def user_for_token(key: str | None):
+    """Return the active user a live token belongs to, or None."""
+    token = token_for_key(key)
+    return token.user if token is not None else None
 
 
 def bearer_key(header_value: str) -> str | None:
@@ -43,7 +108,43 @@ def bearer_key(header_value: str) -> str | None:
     return key.strip()
 
 
+def tokens_of(*, user) -> list[AuthToken]:
+    """Return the user's tokens that still work, newest first."""
+    return list(
+        _live(AuthToken.objects.filter(user=user), timezone.now()).order_by("-created_at", "-pk")
+    )
+
+
+def token_revoke(*, user, token_id: int) -> bool:
+    """Revoke one of the user's tokens and close its sockets; False if they hold no such token."""
+    return _revoke(AuthToken.objects.filter(user=user, pk=token_id)) > 0
+
+
 def tokens_revoke(*, user) -> int:
-    """Revoke all of a user's tokens; return how many there were."""
-    deleted, _ = AuthToken.objects.filter(user=user).delete()
-    return deleted
+    """Revoke all of a user's tokens and close their sockets; return how many there were."""
+    return _revoke(AuthToken.objects.filter(user=user))
+
+
+def _live(tokens: QuerySet[AuthToken], now: datetime) -> QuerySet[AuthToken]:
+    # Tokens issued before expiry existed and not yet migrated have none: they still work.
+    return tokens.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now)).annotate(
+        used=Coalesce("last_used_at", "created_at")
+    )
+
+
+def _revoke(tokens: QuerySet[AuthToken]) -> int:
+    """Delete the tokens; once that commits, close every socket opened with one of them."""
+    with transaction.atomic():
+        ids = list(tokens.select_for_update().values_list("pk", flat=True))
+        if not ids:
+            return 0
+        AuthToken.objects.filter(pk__in=ids).delete()
+        fanout.publish_on_commit(_close_events(ids))
+    return len(ids)
+
+
+def _close_events(token_ids: Iterable[int]) -> list[fanout.Event]:
+    return [
+        fanout.close_event(fanout.token_group(token_id), CLOSE_CREDENTIALS_ENDED)
+        for token_id in token_ids
+    ]

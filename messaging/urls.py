@@ -1,6 +1,6 @@
 from django.urls import path
 
-from messaging import api, views
+from messaging import account_views, api, api_tokens, views
 
 urlpatterns = [
     path("", views.inbox, name="inbox"),
@@ -9,6 +9,9 @@ urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
     path("api/auth/register/", api.register, name="api-register"),
     path("api/auth/token/", api.token, name="api-token"),
+    path("api/tokens/", api_tokens.token_list, name="api-tokens"),
+    path("api/tokens/<int:token_id>/", api_tokens.token_detail, name="api-token-detail"),
+    path("settings/", account_views.settings_page, name="settings"),
     path("api/conversations/", api.conversations, name="api-conversations"),
     path("api/conversations/<int:conversation_id>/", api.conversation, name="api-conversation"),
     path(

@@ -918,3 +918,113 @@ def test_blocking_and_reporting_from_the_browser(browsers):
     assert not Block.objects.exists()
     alice.no_dialog_opened()
     bob.no_dialog_opened()
+
+
+def chat_storage(browser: Browser) -> dict[str, str]:
+    """What the pages of this origin keep in localStorage and sessionStorage."""
+    return browser.js(
+        """
+        const kept = {};
+        for (const area of [localStorage, sessionStorage])
+          for (let i = 0; i < area.length; i++) {
+            const key = area.key(i);
+            if (key.startsWith("chat:")) kept[key] = area.getItem(key);
+          }
+        return kept;
+        """
+    )
+
+
+def test_logging_out_leaves_no_drafts_or_unsent_messages_in_the_browser(browsers):
+    alice_user = UserFactory(username="alice")
+    bob_user = UserFactory(username="bob")
+    conversation = direct(alice_user, bob_user)
+    alice = browsers("alice")
+    alice.log_in("alice", f"/c/{conversation.pk}/")
+
+    # Offline, Alice writes a message (it waits in the outbox) and starts another.
+    alice.add_script("no-socket", NO_SOCKET)
+    alice.reload()
+    alice.until(lambda: alice.connection() != "online", "alice: still online")
+    alice.send("Unsent and private")
+    alice.wait_message("Unsent and private", state="pending")
+    alice.type("A private draft")
+    outbox = f"chat:{alice_user.pk}:outbox"
+    draft = f"chat:{alice_user.pk}:draft:{conversation.pk}"
+    alice.until(lambda: draft in chat_storage(alice), "alice: the draft was not saved")
+    assert "Unsent and private" in chat_storage(alice)[outbox]
+
+    alice.by_testid("logout-button").click()
+    alice.visible(hook("login-form"))
+    assert chat_storage(alice) == {}, "the drafts and the outbox went with the session"
+    alice.remove_script("no-socket")
+
+    # What another person left in this browser is dropped when Alice signs in; hers stays.
+    alice.js(
+        f"""localStorage.setItem("chat:{bob_user.pk}:draft:{conversation.pk}", '"Bob\\'s"');
+            localStorage.setItem("chat:{alice_user.pk}:notify", "false");"""
+    )
+    alice.log_in("alice", f"/c/{conversation.pk}/")
+    assert chat_storage(alice) == {f"chat:{alice_user.pk}:notify": "false"}
+    assert alice.composer() == "" and alice.messages() == []
+    assert stored("Unsent and private") == 0
+
+
+def test_revoking_a_token_on_the_settings_page_takes_it_off_the_list(browsers):
+    from messaging.models import AuthToken, UserSettings
+    from messaging.tokens import token_issue, user_for_token
+
+    alice_user = UserFactory(username="alice")
+    laptop = token_issue(user=alice_user, name="laptop <script>")
+    script = token_issue(user=alice_user, name="backup script")
+    alice = browsers("alice")
+    alice.log_in("alice", "/")
+    alice.by_testid("settings-link").click()
+    alice.visible(hook("settings-page"))
+
+    def listed() -> list[str]:
+        return [item.text for item in alice.find_all(hook("token-name"))]
+
+    assert sorted(listed()) == ["backup script", "laptop <script>"]
+
+    # Revoking asks first, in the page; keeping it changes nothing.
+    item = next(
+        i
+        for i in alice.find_all(hook("token-item"))
+        if "laptop" in alice.find(hook("token-name"), i).text
+    )
+    alice.find(hook("token-revoke"), item).click()
+    alice.visible(hook("token-revoke-cancel")).click()
+    assert alice.focused_testid() == "token-revoke"
+    assert len(listed()) == 2
+
+    alice.find(hook("token-revoke"), item).click()
+    alice.visible(hook("token-revoke-confirm")).click()
+    alice.until(lambda: listed() == ["backup script"], "alice: the token is still listed")
+    assert alice.by_testid("tokens-status").get_attribute("textContent") == (
+        "Revoked \N{LEFT DOUBLE QUOTATION MARK}laptop <script>\N{RIGHT DOUBLE QUOTATION MARK}."
+    )
+    assert user_for_token(laptop) is None and user_for_token(script) == alice_user
+    alice.driver.refresh()
+    alice.visible(hook("settings-page"))
+    assert listed() == ["backup script"]
+
+    # A new named token: its secret is shown once, and it works.
+    alice.by_testid("token-name-input").send_keys("wscat", Keys.ENTER)
+    secret = alice.visible(hook("token-secret"))
+    alice.until(lambda: secret.get_property("value"), "alice: no secret shown")
+    assert alice.focused_testid() == "token-secret"
+    assert user_for_token(secret.get_property("value")) == alice_user
+    assert AuthToken.objects.get(prefix=secret.get_property("value")[:8]).name == "wscat"
+    assert "wscat" in listed()
+    alice.by_testid("token-secret-done").click()
+    alice.gone(hook("token-secret-box"))
+
+    # A privacy switch is saved as it changes, and says so.
+    alice.by_testid("show-presence-toggle").click()
+    alice.until(
+        lambda: alice.by_testid("privacy-status").text.startswith("Saved"),
+        "alice: the switch was not saved",
+    )
+    assert UserSettings.objects.get(user=alice_user).show_presence is False
+    alice.no_dialog_opened()

@@ -1,6 +1,7 @@
 """Pages: login, sign-up, inbox, conversation, the direct-message shortcut; XSS stays inert."""
 
 import pytest
+from django.test import Client
 
 from messaging import services
 from tests.factories import PASSWORD
@@ -85,3 +86,66 @@ def test_xss_in_bodies_and_usernames_is_rendered_as_text(client, make_user, alic
         assert "<img src=x" not in html
         assert "x<b>y" not in html
         assert "&lt;script&gt;" in html or "\\u003Cscript\\u003E" in html
+
+
+def test_settings_page_shows_privacy_choices_and_tokens(client, alice):
+    from messaging.models import UserSettings
+    from messaging.tokens import token_issue
+
+    UserSettings.objects.create(user=alice, show_presence=False)
+    key = token_issue(user=alice, name="<b>laptop</b>")
+    client.force_login(alice)
+    response = client.get("/settings/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    config = response.context["settings_config"]
+    assert config["privacy"] == {"show_presence": False, "send_read_receipts": True}
+    assert [token["name"] for token in config["tokens"]] == ["<b>laptop</b>"]
+    assert 'data-testid="show-presence-toggle"' in html
+    assert 'data-testid="read-receipts-toggle"' in html and "checked" in html
+    assert "<b>laptop</b>" not in html, "token names are data, never markup"
+    assert key not in html
+    assert '<script type="module" src="/static/messaging/settings.js"></script>' in html
+
+
+def test_settings_page_needs_login(client):
+    response = client.get("/settings/")
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/login/?next=/settings/"
+
+
+def test_the_chat_links_to_the_settings_page(client, alice):
+    client.force_login(alice)
+    assert 'href="/settings/"' in client.get("/").content.decode()
+
+
+def test_pages_and_api_answers_with_messages_are_never_stored_by_caches(client, alice, bob):
+    from messaging.tokens import token_issue
+
+    message = services.message_send(sender=alice, body="hi", client_id="c", to="bob").message
+    conversation = message.conversation_id
+    client.force_login(alice)
+    for path in (
+        "/",
+        f"/c/{conversation}/",
+        "/settings/",
+        "/api/conversations/",
+        f"/api/conversations/{conversation}/messages/",
+    ):
+        response = client.get(path)
+        assert response.status_code == 200, path
+        assert "no-store" in response["Cache-Control"], path
+        assert response["Pragma"] == "no-cache", path
+    with_token = Client().get(
+        "/api/conversations/", HTTP_AUTHORIZATION=f"Bearer {token_issue(user=alice)}"
+    )
+    assert "no-store" in with_token["Cache-Control"]
+    refused = Client().get("/api/conversations/")
+    assert refused.status_code == 401 and "no-store" in refused["Cache-Control"]
+
+
+def test_static_files_stay_cacheable_for_a_signed_in_person(client, alice):
+    client.force_login(alice)
+    response = client.get("/static/messaging/chat.css")
+    assert response.status_code == 200
+    assert "no-store" not in response.get("Cache-Control", "")

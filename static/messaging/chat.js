@@ -212,6 +212,8 @@
   }
 
   const store = {
+    // Set once this person's data is wiped (logout): nothing is written back after it.
+    sealed: false,
     get(key, fallback) {
       try {
         const raw = window.localStorage.getItem(key);
@@ -221,6 +223,7 @@
       }
     },
     set(key, value) {
+      if (store.sealed) return;
       try {
         window.localStorage.setItem(key, JSON.stringify(value));
       } catch (e) {
@@ -235,6 +238,47 @@
       }
     },
   };
+
+  function storageAreas() {
+    try {
+      return [window.localStorage, window.sessionStorage];
+    } catch (e) {
+      return []; // storage disabled: nothing was kept
+    }
+  }
+
+  /**
+   * Wipe everything this page keeps in the browser (drafts, outbox, notification choices)
+   * when the session ends: the next person at this computer must find none of it.
+   */
+  function forgetEverything() {
+    store.sealed = true;
+    for (const area of storageAreas()) {
+      try {
+        area.clear();
+      } catch (e) {
+        /* ignore */
+      }
+    }
+  }
+
+  /** Drop what someone else signed in here before left behind (keys are "chat:<id>:…"). */
+  function forgetOtherPeople() {
+    for (const area of storageAreas()) {
+      try {
+        const keys = [];
+        for (let i = 0; i < area.length; i++) keys.push(area.key(i));
+        for (const key of keys) {
+          const owner = /^chat:(\d+):/.exec(key || "");
+          if (owner && Number(owner[1]) !== me.id) area.removeItem(key);
+        }
+      } catch (e) {
+        /* ignore */
+      }
+    }
+  }
+
+  forgetOtherPeople();
 
   // ---------------------------------------------------------------------------------------
   // Time formatting (reader's local time zone)
@@ -900,6 +944,7 @@
     }
     if (code === 4401) {
       setConnection("offline", "Your session has ended. Taking you to the login page…", true);
+      forgetEverything();
       goLogin();
       return;
     }
@@ -3459,6 +3504,9 @@
   }
 
   function bind() {
+    const logoutForm = document.querySelector(".logout-form");
+    if (logoutForm) logoutForm.addEventListener("submit", forgetEverything);
+
     ui.inbox.addEventListener("click", (event) => {
       const a = event.target.closest("a[data-conversation-id]");
       if (!a || !plainClick(event)) return;
