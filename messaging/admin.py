@@ -1,10 +1,18 @@
-"""Moderation through Django admin; hiding goes through the same service as a delete."""
+"""Moderation through Django admin; hiding goes through the same service as a delete.
+
+Staff moderate by hiding messages and deactivating users, each action only with the
+matching change permission. Nothing here lets staff read themselves into a conversation,
+act as someone else (a token's owner, a password), or edit rows the services keep
+consistent (messages, conversations, memberships, tokens, presence): those are read-only.
+"""
 
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
+from django.contrib.admin.utils import flatten_fieldsets
+from django.contrib.auth import get_permission_codename, get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.utils.html import format_html, format_html_join
 
@@ -18,7 +26,7 @@ from messaging.models import (
     Report,
     SocketPresence,
 )
-from messaging.protocol import ChatError
+from messaging.protocol import ChatError, ErrorCode
 from messaging.search import matching, query_words
 
 User = get_user_model()
@@ -27,15 +35,49 @@ User = get_user_model()
 CONTEXT_MESSAGES = 3
 
 
+def _may(request, model, action: str) -> bool:
+    """Tell whether the user holds Django's `action` permission ("change", ...) on the model."""
+    opts = model._meta
+    return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows staff may look at but neither add, change nor delete here."""
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 class MembershipInline(admin.TabularInline):
+    """Who is in a conversation: shown, never changed here.
+
+    Adding oneself to a private conversation would read it silently; members join and
+    leave through the chat, where everyone in the conversation sees it.
+    """
+
     model = Membership
     extra = 0
-    raw_id_fields = ["user"]
-    readonly_fields = ["joined_at"]
+    fields = ["user", "joined_at", "last_read_message_id", "visible_to_members"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(ReadOnlyAdmin):
     list_display = ["id", "kind", "title", "member_names", "message_count", "last_activity_at"]
     list_filter = ["kind"]
     search_fields = ["title", "members__username"]
@@ -60,7 +102,7 @@ class ConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(ReadOnlyAdmin):
     list_display = ["id", "sender", "conversation", "short_body", "created_at", "status"]
     list_filter = [("deleted_at", admin.EmptyFieldListFilter), "created_at"]
     # Bodies are searched through the full-text index (get_search_results), as users do.
@@ -69,6 +111,7 @@ class MessageAdmin(admin.ModelAdmin):
     readonly_fields = [
         "conversation",
         "sender",
+        "kind",
         "body",
         "client_id",
         "seq",
@@ -80,12 +123,10 @@ class MessageAdmin(admin.ModelAdmin):
     actions = ["hide_messages", "restore_messages"]
     date_hierarchy = "created_at"
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        # Rows are never removed from here: hiding keeps the id and tells open clients.
-        return False
+    # Rows are never changed or removed from here: hiding keeps the id and tells open
+    # clients, and it takes the permission to change messages.
+    def has_moderate_permission(self, request) -> bool:
+        return _may(request, Message, "change")
 
     def get_search_results(self, request, queryset, search_term):
         found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
@@ -108,32 +149,45 @@ class MessageAdmin(admin.ModelAdmin):
             return "deleted by sender"
         return "edited" if message.edited_at else "visible"
 
-    @admin.action(description="Hide the selected messages (live, for everyone)")
+    @admin.action(
+        description="Hide the selected messages (live, for everyone)", permissions=["moderate"]
+    )
     def hide_messages(self, request, queryset) -> None:
         done = _each(
+            self,
+            request,
             queryset.values_list("pk", flat=True),
             lambda pk: moderation.staff_hide_message(staff=request.user, message_id=pk),
         )
         self.message_user(request, f"Hid {done} message(s).", messages.SUCCESS)
 
-    @admin.action(description="Restore the selected hidden messages")
+    @admin.action(description="Restore the selected hidden messages", permissions=["moderate"])
     def restore_messages(self, request, queryset) -> None:
         done = _each(
+            self,
+            request,
             queryset.values_list("pk", flat=True),
             lambda pk: moderation.staff_restore_message(staff=request.user, message_id=pk),
         )
         self.message_user(request, f"Restored {done} message(s).", messages.SUCCESS)
 
 
-def _each(items, act) -> int:
-    """Apply a staff action to each item; count those it applied to."""
+def _each(model_admin, request, items, act) -> int:
+    """Apply a staff action to each item; count those it applied to, and tell the refusals."""
     done = 0
+    refusals: dict[str, int] = {}
     for item in items:
         try:
             act(item)
-        except ChatError:
-            continue  # Already in that state.
+        except ChatError as error:
+            if error.code == ErrorCode.FORBIDDEN:
+                refusals[error.detail] = refusals.get(error.detail, 0) + 1
+            continue  # Otherwise already in that state.
         done += 1
+    for detail, count in refusals.items():
+        model_admin.message_user(
+            request, f"Refused {count}: {detail}.", messages.WARNING, fail_silently=True
+        )
     return done
 
 
@@ -187,8 +241,21 @@ class ReportAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         return False
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        # Every field is read-only: reports change only through the actions below.
+        return False
+
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    def has_hide_message_permission(self, request) -> bool:
+        return _may(request, Report, "change") and _may(request, Message, "change")
+
+    def has_deactivate_sender_permission(self, request) -> bool:
+        return _may(request, Report, "change") and _may(request, User, "change")
+
+    def has_dismiss_permission(self, request) -> bool:
+        return _may(request, Report, "change")
 
     @admin.display(description="message")
     def reported_message(self, report: Report) -> str:
@@ -228,9 +295,11 @@ class ReportAdmin(admin.ModelAdmin):
         )
         return format_html("<mark>{}</mark>", line) if reported else line
 
-    @admin.action(description="Hide the reported message")
+    @admin.action(description="Hide the reported message", permissions=["hide_message"])
     def hide_message(self, request, queryset) -> None:
         done = _each(
+            self,
+            request,
             queryset.select_related("message"),
             lambda report: moderation.staff_hide_message(
                 staff=request.user, message_id=report.message_id, report=report
@@ -238,9 +307,11 @@ class ReportAdmin(admin.ModelAdmin):
         )
         self.message_user(request, f"Hid the message of {done} report(s).", messages.SUCCESS)
 
-    @admin.action(description="Deactivate the sender")
+    @admin.action(description="Deactivate the sender", permissions=["deactivate_sender"])
     def deactivate_sender(self, request, queryset) -> None:
         done = _each(
+            self,
+            request,
             queryset.select_related("message__sender"),
             lambda report: moderation.staff_deactivate_user(
                 staff=request.user, user=report.message.sender, report=report
@@ -248,9 +319,11 @@ class ReportAdmin(admin.ModelAdmin):
         )
         self.message_user(request, f"Deactivated {done} sender(s).", messages.SUCCESS)
 
-    @admin.action(description="Dismiss")
+    @admin.action(description="Dismiss", permissions=["dismiss"])
     def dismiss(self, request, queryset) -> None:
         done = _each(
+            self,
+            request,
             queryset.select_related("message"),
             lambda report: moderation.staff_dismiss_report(staff=request.user, report=report),
         )
@@ -258,7 +331,7 @@ class ReportAdmin(admin.ModelAdmin):
 
 
 @admin.register(ModerationAction)
-class ModerationActionAdmin(admin.ModelAdmin):
+class ModerationActionAdmin(ReadOnlyAdmin):
     """The audit log: staff can read it; nobody can change it here."""
 
     list_display = ["created_at", "actor", "kind", "target_user", "message", "report"]
@@ -266,22 +339,19 @@ class ModerationActionAdmin(admin.ModelAdmin):
     search_fields = ["actor__username", "target_user__username", "note"]
     list_select_related = ["actor", "target_user", "message", "report"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 admin.site.unregister(User)
 
 
 @admin.register(User)
 class ChatUserAdmin(UserAdmin):
-    """Users with how much they wrote and how often they were reported."""
+    """Users with how much they wrote and how often they were reported.
+
+    Staff who are not superusers may only deactivate and reactivate people who are not
+    superusers (nor themselves): every other field is read-only for them, and adding,
+    deleting and setting passwords (which would let them sign in as someone) are for
+    superusers.
+    """
 
     list_display = [
         "username",
@@ -312,27 +382,67 @@ class ChatUserAdmin(UserAdmin):
     def report_count(self, user) -> int:
         return user.report_count
 
+    def has_add_permission(self, request) -> bool:
+        return request.user.is_superuser
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return request.user.is_superuser
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is None:
+            return super().get_readonly_fields(request, obj)
+        may_switch = obj.pk != request.user.pk and (
+            request.user.is_superuser or not obj.is_superuser
+        )
+        if request.user.is_superuser:
+            readonly = list(super().get_readonly_fields(request, obj))
+        else:
+            # The password field is read-only by nature and shows no hash.
+            readonly = [
+                name
+                for name in flatten_fieldsets(self.get_fieldsets(request, obj))
+                if name not in ("password", "is_active")
+            ]
+        if not may_switch:
+            readonly.append("is_active")
+        return readonly
+
+    def user_change_password(self, request, id, form_url=""):
+        if not request.user.is_superuser:
+            raise PermissionDenied
+        return super().user_change_password(request, id, form_url)
+
     def save_model(self, request, obj, form, change) -> None:
         # Deactivating from the form is the same staff action as from the list.
         if change and "is_active" in form.changed_data:
-            if obj.is_active:
-                moderation.staff_reactivate_user(staff=request.user, user=obj)
-            else:
-                moderation.staff_deactivate_user(staff=request.user, user=obj)
+            try:
+                if obj.is_active:
+                    moderation.staff_reactivate_user(staff=request.user, user=obj)
+                else:
+                    moderation.staff_deactivate_user(staff=request.user, user=obj)
+            except ChatError as error:
+                obj.is_active = not obj.is_active
+                self.message_user(request, f"Refused: {error.detail}.", messages.ERROR)
             form.changed_data.remove("is_active")
         super().save_model(request, obj, form, change)
 
-    @admin.action(description="Deactivate (closes their sockets, stops their tokens)")
+    @admin.action(
+        description="Deactivate (closes their sockets, stops their tokens)", permissions=["change"]
+    )
     def deactivate(self, request, queryset) -> None:
         done = _each(
+            self,
+            request,
             queryset.filter(is_active=True),
             lambda user: moderation.staff_deactivate_user(staff=request.user, user=user),
         )
         self.message_user(request, f"Deactivated {done} user(s).", messages.SUCCESS)
 
-    @admin.action(description="Reactivate")
+    @admin.action(description="Reactivate", permissions=["change"])
     def reactivate(self, request, queryset) -> None:
         done = _each(
+            self,
+            request,
             queryset.filter(is_active=False),
             lambda user: moderation.staff_reactivate_user(staff=request.user, user=user),
         )
@@ -340,19 +450,25 @@ class ChatUserAdmin(UserAdmin):
 
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(ReadOnlyAdmin):
+    """Memberships, to look at: see MembershipInline for why they are not changed here."""
+
     list_display = ["id", "user", "conversation", "last_read_message_id", "joined_at"]
     search_fields = ["user__username", "=conversation__id"]
-    raw_id_fields = ["user", "conversation"]
     list_select_related = ["user", "conversation"]
 
 
 @admin.register(AuthToken)
 class AuthTokenAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "user", "name", "created_at", "last_used_at"]
+    """Bearer tokens: staff may look at them and revoke (delete) them, nothing else.
+
+    A token pointed at another user would let whoever holds it act as that user.
+    """
+
+    list_display = ["prefix", "user", "name", "created_at", "last_used_at", "expires_at"]
     search_fields = ["user__username", "prefix", "name"]
-    readonly_fields = ["prefix", "created_at", "last_used_at"]
-    raw_id_fields = ["user"]
+    fields = ["prefix", "user", "name", "created_at", "last_used_at", "expires_at"]
+    readonly_fields = fields
     list_select_related = ["user"]
 
     def has_add_permission(self, request) -> bool:
@@ -360,15 +476,14 @@ class AuthTokenAdmin(admin.ModelAdmin):
         # `manage.py issue_token`, not here.
         return False
 
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
 
 @admin.register(SocketPresence)
-class SocketPresenceAdmin(admin.ModelAdmin):
+class SocketPresenceAdmin(ReadOnlyAdmin):
+    """Open sockets, kept by the processes holding them: a deleted row would only lie."""
+
     list_display = ["user", "channel_name", "process", "connected_at"]
     search_fields = ["user__username"]
     list_select_related = ["user"]
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
