@@ -28,6 +28,7 @@ from messaging.models import (
 )
 from messaging.protocol import ChatError, ErrorCode
 from messaging.search import matching, query_words
+from messaging.tokens import token_revoke
 
 User = get_user_model()
 
@@ -478,6 +479,14 @@ class AuthTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    # Revoking here is revoking anywhere: the sockets opened with the token close at once.
+    def delete_model(self, request, obj) -> None:
+        token_revoke(user=obj.user, token_id=obj.pk)
+
+    def delete_queryset(self, request, queryset) -> None:
+        for token in queryset.select_related("user"):
+            token_revoke(user=token.user, token_id=token.pk)
 
 
 @admin.register(SocketPresence)

@@ -2,6 +2,7 @@
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.test import Client as HttpClient
 
 from messaging.models import Message
@@ -264,3 +265,21 @@ def test_every_page_opens_for_staff_who_may_only_look_and_for_superusers(make_us
     assert own_page.status_code == 200 and 'name="is_active"' not in own_page.content.decode()
     user_page = client.get(pages["/admin/auth/user/"]).content.decode()
     assert alice.password not in user_page, "the password hash is never shown"
+
+
+async def test_revoking_a_token_in_the_admin_closes_its_sockets(connect, alice, make_user):
+    from messaging.models import AuthToken
+
+    socket = await connect(alice)
+    token = await database_sync_to_async(AuthToken.objects.get)(user=alice)
+    admin = await sync_to_async(staff_client)(make_user)
+    await sync_to_async(admin.post)(
+        "/admin/messaging/authtoken/",
+        {"action": "delete_selected", "_selected_action": [token.pk], "post": "yes"},
+    )
+
+    closed = await socket.communicator.receive_output(timeout=3)
+    while closed["type"] != "websocket.close":
+        closed = await socket.communicator.receive_output(timeout=3)
+    assert closed["code"] == 4401
+    assert not await database_sync_to_async(AuthToken.objects.exists)()
