@@ -58,6 +58,11 @@ def _allow_standard_close_codes(protocol_class) -> None:
             original(self, code)
         elif self.state == protocol_class.STATE_OPEN:
             self.sendCloseFrame(code=code, isReply=False)
+            if code == CLOSE_POLICY_VIOLATION:
+                # A flooding client keeps writing during the close handshake, and reading
+                # it would cost the process a core for up to a second per socket: stop
+                # reading; autobahn drops the connection when no close reply came.
+                self.transport.pauseProducing()
         # Otherwise the socket is already closing: nothing more to send.
 
     protocol_class.serverClose = server_close

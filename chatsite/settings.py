@@ -308,6 +308,9 @@ CHAT_SYNC_RATE = env.str("CHAT_SYNC_RATE", default="30/10s,600/600s")
 CHAT_PING_RATE = env.str("CHAT_PING_RATE", default="60/30s")
 CHAT_READ_RATE = env.str("CHAT_READ_RATE", default="30/5s,300/60s")
 CHAT_EDIT_RATE = env.str("CHAT_EDIT_RATE", default="10/5s,60/60s")
+# Handshakes per user: every tab of a person reconnecting at once after a restart fits; a
+# client reopening sockets in a loop does not.
+CHAT_CONNECT_RATE = env.str("CHAT_CONNECT_RATE", default="60/60s,600/3600s")
 # Presence: each socket refreshes its heartbeat this often; a socket not heard from for
 # PRESENCE_TTL seconds (its process died) counts as gone.
 CHAT_HEARTBEAT_SECONDS = env.float("CHAT_HEARTBEAT_SECONDS", default=15)

@@ -42,7 +42,10 @@ class _WaitingFrames:
 
     def put(self, message: dict[str, Any]) -> bool:
         """Hold a message for the application; return False when it overflows the bound."""
-        if message["type"] == "websocket.receive":
+        if message["type"] == "websocket.disconnect":
+            # The client is gone: answering what it left waiting would be work for no one.
+            self._drop_waiting()
+        elif message["type"] == "websocket.receive":
             if self.overflowed:
                 return True  # Dropped: the socket is closing.
             size = _size(message)

@@ -157,6 +157,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated or not user.is_active:
             await self.refuse_handshake("no_credentials")
             return
+        try:
+            await check_rate("connect", user.pk, settings.CHAT_CONNECT_RATE)
+        except ChatError:
+            # Each handshake costs the process a few database writes: a client that
+            # reconnects in a loop is refused until its window passes.
+            metrics.RATE_LIMITED.labels("connect").inc()
+            await self.refuse_handshake("rate_limited")
+            return
         self.user = user
         # Whoever is online is whom people write to: their sends by username skip a lookup.
         send_batch.remember_user(user.pk, user.username)

@@ -12,6 +12,7 @@ os.environ.setdefault("CHAT_SYNC_RATE", "1000/1s")
 os.environ.setdefault("CHAT_PING_RATE", "1000/1s")
 os.environ.setdefault("CHAT_READ_RATE", "1000/1s")
 os.environ.setdefault("CHAT_EDIT_RATE", "1000/1s")
+os.environ.setdefault("CHAT_CONNECT_RATE", "1000/1s")
 os.environ.setdefault("CHAT_CONVERSATION_RATE", "100000/3600s")
 os.environ.setdefault("CHAT_REGISTER_RATE", "100000/3600s")
 for _rate in ("API_READ", "SEARCH", "USER_LOOKUP", "GROUP_CHANGE", "API_WRITE", "LOGIN"):

@@ -81,6 +81,19 @@ async def test_every_frame_type_is_limited_per_user(connect, alice, bob, setting
     assert error["retry_after"] > 0
 
 
+async def test_handshakes_past_their_rule_are_refused(alice, settings):
+    settings.CHAT_CONNECT_RATE = "2/60s"
+    key = await database_sync_to_async(token_issue)(user=alice)
+    headers = [(b"authorization", f"Bearer {key}".encode())]
+    opened = []
+    for _ in range(3):
+        connected, _, client = await open_socket(headers)
+        opened.append(connected)
+        if connected:
+            await client.close()
+    assert opened == [True, True, False]
+
+
 async def test_refusals_of_any_kind_count_toward_the_1008_close(connect, alice, settings):
     settings.CHAT_ABUSE_CLOSE_AFTER = 5
     client = await connect(alice)
