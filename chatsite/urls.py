@@ -1,11 +1,17 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from messaging.health import healthz
+from messaging.http import limit_posts
 from messaging.metrics import metrics_view
 
 urlpatterns = [
+    # Before Django's own: every login attempt hashes a password, so the forms' POSTs are
+    # counted per address and in total (messaging/http.py).
+    path("admin/login/", limit_posts(admin.site.login)),
     path("admin/", admin.site.urls),
+    path("accounts/login/", limit_posts(auth_views.LoginView.as_view()), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),

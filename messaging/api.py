@@ -13,7 +13,7 @@ from messaging.http import (
     api,
     bad_request,
     chat_error_response,
-    client_address,
+    client_key,
     form_errors,
     json_body,
 )
@@ -34,7 +34,7 @@ def _string_field(data: dict, name: str, errors: dict) -> str:
     return value
 
 
-@api("POST", auth=False)
+@api("POST", auth=False, rate="login")
 def register(request: HttpRequest) -> JsonResponse:
     """Create an account and return a bearer token for it."""
     if not settings.CHAT_REGISTRATION_OPEN:
@@ -45,7 +45,7 @@ def register(request: HttpRequest) -> JsonResponse:
     password = _string_field(data, "password", errors)
     if errors:
         raise bad_request("invalid registration", errors)
-    check_rate_sync("register", client_address(request), settings.CHAT_REGISTER_RATE)
+    check_rate_sync("register", client_key(request), settings.CHAT_REGISTER_RATE)
     form = SignupForm(data={"username": username, "password1": password, "password2": password})
     if not form.is_valid():
         errors = form_errors(form)
@@ -57,7 +57,7 @@ def register(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"token": token_issue(user=user), "user": user_data(user)}, status=201)
 
 
-@api("POST", auth=False)
+@api("POST", auth=False, rate="login")
 def token(request: HttpRequest) -> JsonResponse:
     """Exchange a username and password for a new bearer token."""
     data = json_body(request)
@@ -88,7 +88,7 @@ def _usernames(data: dict) -> list[str]:
     return usernames
 
 
-@api("GET", "POST")
+@api("GET", "POST", rate={"GET": "read", "POST": "group_change"})
 def conversations(request: HttpRequest) -> JsonResponse:
     """List the caller's conversations, or start one."""
     if request.method == "GET":
@@ -122,7 +122,7 @@ def conversations(request: HttpRequest) -> JsonResponse:
     return JsonResponse(detail, status=201 if created else 200)
 
 
-@api("GET", "PATCH")
+@api("GET", "PATCH", rate={"GET": "read", "PATCH": "group_change"})
 def conversation(request: HttpRequest, conversation_id: int) -> JsonResponse:
     """Show one of the caller's conversations with each member's read pointer; rename a group."""
     if request.method == "PATCH":
@@ -153,7 +153,7 @@ def _int_param(request: HttpRequest, name: str, default: int | None, low: int, h
     return int(raw)
 
 
-@api("GET")
+@api("GET", rate="read")
 def messages(request: HttpRequest, conversation_id: int) -> JsonResponse:
     """Page through a conversation's history, newest page first, each page ascending."""
     selectors.conversation_for_member(user=request.user, conversation_id=conversation_id)
@@ -170,7 +170,7 @@ def messages(request: HttpRequest, conversation_id: int) -> JsonResponse:
     )
 
 
-@api("GET")
+@api("GET", rate="user_lookup")
 def users(request: HttpRequest) -> JsonResponse:
     """Find people by username prefix."""
     prefix = request.GET.get("q", "").strip()
@@ -178,7 +178,7 @@ def users(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"users": [user_data(user) for user in found]})
 
 
-@api("GET", "POST")
+@api("GET", "POST", rate={"GET": "read", "POST": "write"})
 def block_list(request: HttpRequest) -> JsonResponse:
     """List the people the caller blocks, or block one more."""
     if request.method == "GET":
@@ -196,14 +196,14 @@ def block_list(request: HttpRequest) -> JsonResponse:
     return JsonResponse(user_data(blocked), status=201)
 
 
-@api("DELETE")
+@api("DELETE", rate="write")
 def block_detail(request: HttpRequest, username: str) -> HttpResponse:
     """Lift a block."""
     blocks.block_remove(blocker=request.user, username=username)
     return HttpResponse(status=204)
 
 
-@api("POST")
+@api("POST", rate="write")
 def report(request: HttpRequest, message_id: int) -> JsonResponse:
     """Report a message to staff; a second report by the same person changes nothing."""
     data = json_body(request)
@@ -226,7 +226,7 @@ def report(request: HttpRequest, message_id: int) -> JsonResponse:
     return JsonResponse(body, status=201 if created else 200)
 
 
-@api("POST")
+@api("POST", rate="group_change")
 def members(request: HttpRequest, conversation_id: int) -> JsonResponse:
     """Add people to a group."""
     usernames = _usernames(json_body(request))
@@ -241,14 +241,14 @@ def members(request: HttpRequest, conversation_id: int) -> JsonResponse:
     )
 
 
-@api("DELETE")
+@api("DELETE", rate="group_change")
 def member(request: HttpRequest, conversation_id: int, username: str) -> HttpResponse:
     """Remove someone from a group, or leave it (your own username)."""
     groups.group_remove(actor=request.user, conversation_id=conversation_id, username=username)
     return HttpResponse(status=204)
 
 
-@api("GET")
+@api("GET", rate="search")
 def search(request: HttpRequest) -> JsonResponse:
     """Search the caller's conversations: every word must match; newest first, paged."""
     query = request.GET.get("q", "")

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import uuid
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
+
+log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 3.0
 
@@ -48,23 +53,72 @@ async def _channel_layer() -> None:
         return
 
 
-async def _run(check) -> str:
+async def _run(name: str, check) -> str:
     try:
         await asyncio.wait_for(check(), CHECK_TIMEOUT)
     except TimeoutError:
         return f"no answer within {CHECK_TIMEOUT:g} s"
     except Exception as exc:
-        reason = str(exc).splitlines()[0][:120] if str(exc) else ""
-        return f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+        log.warning("health check %s failed: %s", name, type(exc).__name__)
+        return failure_reason(exc)
     return "ok"
+
+
+def failure_reason(exc: BaseException) -> str:
+    """Name why a check failed in a few words, never with the exception's own text.
+
+    /healthz answers anyone, and a driver's message can hold host names, user names or a
+    password from a URL.
+    """
+    seen: BaseException | None = exc
+    for _ in range(10):  # the chain of causes, which could loop
+        if seen is None:
+            break
+        if isinstance(seen, ConnectionRefusedError) or "connection refused" in str(seen).lower():
+            return "connection refused"
+        seen = seen.__cause__ or seen.__context__
+    return type(exc).__name__
+
+
+async def _check_all() -> dict[str, str]:
+    global _latest
+    database, layer = await asyncio.gather(
+        _run("database", sync_to_async(_database, thread_sensitive=False)),
+        _run("channel_layer", _channel_layer),
+    )
+    checks = {"database": database, "channel_layer": layer}
+    _latest = (time.monotonic(), checks)
+    return checks
+
+
+# The last answer (when it was made, the checks) and the check under way (on which event
+# loop): callers share them, so no number of requests makes a process ask the database and
+# Redis more than once per CHAT_HEALTH_CACHE_SECONDS.
+_latest: tuple[float, dict[str, str]] | None = None
+_running: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None
+
+
+async def shared_checks() -> dict[str, str]:
+    """Return the checks' results: the last ones while fresh, else those of a shared run."""
+    global _running
+    if _latest is not None and time.monotonic() - _latest[0] < settings.CHAT_HEALTH_CACHE_SECONDS:
+        return _latest[1]
+    loop = asyncio.get_running_loop()
+    if _running is None or _running[0] is not loop or _running[1].done():
+        _running = (loop, loop.create_task(_check_all()))
+    # A caller that goes away must not cancel the run the others wait for.
+    return await asyncio.shield(_running[1])
+
+
+def forget_checks() -> None:
+    """Drop the last answer, so that the next call checks again."""
+    global _latest, _running
+    _latest = _running = None
 
 
 async def healthz(request) -> JsonResponse:
     """Answer 200 when the database and the channel layer answer, else 503 naming what failed."""
-    database, layer = await asyncio.gather(
-        _run(sync_to_async(_database, thread_sensitive=False)), _run(_channel_layer)
-    )
-    checks = {"database": database, "channel_layer": layer}
+    checks = await shared_checks()
     healthy = all(result == "ok" for result in checks.values())
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks},

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
 from messaging import selectors, services
-from messaging.http import client_address
+from messaging.http import client_key, page_rate_refusal, too_many_response
 from messaging.protocol import ChatError, message_data, user_data
 from messaging.ratelimit import check_rate_sync
 from messaging.usernames import validate_new_username
@@ -103,12 +103,16 @@ def signup(request: HttpRequest) -> HttpResponse:
         )
     if request.user.is_authenticated:
         return redirect("inbox")
+    if request.method == "POST":
+        refusal = page_rate_refusal(request)
+        if refusal is not None:
+            return refusal
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            check_rate_sync("register", client_address(request), settings.CHAT_REGISTER_RATE)
+            check_rate_sync("register", client_key(request), settings.CHAT_REGISTER_RATE)
         except ChatError as error:
-            return render(request, "messaging/problem.html", {"problem": error.detail}, status=429)
+            return too_many_response(request, error.detail, error.retry_after or 1)
         user = form.save()
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect(reverse("inbox"))
