@@ -396,3 +396,45 @@ async def test_sigterm_to_a_daphne_behind_nginx_loses_nothing_and_doubles_nothin
     finally:
         await alice_socket.close()
         await bob_socket.close()
+
+
+def post_token(nginx: Nginx, username: str):
+    return nginx.https(
+        "POST",
+        "/api/auth/token/",
+        body=json.dumps({"username": username, "password": PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+
+
+@pytest.mark.services
+async def test_nginx_refuses_a_burst_of_token_requests_and_lets_a_normal_pace_through(
+    stack, alice
+):
+    nginx, daphnes = stack
+    # The chat's own limits are far away in the test settings: any 429 here is nginx's.
+    burst = [(await asyncio.to_thread(post_token, nginx, "alice")) for _ in range(25)]
+    statuses = [reply.status for reply in burst]
+    # The zone's burst (10) after the first, then refusals, all in well under a second.
+    assert statuses[:11] == [200] * 11, statuses
+    assert statuses.count(429) >= 10, statuses
+    for refused in (reply for reply in burst if reply.status == 429):
+        assert refused.headers["Retry-After"] == "1"
+        assert json.loads(refused.body) == {
+            "detail": "too many requests from your address; slow down",
+            "retry_after": 1,
+        }
+    # The refused requests never reached daphne (no password was hashed for them).
+    reached = sum(
+        daphne.access_log.read_text().count('"POST /api/auth/token/"')
+        for daphne in daphnes
+        if daphne.access_log.exists()
+    )
+    assert reached == statuses.count(200)
+
+    # Loading the login form is not counted: only what hashes a password.
+    assert (await asyncio.to_thread(nginx.https, "GET", "/accounts/login/")).status == 200
+    # At about the zone's rate (1 per second), right after the burst, every request passes.
+    for _ in range(4):
+        await asyncio.sleep(1.1)
+        assert (await asyncio.to_thread(post_token, nginx, "alice")).status == 200
