@@ -4,6 +4,7 @@
 import asyncio
 import json
 import time
+import uuid
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -18,6 +19,12 @@ from tests.factories import PASSWORD
 pytestmark = pytest.mark.django_db
 
 User = get_user_model()
+
+
+@pytest.fixture(autouse=True)
+def _own_counters(settings):
+    """Start each test from zero, also on a Redis that earlier tests counted in."""
+    settings.CHAT_RATE_LIMIT_PREFIX = f"test-http-{uuid.uuid4().hex[:12]}"
 
 
 def api_client(user) -> Client:
