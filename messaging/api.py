@@ -134,10 +134,9 @@ def conversation(request: HttpRequest, conversation_id: int) -> JsonResponse:
         except ChatError as error:
             return chat_error_response(error, field="title")
     detail = selectors.conversation_detail(user=request.user, conversation_id=conversation_id)
-    detail["read_pointers"] = {
-        str(user_id): up_to
-        for user_id, up_to in selectors.read_pointers(conversation_id=conversation_id).items()
-    }
+    # The caller's own pointer always; others' only as the privacy rule lets the caller see.
+    pointers = selectors.read_pointers(conversation_id=conversation_id, viewer=request.user)
+    detail["read_pointers"] = {str(user_id): up_to for user_id, up_to in pointers.items()}
     return JsonResponse(detail)
 
 

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from messaging import presence
 from messaging.models import Block
 from messaging.protocol import ChatError, ErrorCode
 
@@ -40,17 +41,24 @@ def block_create(*, blocker, username: str):
         raise ChatError(ErrorCode.NOT_FOUND, "no such user")
     if blocked.pk == blocker.pk:
         raise ChatError(ErrorCode.BAD_FRAME, "you cannot block yourself")
-    try:
-        with transaction.atomic():
-            Block.objects.get_or_create(blocker=blocker, blocked=blocked)
-    except IntegrityError:
-        pass  # Made by a concurrent request.
+    # Each stops seeing the other online at once (PROTOCOL.md, Details: Blocks).
+    with transaction.atomic(), presence.announcing_sight_changes([blocker.pk, blocked.pk]):
+        try:
+            with transaction.atomic():
+                Block.objects.get_or_create(blocker=blocker, blocked=blocked)
+        except IntegrityError:
+            pass  # Made by a concurrent request.
     return blocked
 
 
 def block_remove(*, blocker, username: str) -> None:
     """Lift a block; raise `not_found` if there was none."""
-    deleted, _ = Block.objects.filter(blocker=blocker, blocked__username=username).delete()
+    blocked = User.objects.filter(username=username).first()
+    if blocked is None:
+        raise ChatError(ErrorCode.NOT_FOUND, "you do not block that user")
+    # Whoever may see the other again is told at once that they are online.
+    with transaction.atomic(), presence.announcing_sight_changes([blocker.pk, blocked.pk]):
+        deleted, _ = Block.objects.filter(blocker=blocker, blocked=blocked).delete()
     if not deleted:
         raise ChatError(ErrorCode.NOT_FOUND, "you do not block that user")
 

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
+from messaging import presence
 from messaging.blocks import cut_off_ids
 from messaging.models import Conversation, Membership
 from messaging.protocol import ChatError, ErrorCode, user_data
@@ -85,19 +86,30 @@ def group_add(*, actor, conversation_id: int, usernames: list[str]) -> Conversat
         raise ChatError(
             ErrorCode.FORBIDDEN, f"a group has at most {settings.CHAT_MAX_GROUP_SIZE} members"
         )
-    Membership.objects.bulk_create(
-        [Membership(conversation=conversation, user=user) for user in new]
-    )
-    streams_ensure(user.pk for user in new)
-    names = ", ".join(sorted(user.username for user in new))
-    announce_change(
-        conversation,
-        actor=actor,
-        line=f"{actor.username} added {names}",
-        change={"kind": "added", "users": [user_data(user) for user in new]},
-        audience=current | {user.pk for user in new},
-    )
+    # The newcomers see at once who showed themselves here; the actor shows themselves by
+    # the line below (store_message), if not yet.
+    with presence.announcing_sight_changes(_shown_member_ids(conversation.pk)):
+        Membership.objects.bulk_create(
+            [Membership(conversation=conversation, user=user) for user in new]
+        )
+        streams_ensure(user.pk for user in new)
+        names = ", ".join(sorted(user.username for user in new))
+        announce_change(
+            conversation,
+            actor=actor,
+            line=f"{actor.username} added {names}",
+            change={"kind": "added", "users": [user_data(user) for user in new]},
+            audience=current | {user.pk for user in new},
+        )
     return conversation
+
+
+def _shown_member_ids(conversation_id: int) -> list[int]:
+    return list(
+        Membership.objects.filter(
+            conversation_id=conversation_id, visible_to_members=True
+        ).values_list("user_id", flat=True)
+    )
 
 
 @transaction.atomic

@@ -7,6 +7,8 @@ any other process sweeps that process's sockets and announces those people offli
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from django.conf import settings
@@ -14,11 +16,9 @@ from django.contrib.auth import get_user_model
 from django.db import models, transaction
 from django.utils import timezone
 
-from messaging import fanout
-from messaging.blocks import cut_off_ids
+from messaging import fanout, visibility
 from messaging.models import PresenceProcess, SocketPresence
 from messaging.protocol import user_data
-from messaging.selectors import peer_ids
 
 User = get_user_model()
 
@@ -36,17 +36,66 @@ def _is_online(user_id: int) -> bool:
     return _live_sockets().filter(user_id=user_id).exists()
 
 
-def _visible_peer_ids(user_id: int) -> set[int]:
-    """Return who shares a conversation with the user, less anyone on either side of a block."""
-    return peer_ids(user_id=user_id) - cut_off_ids(user_id)
+def _online_ids(user_ids: Iterable[int]) -> set[int]:
+    return set(
+        _live_sockets().filter(user_id__in=list(user_ids)).values_list("user_id", flat=True)
+    )
+
+
+def _presence_watchers(user_ids: Iterable[int], **kwargs) -> dict[int, set[int]]:
+    return visibility.watchers(user_ids=user_ids, setting=visibility.PRESENCE, **kwargs)
 
 
 def _announce(user, online: bool) -> None:
     frame = {"type": "presence", "user": user_data(user), "online": online}
     fanout.publish_on_commit(
         fanout.frame_event(fanout.user_group(peer_id), frame)
-        for peer_id in _visible_peer_ids(user.pk)
+        for peer_id in sorted(_presence_watchers([user.pk])[user.pk])
     )
+
+
+def _announce_sight_changes(before: dict[int, set[int]], after: dict[int, set[int]]) -> None:
+    """Tell whoever gained sight of an online user that they are online, whoever lost it not."""
+    changed = [user_id for user_id in after if after[user_id] != before.get(user_id, set())]
+    online = _online_ids(changed) if changed else set()
+    if not online:
+        return
+    events = []
+    for user in User.objects.filter(pk__in=online).order_by("pk"):
+        seen_before = before.get(user.pk, set())
+        for viewer_id, is_online in [
+            *((viewer_id, True) for viewer_id in sorted(after[user.pk] - seen_before)),
+            *((viewer_id, False) for viewer_id in sorted(seen_before - after[user.pk])),
+        ]:
+            frame = {"type": "presence", "user": user_data(user), "online": is_online}
+            events.append(fanout.frame_event(fanout.user_group(viewer_id), frame))
+    fanout.publish_on_commit(events)
+
+
+@contextmanager
+def announcing_sight_changes(user_ids: Iterable[int]) -> Iterator[None]:
+    """Around a change of who sees these users, tell those who gained or lost sight of them.
+
+    Only users online now are announced: to those who can now see them, `online: true`; to
+    those who no longer can, `online: false`, so that no one keeps showing them online.
+    """
+    ids = set(user_ids)
+    before = _presence_watchers(ids)
+    yield
+    _announce_sight_changes(before, _presence_watchers(ids))
+
+
+def announce_shown(memberships: Iterable[tuple[int, int]]) -> None:
+    """Tell who can see these members online now that they showed themselves.
+
+    `memberships` are (conversation id, user id) just marked visible_to_members.
+    """
+    shown = set(memberships)
+    if not shown:
+        return
+    user_ids = {user_id for _, user_id in shown}
+    before = _presence_watchers(user_ids, hidden=shown)
+    _announce_sight_changes(before, _presence_watchers(user_ids))
 
 
 def open_socket_count(*, user) -> int:
@@ -113,12 +162,10 @@ def sweep_expired() -> int:
 
 
 def online_peers(*, user) -> list:
-    """List the people who share a conversation with the user and have a socket open."""
+    """List the people whose presence the user may see and who have a socket open."""
+    seen = visibility.seen_by(viewer_id=user.pk, setting=visibility.PRESENCE)
     online_ids = (
-        _live_sockets()
-        .filter(user_id__in=_visible_peer_ids(user.pk))
-        .values_list("user_id", flat=True)
-        .distinct()
+        _live_sockets().filter(user_id__in=seen).values_list("user_id", flat=True).distinct()
     )
     return [user_data(peer) for peer in User.objects.filter(pk__in=online_ids).order_by("pk")]
 

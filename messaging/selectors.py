@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
+from messaging import visibility
 from messaging.models import Conversation, Membership, Message
 from messaging.protocol import ChatError, ErrorCode, iso_utc, message_data, user_data
 
@@ -120,13 +121,26 @@ def conversation_detail(*, user, conversation_id: int) -> dict[str, Any]:
     return found[0]
 
 
-def read_pointers(*, conversation_id: int) -> dict[int, int]:
-    """Return how far each member has read, by user id."""
-    return dict(
+def read_pointers(*, conversation_id: int, viewer=None) -> dict[int, int]:
+    """Return how far each member has read, by user id.
+
+    With a `viewer`, only the pointers the privacy rule lets them see: their own, and those
+    of members who send read receipts, showed themselves to them and are not cut off by a
+    block (messaging.visibility).
+    """
+    pointers = dict(
         Membership.objects.filter(conversation_id=conversation_id).values_list(
             "user_id", "last_read_message_id"
         )
     )
+    if viewer is None:
+        return pointers
+    seen = visibility.seen_by(viewer_id=viewer.pk, setting=visibility.RECEIPTS, among=pointers)
+    return {
+        user_id: up_to
+        for user_id, up_to in pointers.items()
+        if user_id == viewer.pk or user_id in seen
+    }
 
 
 def message_history(

@@ -22,7 +22,7 @@ from django.db import DatabaseError, connection
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
-from messaging import fanout, services, sql_values
+from messaging import fanout, presence, services, sql_values
 from messaging.models import Block, ChangeStream, Conversation, Membership, Message
 from messaging.protocol import ChatError, check_body
 from messaging.ratelimit import limiter, parse_rules, rate_limited
@@ -87,8 +87,9 @@ def messages_send_many(
     outcomes = _refuse_bad_bodies(requests)
     conversation_of, to_open = _conversations_named(requests, outcomes, sql)
     to_open = _openings_allowed(requests, to_open, outcomes, sql)
-    routes = _store_batch(requests, conversation_of, to_open, outcomes, sql)
+    routes, shown = _store_batch(requests, conversation_of, to_open, outcomes, sql)
     events = [event for outcome in outcomes if outcome is not None for event in outcome.events]
+    events += shown
     alone = []
     for index, request in enumerate(requests):
         if outcomes[index] is None:
@@ -197,8 +198,8 @@ def _openings_allowed(
 ) -> dict[int, _Opening]:
     """Keep the openings message_send would make: checked as it checks, before any effect.
 
-    A retry (of a stored send or of an earlier one in the batch), an inactive recipient or
-    a block opens nothing: those sends go alone and get their answer there. Each
+    A retry (of a stored send or of an earlier one in the batch), an inactive sender or
+    recipient, or a block opens nothing: those sends go alone and get their answer there. Each
     conversation opened counts once against the limit of the sender of its first request;
     when that one is over the limit it is refused here, and the others for the same
     conversation go alone, to be counted as they would be one by one.
@@ -214,10 +215,12 @@ def _openings_allowed(
         opening = to_open.get(index)
         if opening is not None:
             active, username = people.get(opening.other, (False, None))
+            sender_active, _ = people.get(opening.sender, (False, None))
             if username != request.to:
                 _user_ids.pop(request.to, None)  # renamed meanwhile: look it up again
             elif (
                 active
+                and sender_active
                 and (opening.sender, opening.other) not in blocks
                 and (opening.other, opening.sender) not in blocks
                 and mark not in sent
@@ -266,6 +269,9 @@ class _Locked:
     blocks: set[tuple[int, int]]
     last_seqs: dict[int, int]
     sent: set[tuple[int, str]]
+    # (conversation id, member id) -> membership id, of the members not shown there yet
+    # (Membership.visible_to_members): writing there shows them.
+    hidden: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def can_take(self, request: SendRequest, conversation_id: int) -> bool:
         """Tell whether the batch can store this send as message_send alone would."""
@@ -273,6 +279,9 @@ class _Locked:
         members = self.members.get(conversation_id, {})
         sender = request.sender.pk
         if kind is None or sender not in members:
+            return False
+        if not members[sender][0]:
+            # Deactivated, its socket maybe still open: message_send refuses it.
             return False
         if (sender, request.client_id) in self.sent:
             return False
@@ -298,13 +307,14 @@ def _store_batch(
     to_open: dict[int, _Opening],
     outcomes: list[SendOutcome | None],
     sql: _Sql,
-) -> fanout.Routes:
+) -> tuple[fanout.Routes, list[fanout.Event]]:
     """Store the sends the batch can take in one transaction; leave the others None.
 
-    Return the routes of the stored messages' members, read after the commit.
+    Return the routes of the stored messages' members, read after the commit, and the
+    `presence` events of the senders who showed themselves by writing.
     """
     if not conversation_of and not to_open:
-        return {}
+        return {}, []
     now = timezone.now()
     with sql.transaction():
         if to_open:
@@ -315,26 +325,33 @@ def _store_batch(
         locked = sql.read_locked(requests, conversation_of)
         _remember_pairs(locked)
         stamped = []
+        to_show = []
         for index in sorted(conversation_of):
             request = requests[index]
             if not locked.can_take(request, conversation_of[index]):
                 continue
             # A client_id twice in one batch: the second is a retry of the first.
             locked.sent.add((request.sender.pk, request.client_id))
+            membership = locked.hidden.pop((conversation_of[index], request.sender.pk), None)
+            if membership is not None:
+                to_show.append(membership)
             members = locked.members[conversation_of[index]]
             previous = {user: locked.last_seqs[user] for user in members}
             seq = max(previous.values()) + 1
             locked.last_seqs.update(dict.fromkeys(previous, seq))
             stamped.append((index, seq, previous))
         if not stamped:
-            return {}
-        ids, routes = sql.write(
+            return {}, []
+        ids, routes, shown = sql.write(
             [(conversation_of[index], requests[index], seq) for index, seq, _ in stamped],
             last_seqs={
                 user: locked.last_seqs[user] for _, _, previous in stamped for user in previous
             },
+            show=to_show,
             now=now,
         )
+    with fanout.collecting() as shown_events:
+        presence.announce_shown(shown)
     for index, seq, previous in stamped:
         request = requests[index]
         if index in to_open:
@@ -353,7 +370,7 @@ def _store_batch(
             result=services.SendResult(message=message, created=True),
             events=services.message_events(message, previous, "message.new"),
         )
-    return routes
+    return routes, list(shown_events)
 
 
 _CONVERSATION = Conversation._meta.db_table
@@ -429,7 +446,7 @@ class _Sql:
     def prepare_openings(
         self, requests: Sequence[SendRequest], to_open: dict[int, _Opening]
     ) -> tuple[dict[int, tuple[bool, str]], set[tuple[int, int]], set[tuple[int, str]]]:
-        """Read what decides the openings: recipients (active, name), blocks, ids used.
+        """Read what decides the openings: people (active, name), blocks, ids used.
 
         Also create the change streams the people involved lack, here, outside the
         batch's transaction (as the single path does), so that the batch locks no new
@@ -440,15 +457,14 @@ class _Sql:
         everyone = sorted({*others, *(opening.sender for opening in openings)})
         senders = sorted({opening.sender for opening in openings})
         client_ids = sorted({requests[index].client_id for index in to_open})
-        other, other_params = sql_values.one_of("id", others)
         anyone, anyone_params = sql_values.one_of("id", everyone)
         blocker, blocker_params = sql_values.one_of("blocker_id", everyone)
         blocked, blocked_params = sql_values.one_of("blocked_id", everyone)
         people, blocks, sent, _ = self.run(
             [
                 (
-                    f"SELECT id, is_active, username FROM {User._meta.db_table} WHERE {other}",
-                    other_params,
+                    f"SELECT id, is_active, username FROM {User._meta.db_table} WHERE {anyone}",
+                    anyone_params,
                 ),
                 (
                     f"SELECT blocker_id, blocked_id FROM {Block._meta.db_table}"
@@ -534,7 +550,8 @@ class _Sql:
                     params,
                 ),
                 (
-                    f"SELECT m.conversation_id, m.user_id, u.is_active, u.username"
+                    f"SELECT m.conversation_id, m.user_id, u.is_active, u.username,"
+                    " m.id, m.visible_to_members"
                     f" FROM {_MEMBERSHIP} m JOIN {User._meta.db_table} u ON u.id = m.user_id"
                     f" WHERE {member_in_chosen}",
                     params,
@@ -553,14 +570,21 @@ class _Sql:
             ]
         )
         by_conversation: dict[int, dict[int, tuple[bool, str]]] = {}
-        for conversation_id, user_id, active, username in members:
+        # Read here, under the conversations' locks, which every change of the flag also
+        # takes: the batch shows a member only when they are not shown yet, so that a send
+        # to a conversation where the sender wrote before costs no statement more.
+        hidden: dict[tuple[int, int], int] = {}
+        for conversation_id, user_id, active, username, membership_id, shown in members:
             by_conversation.setdefault(conversation_id, {})[user_id] = (bool(active), username)
+            if not shown:
+                hidden[(conversation_id, user_id)] = membership_id
         return _Locked(
             kinds=dict(kinds),
             members=by_conversation,
             blocks=set(blocks),
             last_seqs=dict(streams),
             sent=set(sent),
+            hidden=hidden,
         )
 
     @staticmethod
@@ -581,11 +605,18 @@ class _Sql:
         )
 
     def write(
-        self, rows: list[tuple[int, SendRequest, int]], *, last_seqs: dict[int, int], now
-    ) -> tuple[dict[tuple[int, str], int], fanout.Routes]:
-        """Insert the messages, record the stamps, touch the conversations, commit.
+        self,
+        rows: list[tuple[int, SendRequest, int]],
+        *,
+        last_seqs: dict[int, int],
+        show: list[int],
+        now,
+    ) -> tuple[dict[tuple[int, str], int], fanout.Routes, list[tuple[int, int]]]:
+        """Insert the messages, record the stamps, touch the conversations, show the
+        senders not shown yet (memberships `show`), commit.
 
-        Return the messages' ids and the routes of the members, read after the commit.
+        Return the messages' ids, the routes of the members, read after the commit, and
+        (conversation id, user id) of the memberships this batch showed.
         """
         created_at = connection.ops.adapt_datetimefield_value(now)
         messages, messages_params = sql_values.table(
@@ -632,11 +663,28 @@ class _Sql:
             ]
         else:
             writes = [(streams, streams_params), (touch, touch_params), (insert, insert_params)]
-        *_, inserted, presence = self.run(
+        if show:
+            # In the same round trip; only writing's first time in a conversation has one.
+            to_show, show_params = sql_values.one_of("id", sorted(show))
+            writes.append(
+                (
+                    f"UPDATE {_MEMBERSHIP} SET visible_to_members = TRUE"
+                    f" WHERE {to_show} AND NOT visible_to_members"
+                    " RETURNING conversation_id, user_id",
+                    show_params,
+                )
+            )
+        *written, sockets = self.run(
             writes, commit=True, after=[fanout.routes_statement(sorted(last_seqs))]
         )
+        inserted = written[-2] if show else written[-1]
+        shown = (
+            [(conversation_id, user_id) for conversation_id, user_id in written[-1]]
+            if show
+            else []
+        )
         ids = {(sender, client_id): id_ for id_, sender, client_id in inserted}
-        return ids, fanout.routes_from_rows(presence)
+        return ids, fanout.routes_from_rows(sockets), shown
 
     def run(
         self,

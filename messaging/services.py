@@ -12,7 +12,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from messaging import fanout
+from messaging import fanout, presence, visibility
 from messaging.blocks import blocked_between, cut_off_ids
 from messaging.models import Block, ChangeStream, Conversation, Membership, Message
 from messaging.protocol import ChatError, ErrorCode, check_body, message_data, user_data
@@ -142,11 +142,13 @@ def conversation_open_direct(*, user, other) -> tuple[Conversation, bool]:
             )
             Membership.objects.bulk_create(
                 [
-                    Membership(conversation=conversation, user=user),
+                    # The opener shows themselves; the other only once they answer.
+                    Membership(conversation=conversation, user=user, visible_to_members=True),
                     Membership(conversation=conversation, user=other),
                 ]
             )
             streams_ensure([user.pk, other.pk])
+            presence.announce_shown([(conversation.pk, user.pk)])
     except IntegrityError:
         # Someone opened the same pair at the same moment: theirs is the one.
         return Conversation.objects.get(direct_key=key), False
@@ -174,6 +176,7 @@ def conversation_create_group(*, creator, others: list, title: str = "") -> Conv
             created_by=creator,
             last_activity_at=timezone.now(),
         )
+        # The creator shows themselves with the line below (store_message), the others not.
         Membership.objects.bulk_create(
             [Membership(conversation=conversation, user=member) for member in members.values()]
         )
@@ -253,6 +256,19 @@ def _check_can_send(sender, conversation: Conversation, client_id: str | None) -
         )
 
 
+def _check_sender_active(sender, client_id: str | None) -> None:
+    """Refuse a sender whose account was deactivated, even on a socket still open.
+
+    `forbidden`, not `cannot_send`: that one speaks of the recipient or of a block between
+    the two, this of the sender's own account. The account is read again, not taken from
+    the socket, which may hold the user as they were at its handshake.
+    """
+    if not User.objects.filter(pk=sender.pk, is_active=True).exists():
+        raise ChatError(
+            ErrorCode.FORBIDDEN, "this account can no longer send messages", client_id=client_id
+        )
+
+
 def _retry_result(
     existing: Message, *, body: str, client_id: str, conversation_id: int | None, to_user
 ) -> SendResult:
@@ -297,6 +313,7 @@ def message_send(
     the first time, or raises `conflict` if it names another place or body.
     """
     check_body(body, max_chars=settings.CHAT_MAX_BODY, client_id=client_id)
+    _check_sender_active(sender, client_id)
     to_user = None
     if to is not None:
         to_user = _user_named(to, client_id)
@@ -387,7 +404,24 @@ def store_message(
     Conversation.objects.filter(pk=conversation.pk).update(last_activity_at=message.created_at)
     message.sender = sender
     fanout.publish_on_commit(message_events(message, previous, "message.new"))
+    members_show(conversation_id=conversation.pk, user_ids=[sender.pk])
     return message
+
+
+def members_show(*, conversation_id: int, user_ids: Iterable[int]) -> None:
+    """Show these members to the others of the conversation (they wrote in it or made it).
+
+    From then on the others see their presence, typing and reading; whoever could not
+    see them before is told at once, on commit, if they are online.
+    """
+    hidden = Membership.objects.filter(
+        conversation_id=conversation_id, user_id__in=list(user_ids), visible_to_members=False
+    )
+    shown = list(hidden.values_list("user_id", flat=True))
+    if not shown:
+        return
+    hidden.filter(user_id__in=shown).update(visible_to_members=True)
+    presence.announce_shown((conversation_id, user_id) for user_id in shown)
 
 
 def _change_message(message_id: int, *, apply, previous_check) -> Message:
@@ -431,16 +465,41 @@ def _check_own_live_message(actor):
     return check
 
 
+def _check_not_cut_off(actor, message: Message) -> None:
+    """Refuse a change that would reach the other one of a direct conversation across a block."""
+    conversation = Conversation.objects.only("kind").get(pk=message.conversation_id)
+    if conversation.kind != Conversation.Kind.DIRECT:
+        return  # A block does not stop a group (PROTOCOL.md, Details).
+    other_id = (
+        Membership.objects.filter(conversation_id=conversation.pk)
+        .exclude(user_id=actor.pk)
+        .values_list("user_id", flat=True)
+        .first()
+    )
+    if other_id is not None and blocked_between(actor.pk, other_id):
+        raise ChatError(
+            ErrorCode.CANNOT_SEND, "you and the other person cannot message each other"
+        )
+
+
 def message_edit(*, editor, message_id: int, body: str) -> Message:
-    """Replace the body of the editor's own message and tell its members."""
+    """Replace the body of the editor's own message and tell its members.
+
+    In a direct conversation a block either way refuses it (`cannot_send`), as it refuses
+    sending: the blocker gets no edit live or by `sync`. Deleting stays allowed.
+    """
     check_body(body, max_chars=settings.CHAT_MAX_BODY)
     _check_own_live_message(editor)(_visible_message(editor, message_id))
+
+    def check(message: Message) -> None:
+        _check_own_live_message(editor)(message)
+        _check_not_cut_off(editor, message)
 
     def apply(message: Message) -> None:
         message.body = body
         message.edited_at = timezone.now()
 
-    return _change_message(message_id, apply=apply, previous_check=_check_own_live_message(editor))
+    return _change_message(message_id, apply=apply, previous_check=check)
 
 
 def message_delete(*, actor, message_id: int) -> Message:
@@ -535,12 +594,13 @@ def conversation_mark_read(*, user, conversation_id: int, up_to: int) -> bool:
                 "user": user_data(user),
                 "up_to": up_to,
             }
-            members = member_ids(conversation_id)
-            hidden_from = cut_off_ids(user.pk, among=members)
+            # The reader's own sockets always; the others as the privacy rule lets them.
+            told = {user.pk} | visibility.watchers(
+                user_ids=[user.pk], setting=visibility.RECEIPTS, among=member_ids(conversation_id)
+            )[user.pk]
             fanout.publish_on_commit(
                 fanout.frame_event(fanout.user_group(member_id), frame)
-                for member_id in members
-                if member_id not in hidden_from
+                for member_id in sorted(told)
             )
     return bool(moved)
 
@@ -551,9 +611,8 @@ def conversation_typing(*, user, conversation_id: int) -> None:
     if user.pk not in members:
         raise _not_found("conversation")
     frame = {"type": "typing", "conversation": conversation_id, "user": user_data(user)}
-    hidden_from = cut_off_ids(user.pk, among=members)
+    told = visibility.watchers(user_ids=[user.pk], setting=visibility.TYPING, among=members)
     fanout.publish_on_commit(
         fanout.frame_event(fanout.user_group(member_id), frame)
-        for member_id in members
-        if member_id != user.pk and member_id not in hidden_from
+        for member_id in sorted(told[user.pk])
     )

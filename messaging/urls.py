@@ -1,8 +1,9 @@
 from django.urls import path
 
-from messaging import account_views, api, api_tokens, views
+from messaging import account_views, api, api_settings, api_tokens, views
 
 urlpatterns = [
+    path("api/me/settings/", api_settings.my_settings, name="api-my-settings"),
     path("", views.inbox, name="inbox"),
     path("c/<int:conversation_id>/", views.conversation_page, name="conversation"),
     path("dm/<str:username>/", views.direct, name="direct"),

@@ -10,6 +10,7 @@ from channels.db import database_sync_to_async
 from django.test import Client as HttpClient
 from websockets.asyncio.client import connect as ws_connect
 
+from messaging import services
 from messaging.models import Message
 from messaging.tokens import token_issue
 from tests.conftest import send_frame
@@ -79,7 +80,11 @@ async def test_presence_goes_offline_when_the_process_holding_the_socket_dies(
 ):
     first, second = two_servers
     alice_socket = await LiveClient(first.ws_url, await token_for(alice)).open()
-    await alice_socket.request(send_frame("hi", "p-0", to="bob"), "message.ack")
+    ack = await alice_socket.request(send_frame("hi", "p-0", to="bob"), "message.ack")
+    # Bob has answered: Alice may see him online.
+    await database_sync_to_async(services.message_send)(
+        sender=bob, body="hello", client_id="b-0", conversation_id=ack["message"]["conversation"]
+    )
     await LiveClient(second.ws_url, await token_for(bob)).open()
     online = await alice_socket.recv_type("presence")
     assert online["online"] is True

@@ -106,6 +106,13 @@ async def test_everything_of_a_direct_chat_works_in_a_group(connect, alice, bob,
     for socket in sockets.values():
         pushed = await socket.recv_type("message.new")
         assert pushed["message"]["id"] == ack["message"]["id"]
+    # Bob and Carol answer: only from then on do the others see their typing and reading.
+    for name in ("bob", "carol"):
+        await sockets[name].request(
+            send_frame(f"hi from {name}", f"{name}-1", conversation=group["id"]), "message.ack"
+        )
+        for socket in sockets.values():
+            await socket.recv_type("message.new")
     await sockets["bob"].send({"type": "typing", "conversation": group["id"]})
     for name in ("alice", "carol"):
         assert (await sockets[name].recv_type("typing"))["user"]["username"] == "bob"

@@ -3,6 +3,7 @@
 import pytest
 from channels.db import database_sync_to_async
 
+from messaging import services
 from messaging.tokens import token_issue
 from tests.conftest import send_frame
 from tests.live import Daphne, LiveClient
@@ -19,6 +20,12 @@ def two_servers(transactional_db, tmp_path):
     for n in range(2):
         log = (tmp_path / f"daphne{n}.log").read_text()
         assert "Traceback" not in log, log
+
+
+def answer(user, conversation_id: int) -> None:
+    services.message_send(
+        sender=user, body="hello", client_id="answer", conversation_id=conversation_id
+    )
 
 
 async def live_client(server: Daphne, user) -> LiveClient:
@@ -39,6 +46,11 @@ async def test_a_message_crosses_processes_to_every_socket(two_servers, alice, b
             assert pushed["message"] == ack["message"]
 
         conversation = ack["message"]["conversation"]
+        # Bob answers: only from then on does Alice see his typing and reading.
+        await bob_on_second.request(
+            send_frame("back", "x-2", conversation=conversation), "message.ack"
+        )
+        await alice_on_first.recv_type("message.new")
         await bob_on_second.send({"type": "typing", "conversation": conversation})
         typing = await alice_on_first.recv_type("typing")
         assert typing["user"]["username"] == "bob"
@@ -65,7 +77,9 @@ async def test_a_message_crosses_processes_to_every_socket(two_servers, alice, b
 async def test_presence_crosses_processes(two_servers, alice, bob):
     first, second = two_servers
     alice_socket = await live_client(first, alice)
-    await alice_socket.request(send_frame("hi", "p-1", to="bob"), "message.ack")
+    ack = await alice_socket.request(send_frame("hi", "p-1", to="bob"), "message.ack")
+    # Bob has answered: Alice may see him online.
+    await database_sync_to_async(answer)(bob, ack["message"]["conversation"])
     bob_socket = await live_client(second, bob)
     assert bob_socket.ready["online"] == [{"id": alice.pk, "username": "alice"}]
     online = await alice_socket.recv_type("presence")
@@ -77,7 +91,7 @@ async def test_presence_crosses_processes(two_servers, alice, bob):
 
 
 async def test_group_changes_reach_sockets_on_both_processes(two_servers, alice, bob, carol):
-    from messaging import groups, services
+    from messaging import groups
 
     first, second = two_servers
     group = await database_sync_to_async(services.conversation_create_group)(

@@ -308,6 +308,8 @@ async def test_slow_pushes_hold_storing_back_by_one_batch_a_lane_and_keep_commit
     await alice_sockets[0].request(send_frame("hello", "c-0", to="bob"), "message.ack")
     for socket in (bob_socket, *alice_sockets):
         await socket.recv_type("message.new")
+    # Alice showed herself by writing: Bob is told she is online.
+    assert (await bob_socket.recv_type("presence"))["user"]["username"] == "alice"
     gate = asyncio.Event()
     publish = fanout.publish
     held = []

@@ -9,11 +9,18 @@ from tests.conftest import send_frame
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def start_chat(alice_socket, bob_socket, body="hello"):
-    """Alice writes to Bob; return the message as pushed."""
+async def start_chat(alice_socket, bob_socket, body="hello", *, first=True):
+    """Alice writes to Bob; return the message as pushed.
+
+    Her first message shows her to Bob: he is told at once that she is online.
+    """
     await alice_socket.request(send_frame(body, f"c-{body}", to="bob"), "message.ack")
     await alice_socket.recv_type("message.new")
-    return (await bob_socket.recv_type("message.new"))["message"]
+    message = (await bob_socket.recv_type("message.new"))["message"]
+    if first:
+        shown = await bob_socket.recv_type("presence")
+        assert shown["user"]["username"] == "alice" and shown["online"] is True
+    return message
 
 
 async def test_ready_reports_last_seq_and_online_peers(connect, alice, bob, carol):
@@ -64,7 +71,7 @@ async def test_sync_returns_each_change_once_as_it_is_now(connect, alice, bob):
     alice_socket = await connect(alice)
     bob_socket = await connect(bob)
     first = await start_chat(alice_socket, bob_socket, "one")
-    second = await start_chat(alice_socket, bob_socket, "two")
+    second = await start_chat(alice_socket, bob_socket, "two", first=False)
     await alice_socket.send({"type": "message.edit", "id": first["id"], "body": "one, edited"})
     await bob_socket.recv_type("message.updated")
 
@@ -124,8 +131,11 @@ async def test_read_moves_the_pointer_forward_only_and_tells_both(connect, alice
     alice_socket = await connect(alice)
     bob_socket = await connect(bob)
     first = await start_chat(alice_socket, bob_socket, "one")
-    second = await start_chat(alice_socket, bob_socket, "two")
+    second = await start_chat(alice_socket, bob_socket, "two", first=False)
     conversation = first["conversation"]
+    # Bob answers: only from then on does Alice see his reading.
+    await bob_socket.request(send_frame("hi", "b-hi", conversation=conversation), "message.ack")
+    await alice_socket.recv_type("message.new")
 
     await bob_socket.send({"type": "read", "conversation": conversation, "up_to": second["id"]})
     for socket in (alice_socket, bob_socket):

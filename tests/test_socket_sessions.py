@@ -128,6 +128,9 @@ async def start_chat(connect, alice, bob):
     await alice_socket.request(send_frame("hi", "c-hi", to="bob"), "message.ack")
     await bob_socket.recv_type("message.new")
     await alice_socket.recv_type("message.new")
+    # Alice showed herself by writing: Bob is told at once that she is online.
+    shown = await bob_socket.recv_type("presence")
+    assert shown["user"]["username"] == "alice" and shown["online"] is True
     return alice_socket, bob_socket
 
 
