@@ -1278,9 +1278,11 @@
       scheduleAutoRetry(item);
       return;
     }
-    if (syncing && frame.code === "unavailable") {
+    if (syncing && (frame.code === "unavailable" || frame.code === "rate_limited")) {
+      // The server could not answer the sync now: ask again once it can.
       syncing = false;
-      setTimeout(requestSync, 3000);
+      const wait = frame.code === "rate_limited" ? Math.max(1, Number(frame.retry_after) || 1) : 3;
+      setTimeout(requestSync, wait * 1000);
       return;
     }
     const cur = state.cur;
