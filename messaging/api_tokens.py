@@ -40,7 +40,7 @@ def token_data(token: AuthToken) -> dict[str, Any]:
     }
 
 
-@api("GET", "POST")
+@api("GET", "POST", rate={"GET": "read", "POST": "write"})
 def token_list(request: HttpRequest) -> JsonResponse:
     """List the caller's tokens, or issue a named one (its secret shown only now)."""
     if request.method == "GET":
@@ -50,7 +50,7 @@ def token_list(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"token": key, **token_data(token)}, status=201)
 
 
-@api("DELETE")
+@api("DELETE", rate="write")
 def token_detail(request: HttpRequest, token_id: int) -> HttpResponse:
     """Revoke one of the caller's tokens and close the sockets opened with it."""
     if not token_revoke(user=request.user, token_id=token_id):
