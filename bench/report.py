@@ -175,6 +175,22 @@ def write_report(results: dict, outdir: Path) -> None:
         )
         add("")
 
+    abuse = results.get("abuse")
+    if abuse:
+        add(
+            f"Abuse ({abuse['duration_s']:.0f} s, one user's 20 never-reading sockets flooding "
+            f"sync, ping, read and edits, reopened when closed, while two people chat): "
+            f"RSS {abuse['rss_before_mb']} → peak {abuse['rss_peak_mb']} MB "
+            f"(**+{abuse['rss_growth_mb']} MB**); the chatters' messages p50 "
+            f"{_ms(abuse['chat_p50_ms'])}, **p99 {_ms(abuse['chat_p99_ms'])}**, "
+            f"{abuse['chat_delivered']} of {abuse['chat_messages']} delivered, lost "
+            f"{abuse['lost']}; attacker sockets opened {abuse['attacker_sockets_opened']}, "
+            f"closed by the server {abuse['attacker_sockets_closed_by_server']}, handshakes "
+            f"refused {abuse['attacker_handshakes_refused']}; **idle {abuse['idle_after_s']} s** "
+            "after the flood ended."
+        )
+        add("")
+
     check = product.get("check")
     if check:
         add(
@@ -209,7 +225,7 @@ def write_report(results: dict, outdir: Path) -> None:
         add("")
     add("Targets of issue 5 (one daphne process, this run):")
     add("")
-    for text, ok in _targets(servers, idle, many):
+    for text, ok in _targets(servers, idle, many, abuse):
         add(f"- {'PASS' if ok else 'FAIL' if ok is not None else 'n/a '} {text}")
     add("")
 
@@ -281,7 +297,7 @@ def _loadavg(value) -> str:
     return ", ".join(f"{v:.2f}" for v in value)
 
 
-def _targets(servers: dict, idle: dict | None, many: dict | None):
+def _targets(servers: dict, idle: dict | None, many: dict | None, abuse: dict | None = None):
     product = servers.get("product", {})
     closed = _phase(product, "closed")
     pc = closed["delivered_per_s"] if closed else None
@@ -319,6 +335,17 @@ def _targets(servers: dict, idle: dict | None, many: dict | None):
         yield (
             f"{many['users']} users at {phase['offered_per_s']} DMs/s: p99 ≤ 20 ms: {_ms(p99)}",
             p99 is not None and p99 <= 20 and not phase.get("lost"),
+        )
+    if abuse:
+        yield (
+            f"abuse: RSS +≤ 50 MB, others' p99 < 250 ms, idle ≤ 5 s, 0 lost: "
+            f"+{abuse['rss_growth_mb']} MB, {_ms(abuse['chat_p99_ms'])}, "
+            f"{abuse['idle_after_s']} s, {abuse['lost']} lost",
+            abuse["rss_growth_mb"] <= 50
+            and abuse["chat_p99_ms"] < 250
+            and abuse["idle_after_s"] is not None
+            and abuse["idle_after_s"] <= 5
+            and abuse["lost"] == 0,
         )
     if product.get("check"):
         lost = product["check"]["lost"] + product["check"]["acked_not_stored"]

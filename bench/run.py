@@ -11,11 +11,13 @@ Servers:
   inmemory  bare daphne + Channels in-memory layer, group_send per copy, nothing stored
   node      a Node relay on npm `ws`: a userId -> socket map, nothing stored
 Then the product again, fresh, for the memory of idle authenticated sockets and the latency
-of a low rate spread over many connected users.
+of a low rate spread over many connected users; and once more for the `abuse` phase: one
+user's 20 never-reading sockets flood it while two people chat (tests/abuse.py).
 
 Knobs (environment): BENCH_QUICK=1, BENCH_USERS (200), BENCH_RATES ("250,500,1000,2000"),
 BENCH_OPEN_S, BENCH_CLOSED_S, BENCH_WINDOW, BENCH_IDLE_SOCKETS (5000), BENCH_MANY_USERS
-(2000), BENCH_SERVERS (comma list of the above, plus "idle"), BENCH_PROFILE=1 (py-spy of
+(2000), BENCH_SERVERS (comma list of the above, plus "idle" and "abuse"), BENCH_ABUSE_S
+(30), BENCH_PROFILE=1 (py-spy of
 the product during its closed loop, or the phase named by BENCH_PROFILE_PHASE such as
 open1000, and its many-users phase; slows it: its figures are not
 for quoting), BENCH_DAPHNE_ARGS (options added to the product's daphne).
@@ -76,7 +78,7 @@ def env_float(name: str, default: float) -> float:
 
 def config() -> dict:
     rates = os.environ.get("BENCH_RATES") or ("250,500" if QUICK else "250,500,1000,2000")
-    servers = os.environ.get("BENCH_SERVERS") or "product,tutorial,inmemory,node,idle"
+    servers = os.environ.get("BENCH_SERVERS") or "product,tutorial,inmemory,node,idle,abuse"
     return {
         "quick": QUICK,
         "users": env_int("BENCH_USERS", 200),
@@ -91,6 +93,7 @@ def config() -> dict:
         "many_users": env_int("BENCH_MANY_USERS", 200 if QUICK else 2000),
         "many_rate": env_int("BENCH_MANY_RATE", 200),
         "many_s": env_float("BENCH_MANY_S", 2 if QUICK else 10),
+        "abuse_s": env_float("BENCH_ABUSE_S", 10 if QUICK else 30),
         "servers": [s.strip() for s in servers.split(",") if s.strip()],
         "max_total_s": env_float("BENCH_MAX_S", 300 if QUICK else 1200),
         "quiet_wait_s": env_float("BENCH_QUIET_WAIT_S", 8 if QUICK else 120),
@@ -540,6 +543,32 @@ def bench_idle(cfg: dict, ctx: dict) -> dict:
     return {"idle": idle, "many_users": many}
 
 
+def bench_abuse(cfg: dict, ctx: dict) -> dict:
+    """One user floods a fresh product process from 20 never-reading sockets; two others chat."""
+    proc, url = start_product("product-abuse", ctx)
+    try:
+        done = run(
+            [
+                PY,
+                "-m",
+                "tests.abuse",
+                *("--url", f"{url}/ws/chat/", "--server-pid", str(proc.pid)),
+                *("--duration", str(cfg["abuse_s"])),
+            ],
+            cwd=PRODUCT,
+            env={**ctx["product_env"], "DJANGO_SETTINGS_MODULE": "chatsite.settings"},
+            timeout=cfg["abuse_s"] + 120,
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        save_metrics(url, "abuse")
+        stop_product(proc)
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    (RESULTS / "abuse.json").write_text(json.dumps(figures, indent=2))
+    return figures
+
+
 def main() -> None:
     cfg = config()
     started = time.monotonic()
@@ -595,7 +624,7 @@ def main() -> None:
 
     results: dict = {"machine": info, "servers": {}}
     for key in cfg["servers"]:
-        if key == "idle":
+        if key in ("idle", "abuse"):
             continue
         if time.monotonic() - started > cfg["max_total_s"]:
             log(f"time budget spent: {key} skipped")
@@ -618,6 +647,13 @@ def main() -> None:
         except RuntimeError as exc:
             log(f"idle/many-users FAILED: {exc}")
             results["idle_failed"] = str(exc)
+    if "abuse" in cfg["servers"] and time.monotonic() - started <= cfg["max_total_s"]:
+        log(f"product: abuse, one user's 20 never-reading sockets flood for {cfg['abuse_s']} s")
+        try:
+            results["abuse"] = bench_abuse(cfg, ctx)
+        except (RuntimeError, subprocess.SubprocessError, ValueError, IndexError) as exc:
+            log(f"abuse FAILED: {exc}")
+            results["abuse_failed"] = str(exc)
     results["machine"]["elapsed_s"] = round(time.monotonic() - started, 1)
     results["machine"]["loadavg_at_end"] = os.getloadavg()
     (RESULTS / "summary.json").write_text(json.dumps(results, indent=2))
@@ -636,10 +672,11 @@ def main() -> None:
     log(f"done in {results['machine']['elapsed_s']} s: {RESULTS.relative_to(ROOT)}/summary.md")
     print((RESULTS / "summary.md").read_text())
     failed = [k for k, v in results["servers"].items() if v.get("failed")]
-    if failed or results.get("idle_failed"):
-        raise SystemExit(f"bench: failed: {', '.join(failed) or 'idle'}")
+    if failed or results.get("idle_failed") or results.get("abuse_failed"):
+        raise SystemExit(f"bench: failed: {', '.join(failed) or 'idle or abuse'}")
     product = results["servers"].get("product") or {}
     product_lost = sum(phase.get("lost", 0) for phase in product.get("phases", []))
+    product_lost += (results.get("abuse") or {}).get("lost", 0)
     if product_lost:
         # The other servers make no promise; the product does.
         raise SystemExit(f"bench: the product lost {product_lost} message(s)")
