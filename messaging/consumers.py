@@ -69,10 +69,6 @@ def sync_page(messages: list, *, more: bool, max_chars: int) -> tuple[list[dict[
     return page, more
 
 
-class TooManySockets(Exception):
-    """The user has CHAT_MAX_SOCKETS_PER_USER sockets open already."""
-
-
 class ChatConsumer(AsyncWebsocketConsumer):
     """Parse frames, make one hop to the database, answer; never close on a client mistake."""
 
@@ -197,7 +193,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             ready, events, routes = await database_sync_to_async(fanout.call_collecting)(
                 self._open
             )
-        except TooManySockets:
+        except presence.TooManySockets:
             await self.refuse_handshake("too_many_sockets")
             return
         except (OperationalError, InterfaceError):
@@ -250,10 +246,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.close()
 
     def _open(self) -> dict[str, Any]:
-        if presence.open_socket_count(user=self.user) >= settings.CHAT_MAX_SOCKETS_PER_USER:
-            raise TooManySockets(self.user.pk)
         presence.socket_opened(
-            user=self.user, channel_name=self.channel_name, process=self.sockets.origin
+            user=self.user,
+            channel_name=self.channel_name,
+            process=self.sockets.origin,
+            max_sockets=settings.CHAT_MAX_SOCKETS_PER_USER,
         )
         return {
             "type": "ready",

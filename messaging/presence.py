@@ -114,10 +114,23 @@ def process_beat(process: str) -> None:
     PresenceProcess.objects.update_or_create(id=process, defaults={"heartbeat_at": timezone.now()})
 
 
-def socket_opened(*, user, channel_name: str, process: str) -> None:
-    """Record an open socket; announce the user online if it is their first anywhere."""
+class TooManySockets(Exception):
+    """The user has as many sockets open as they may."""
+
+
+def socket_opened(
+    *, user, channel_name: str, process: str, max_sockets: int | None = None
+) -> None:
+    """Record an open socket; announce the user online if it is their first anywhere.
+
+    With `max_sockets`, raise TooManySockets instead when the user has that many open
+    already: counted under the user's lock, so sockets opening at once in several
+    processes cannot pass the cap together.
+    """
     with transaction.atomic():
         _user_lock(user.pk)
+        if max_sockets is not None and open_socket_count(user=user) >= max_sockets:
+            raise TooManySockets(user.pk)
         was_online = _is_online(user.pk)
         process_beat(process)
         SocketPresence.objects.update_or_create(

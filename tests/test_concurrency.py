@@ -149,3 +149,24 @@ def test_a_send_racing_a_membership_change_reaches_exactly_the_members_after_it(
     if change == "add":
         # Nina's stamps stay in order: the message is her newest change.
         assert ChangeStream.objects.get(user=nina).last_seq == sent["message"].seq
+
+
+def test_sockets_opening_at_once_in_several_processes_stay_within_the_cap(alice):
+    from messaging import presence
+
+    opened, refused = [], []
+
+    def open_one(n: int) -> None:
+        try:
+            presence.socket_opened(
+                user=alice, channel_name=f"chan-{n}", process=f"process-{n % 3}", max_sockets=4
+            )
+            opened.append(n)
+        except presence.TooManySockets:
+            refused.append(n)
+        finally:
+            connection.close()
+
+    run_threads([lambda n=n: open_one(n) for n in range(12)])
+    assert len(opened) == 4 and len(refused) == 8
+    assert presence.open_socket_count(user=alice) == 4
