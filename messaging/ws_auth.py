@@ -11,8 +11,7 @@ from django.conf import settings
 from django.http.request import validate_host
 
 from messaging import metrics
-from messaging.models import AuthToken
-from messaging.tokens import bearer_key, user_for_token
+from messaging.tokens import bearer_key, token_for_key
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +78,9 @@ class WebSocketAuthMiddleware:
 
 
 def _token_login(key: str) -> tuple[object, int] | None:
-    """Return the user of a valid token and the token's id (its sockets' group), or None."""
-    user = user_for_token(key)
-    if user is None:
-        return None
-    token_id = (
-        AuthToken.objects.filter(key_hash=AuthToken.hash_key(key))
-        .values_list("pk", flat=True)
-        .first()
-    )
-    return None if token_id is None else (user, token_id)
+    """Return the user of a live token and the token's id (its sockets' group), or None."""
+    token = token_for_key(key)
+    return None if token is None else (token.user, token.pk)
 
 
 async def _drain_connect(receive) -> None:
