@@ -165,11 +165,7 @@ def test_two_people_chat_live_with_unread_badge_title_and_seen(browsers):
     bob.until(lambda: bob.badge(conversation) is None, "bob: the badge stayed")
     bob.until(lambda: bob.title() == "Chat", "bob: the title kept a count")
     assert bob.focused_testid() == "composer-input"
-    alice.until(
-        lambda: (alice.message("Are you there?") or {}).get("seen") == "Seen",
-        "alice: no Seen marker",
-    )
-    assert alice.message("Hi Bob!")["seen"] is None, "Seen is shown once, under the last one"
+    assert alice.message("Are you there?")["seen"] is None, "Bob's reading is his until he answers"
     assert Membership.objects.get(
         user__username="bob", conversation_id=conversation
     ).last_read_message_id == (Message.objects.get(body="Are you there?").pk)
@@ -194,7 +190,14 @@ def test_two_people_chat_live_with_unread_badge_title_and_seen(browsers):
     bob.until(
         lambda: (bob.message("Yes, here!") or {}).get("seen") == "Seen", "bob: no Seen marker"
     )
-    assert Message.objects.count() == 3
+    # Bob has answered: now Alice sees him read, live.
+    alice.send("Great!")
+    bob.wait_message("Great!")
+    alice.until(
+        lambda: (alice.message("Great!") or {}).get("seen") == "Seen", "alice: no Seen marker"
+    )
+    assert alice.message("Hi Bob!")["seen"] is None, "Seen is shown once, under the last one"
+    assert Message.objects.count() == 4
     alice.no_dialog_opened()
     bob.no_dialog_opened()
 
@@ -203,6 +206,8 @@ def test_typing_shows_and_clears_and_edits_and_deletes_appear_live(browsers):
     alice_user = UserFactory(username="alice")
     bob_user = UserFactory(username="bob")
     conversation = direct(alice_user, bob_user)
+    # Bob has written here before: Alice may see him typing.
+    hello = say(bob_user, conversation, "Hello")
     lunch = say(alice_user, conversation, "Lunch at noon?")
     slides = say(alice_user, conversation, "Bring the slides")
     alice = browsers("alice")
@@ -229,7 +234,7 @@ def test_typing_shows_and_clears_and_edits_and_deletes_appear_live(browsers):
     alice.until(lambda: (alice.message("Lunch at one?") or {}).get("edited"), "alice: no edit")
     bob.until(lambda: (bob.message("Lunch at one?") or {}).get("edited"), "bob: no edit")
     assert bob.message("Lunch at one?")["id"] == lunch.pk
-    assert bob.bodies() == ["Lunch at one?", "Bring the slides"]
+    assert bob.bodies() == ["Hello", "Lunch at one?", "Bring the slides"]
 
     # Alice deletes one: Bob sees it go, where it was.
     target = alice.message_element("Bring the slides")
@@ -238,7 +243,7 @@ def test_typing_shows_and_clears_and_edits_and_deletes_appear_live(browsers):
     alice.find(hook("message-delete-confirm"), target).click()
     gone = "This message was deleted"
     bob.until(lambda: (bob.message(gone) or {}).get("deleted"), "bob: the delete did not show")
-    assert [m["id"] for m in bob.messages()] == [lunch.pk, slides.pk]
+    assert [m["id"] for m in bob.messages()] == [hello.pk, lunch.pk, slides.pk]
     assert bob.message(gone)["id"] == slides.pk
     assert alice.message(gone)["deleted"]
     bob_item = bob.inbox_item(conversation.pk)
@@ -662,7 +667,7 @@ def test_notifications_when_hidden_and_permitted_without_text_when_previews_are_
 
 def test_a_group_made_in_the_browser_chats_changes_live_and_is_found_by_search(browsers):
     alice_user = UserFactory(username="alice")
-    UserFactory(username="bob")
+    bob_user = UserFactory(username="bob")
     carol_user = UserFactory(username="carol")
     # Alice and Carol talked before: the oldest of many notes is far back in their history.
     with_carol = direct(alice_user, carol_user)
@@ -693,11 +698,14 @@ def test_a_group_made_in_the_browser_chats_changes_live_and_is_found_by_search(b
     assert sorted(group.members.values_list("username", flat=True)) == ["alice", "bob", "carol"]
     assert alice.by_testid("conversation-status").text == "3 members · you, bob, carol"
     assert alice.focused_testid() == "composer-input"
+    # Bob says hello: from then on the others see him typing and reading (Carol has
+    # written to Alice before).
+    say(bob_user, group, "Hi all")
 
     # Everyone chats in it, live; the inbox shows its name.
     alice.send("Who brings the tent?")
-    for person in (bob, carol):
-        person.until(lambda p=person: p.badge(group.pk) == "1", f"{person.name}: no group")
+    for person, unread in ((bob, "1"), (carol, "2")):
+        person.until(lambda p=person, u=unread: p.badge(group.pk) == u, f"{person.name}: no group")
         item = person.inbox_item(group.pk)
         assert person.find(hook("inbox-name"), item).text == "Weekend trip"
         assert person.find(hook("inbox-preview"), item).text == "alice: Who brings the tent?"
