@@ -21,7 +21,7 @@ patch_daphne()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": WaitingFramesLimit(WebSocketAuthMiddleware(URLRouter(websocket_urlpatterns))),
+        "websocket": WebSocketAuthMiddleware(WaitingFramesLimit(URLRouter(websocket_urlpatterns))),
     }
 )
 if settings.GC_TUNING:

@@ -12,10 +12,11 @@ sent directly.
 
 Send buffer: daphne writes every frame to the transport at once, and Twisted keeps what the
 client has not read in memory without limit: 20 sockets that never read, asking for sync
-pages, grew one process by 70 MB a second. After each frame written, the bytes the
-transport still holds are compared with CHAT_SOCKET_SEND_BUFFER; past it, the socket is
-closed with 1008 (if the client never reads that close frame either, autobahn drops the
-connection one second later). The client reconnects and syncs: nothing stored is lost.
+pages, grew one process by 70 MB a second. Before each frame is written, the bytes the
+transport still holds of earlier frames are compared with CHAT_SOCKET_SEND_BUFFER; past
+it, the socket is closed with 1008 (if the client never reads that close frame either,
+autobahn drops the connection one second later). The client reconnects and syncs: nothing
+stored is lost.
 """
 
 from __future__ import annotations
@@ -76,8 +77,10 @@ def _bound_send_buffer(protocol_class) -> None:
     original = protocol_class.serverSend
 
     def server_send(self, content, binary=False):
-        original(self, content, binary)
+        # What earlier frames left unsent tells a client that does not read; a frame larger
+        # than the bound (a sync page) written to one that does is not held against it.
         waiting = unsent_bytes(self.transport)
+        original(self, content, binary)
         if waiting > settings.CHAT_SOCKET_SEND_BUFFER and self.state == protocol_class.STATE_OPEN:
             metrics.SOCKETS_CLOSED_FOR_ABUSE.labels("send_buffer").inc()
             log.warning(

@@ -311,6 +311,9 @@ CHAT_EDIT_RATE = env.str("CHAT_EDIT_RATE", default="10/5s,60/60s")
 # Handshakes per user: every tab of a person reconnecting at once after a restart fits; a
 # client reopening sockets in a loop does not.
 CHAT_CONNECT_RATE = env.str("CHAT_CONNECT_RATE", default="60/60s,600/3600s")
+# After a process closes a user's socket for abuse (1008), it refuses that user's handshakes
+# for this long: a flooder's sockets do not come straight back.
+CHAT_ABUSE_COOLDOWN_SECONDS = env.float("CHAT_ABUSE_COOLDOWN_SECONDS", default=30)
 # Presence: each socket refreshes its heartbeat this often; a socket not heard from for
 # PRESENCE_TTL seconds (its process died) counts as gone.
 CHAT_HEARTBEAT_SECONDS = env.float("CHAT_HEARTBEAT_SECONDS", default=15)

@@ -6,8 +6,9 @@ by 70 MB a second. This middleware takes the frames off daphne's queue as they a
 keeps them in one of its own, counted in frames and bytes; a socket whose waiting frames
 pass CHAT_SOCKET_WAITING_FRAMES or CHAT_SOCKET_WAITING_BYTES is closed with 1008 and its
 waiting frames are dropped unanswered. Its client reconnects and syncs: nothing stored is
-lost. (The other direction, bytes written to a client that does not read them, is bounded
-in chatsite/daphne_patches.py, where daphne's transport is.)
+lost, and the user's handshakes on this process are refused for a while (see
+Heartbeat.abuse_closed). The other direction, bytes written to a client that does not read
+them, is bounded in chatsite/daphne_patches.py, where daphne's transport is.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from django.conf import settings
 
 from messaging import metrics
+from messaging.heartbeat import heartbeat
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +107,9 @@ class WaitingFramesLimit:
                         extra={"client": _client(scope)},
                     )
                     await send({"type": "websocket.close", "code": CLOSE_POLICY_VIOLATION})
+                    user = scope.get("user")
+                    if user is not None and user.is_authenticated:
+                        heartbeat().abuse_closed(user.pk)
                 if message["type"] == "websocket.disconnect":
                     return
 

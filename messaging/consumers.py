@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections import deque
@@ -39,7 +40,7 @@ from messaging.protocol import (
     parse_frame,
     user_data,
 )
-from messaging.ratelimit import check_rate
+from messaging.ratelimit import check_rate, rate_limited
 from messaging.sending import SendRequest, send_queue
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if user is None or not user.is_authenticated or not user.is_active:
             await self.refuse_handshake("no_credentials")
             return
+        if self.sockets.cooling_down(user.pk):
+            await self.refuse_handshake("cooling_down")
+            return
         try:
             await check_rate("connect", user.pk, settings.CHAT_CONNECT_RATE)
         except ChatError:
@@ -165,6 +169,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Whoever is online is whom people write to: their sends by username skip a lookup.
         send_batch.remember_user(user.pk, user.username)
         self.rejections: deque[float] = deque()
+        self.refused_until: dict[str, float] = {}
         self.joined_groups = [fanout.user_group(user.pk)]
         session = self.scope.get("session")
         if self.scope.get("auth_method") == "session" and session and session.session_key:
@@ -336,9 +341,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         return result, fanout.Delivery(events, routes)
 
     async def _check_rate(self, action: str, rules: str, client_id: str | None = None) -> None:
+        # A socket told to wait is refused here until then, without asking the counters
+        # again: the window cannot reopen earlier, and a flood of refused frames would
+        # otherwise cost a Redis round trip each.
+        now = time.monotonic()
+        refused_until = self.refused_until.get(action, 0.0)
         try:
+            if now < refused_until:
+                raise rate_limited(action, math.ceil((refused_until - now) * 10) / 10)
             await check_rate(action, self.user.pk, rules)
         except ChatError as error:
+            self.refused_until[action] = max(refused_until, now + (error.retry_after or 0))
             metrics.RATE_LIMITED.labels(action).inc()
             error.client_id = client_id
             raise
@@ -433,6 +446,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(self.rejections) > settings.CHAT_ABUSE_CLOSE_AFTER and not self.closing:
             metrics.SOCKETS_CLOSED_FOR_ABUSE.labels("refusals").inc()
             log.warning("closing socket of user %s for flooding", self.user.pk)
+            self.sockets.abuse_closed(self.user.pk)
             await self.close(code=CLOSE_ABUSE)
 
     # Events from the channel layer

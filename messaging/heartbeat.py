@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 import weakref
 
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 # pool empty (5,000 sockets closing at once: 1,044 leaves failed, each leaving a stale
 # member in a group until the layer's group expiry).
 GROUP_CALLS_AT_ONCE = 100
+# Users cooling down after an abuse close that one process remembers at most (a few MB).
+COOLING_DOWN_KEPT = 100_000
 # The close code of a socket whose session or token ended (PROTOCOL.md).
 CLOSE_LOGIN_ENDED = 4401
 
@@ -53,6 +56,23 @@ class Heartbeat:
         self.layer_ok.set()
         self._recovery: asyncio.Task | None = None
         self.group_calls = asyncio.Semaphore(GROUP_CALLS_AT_ONCE)
+        # Users whose socket this process closed for abuse, until when their handshakes
+        # are refused: a flooder's sockets would otherwise come back at once, each costing
+        # a handshake and a burst of frames.
+        self._cooling_down: dict[int, float] = {}
+
+    def abuse_closed(self, user_id: int) -> None:
+        """Refuse the user's handshakes on this process for CHAT_ABUSE_COOLDOWN_SECONDS."""
+        now = time.monotonic()
+        if len(self._cooling_down) > COOLING_DOWN_KEPT:
+            self._cooling_down = {
+                user: until for user, until in self._cooling_down.items() if until > now
+            }
+        self._cooling_down[user_id] = now + settings.CHAT_ABUSE_COOLDOWN_SECONDS
+
+    def cooling_down(self, user_id: int) -> bool:
+        """Tell whether a socket of the user was closed for abuse here a short while ago."""
+        return self._cooling_down.get(user_id, 0.0) > time.monotonic()
 
     def add(self, consumer) -> None:
         self.sockets[consumer.channel_name] = consumer

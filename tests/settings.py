@@ -26,7 +26,7 @@ os.environ.setdefault("GC_TUNING", "0")
 # processes started by the tests inherit the variable and so share the counters.
 os.environ.setdefault("CHAT_RATE_LIMIT_PREFIX", f"test-rl-{uuid.uuid4().hex[:12]}")
 
-from chatsite.settings import *  # noqa: F403
+from chatsite.settings import *  # noqa: E402, F403
 
 # Hashing passwords slowly protects real accounts, not test users.
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

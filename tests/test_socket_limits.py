@@ -104,6 +104,24 @@ async def test_refusals_of_any_kind_count_toward_the_1008_close(connect, alice, 
     assert [frame["code"] for frame in frames] == ["bad_json"] * 6
 
 
+async def test_after_an_abuse_close_the_user_waits_before_opening_sockets_again(
+    connect, alice, bob, settings
+):
+    settings.CHAT_ABUSE_CLOSE_AFTER = 2
+    settings.CHAT_ABUSE_COOLDOWN_SECONDS = 1
+    client = await connect(alice)
+    for _ in range(3):
+        await client.send_text("{not json")
+    _, code = await frames_until_close(client)
+    assert code == 1008
+    key = await database_sync_to_async(token_issue)(user=alice)
+    connected, _, _ = await open_socket([(b"authorization", f"Bearer {key}".encode())])
+    assert not connected
+    await connect(bob)  # others are not held back
+    await asyncio.sleep(1.1)
+    await connect(alice)
+
+
 async def test_a_few_mistakes_never_close_the_socket(connect, alice, settings):
     settings.CHAT_ABUSE_CLOSE_AFTER = 5
     client = await connect(alice)

@@ -1,0 +1,104 @@
+"""The two changes to daphne (chatsite/daphne_patches.py) still hold on the daphne we run.
+
+These fail when a daphne, autobahn or Twisted release moves what the patches rely on.
+"""
+
+import asyncio
+import json
+import re
+import urllib.request
+
+import pytest
+from channels.db import database_sync_to_async
+
+from chatsite.daphne_patches import patch_daphne, unsent_bytes
+from tests.abuse import _open_never_reading, prepare
+from tests.live import Daphne, LiveClient, wait_closed
+
+
+def test_the_internals_the_patches_use_are_there():
+    from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet import abstract, tcp
+
+    patch_daphne()
+    assert WebSocketProtocol._chat_patched
+    for name in ("serverClose", "serverSend", "sendCloseFrame", "STATE_OPEN"):
+        assert hasattr(WebSocketProtocol, name), name
+    assert issubclass(tcp.Connection, abstract.FileDescriptor)
+    assert abstract.FileDescriptor.dataBuffer == b""
+    assert abstract.FileDescriptor.offset == 0
+
+
+def test_unsent_bytes_counts_what_a_transport_holds():
+    from twisted.internet import abstract
+
+    transport = abstract.FileDescriptor()
+    transport.connected = True
+    transport.startWriting = lambda: None
+    transport.write(b"x" * 1000)
+    transport.write(b"y" * 500)
+    assert unsent_bytes(transport) == 1500
+    transport.dataBuffer, transport.offset, transport._tempDataLen = b"z" * 800, 300, 0
+    assert unsent_bytes(transport) == 500
+
+
+def closed_for(server: Daphne, reason: str) -> float:
+    with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    match = re.search(
+        rf'chat_sockets_closed_for_abuse_total{{reason="{reason}"}} ([0-9.e+]+)', text
+    )
+    return float(match[1]) if match else 0.0
+
+
+@pytest.fixture
+def small_buffer_server(transactional_db, tmp_path):
+    server = Daphne(
+        env={"CHAT_SOCKET_SEND_BUFFER": str(64 * 1024), "CHAT_ABUSE_CLOSE_AFTER": "3"},
+        log_path=tmp_path / "daphne.log",
+    ).start()
+    yield server
+    server.stop()
+    assert "Traceback" not in (tmp_path / "daphne.log").read_text()
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+async def test_a_client_that_never_reads_is_closed_once_its_send_buffer_passes_the_bound(
+    small_buffer_server,
+):
+    prepared = await database_sync_to_async(prepare)(prefix="buffer")
+    writer = await _open_never_reading(
+        "127.0.0.1", small_buffer_server.port, prepared.attacker_token
+    )
+    sync = {"type": "sync", "after": 0}
+    from tests.abuse import _masked_frame
+
+    writer.write(_masked_frame(json.dumps(sync)) * 40)
+    await writer.drain()
+    deadline = asyncio.get_running_loop().time() + 15
+    while closed_for(small_buffer_server, "send_buffer") < 1:
+        assert asyncio.get_running_loop().time() < deadline, "the socket was never closed"
+        await asyncio.sleep(0.2)
+    writer.transport.abort()
+    # A client that reads what it asked for is never closed, however large the pages.
+    reader = await LiveClient(small_buffer_server.ws_url, prepared.attacker_token).open()
+    for _ in range(10):
+        page = await reader.request(sync, "sync.result")
+        assert page["messages"]
+    await reader.close()
+    assert closed_for(small_buffer_server, "send_buffer") == 1
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+async def test_a_flooding_client_gets_the_1008_close_code_through_daphne(
+    small_buffer_server, alice
+):
+    from messaging.tokens import token_issue
+
+    token = await database_sync_to_async(token_issue)(user=alice)
+    client = await LiveClient(small_buffer_server.ws_url, token).open()
+    for _ in range(5):
+        await client.ws.send("{not json")
+    assert await wait_closed(client) == 1008
