@@ -1,0 +1,554 @@
+/*
+ * The chat page: one WebSocket for all conversations, an inbox beside the open
+ * conversation, optimistic sends with a persistent outbox, drafts, typing, read receipts,
+ * edit and delete, reports, blocks, groups and message search. This module only wires the
+ * parts together:
+ *
+ *   net/      the socket (reconnecting, pinging) and the JSON API
+ *   state/    the client's state and how frames change it, the outbox, browser storage
+ *   text/     times and failures in words
+ *   ui/       the views, each drawing one thing
+ *
+ * The page's HTML is the shell; it hands over its data as JSON (chat-config,
+ * chat-conversations, chat-active) and this code draws the inbox rows and the messages:
+ * one renderer for each, so that what a page load shows and what a live update shows
+ * cannot drift apart.
+ */
+
+import * as api from "./net/api.js";
+import { createSocket } from "./net/socket.js";
+import * as chat from "./state/chat.js";
+import { directPeer } from "./state/conversations.js";
+import { createOutbox } from "./state/outbox.js";
+import {
+  browserAreas,
+  createStore,
+  draftKey,
+  forgetOtherPeople,
+  outboxKey,
+  wipeAreas,
+} from "./state/storage.js";
+import { errorText, offlineText } from "./text/errors.js";
+import { debounce } from "./lib/debounce.js";
+import { plainClick } from "./ui/dom.js";
+import { createBlocks } from "./ui/blocks.js";
+import { createComposer } from "./ui/composer.js";
+import { createConversationPane } from "./ui/conversation.js";
+import { createGroups } from "./ui/groups.js";
+import { createInbox } from "./ui/inbox.js";
+import { createMessageActions } from "./ui/message-actions.js";
+import { createMessageSearch } from "./ui/message-search.js";
+import { createNotices } from "./ui/notices.js";
+import { createNotifications } from "./ui/notifications.js";
+import { createPeopleSearch } from "./ui/people.js";
+
+function readJSON(id, fallback) {
+  const node = document.getElementById(id);
+  if (!node) return fallback;
+  try {
+    const value = JSON.parse(node.textContent);
+    return value === null || value === undefined ? fallback : value;
+  } catch (e) {
+    return fallback;
+  }
+}
+
+function findElements() {
+  const byId = (id) => document.getElementById(id);
+  return {
+    app: byId("app"),
+    inbox: byId("inbox"),
+    inboxEmpty: document.querySelector('[data-testid="inbox-empty"]'),
+    search: byId("user-search"),
+    searchResults: byId("user-search-results"),
+    banner: byId("banner"),
+    emptyState: byId("empty-state"),
+    conversation: byId("conversation"),
+    title: byId("conversation-title"),
+    status: byId("conversation-status"),
+    headAvatar: byId("conversation-avatar"),
+    back: document.querySelector('[data-testid="back-button"]'),
+    scroller: byId("scroller"),
+    loadOlder: byId("load-older"),
+    historyStart: byId("history-start"),
+    messages: byId("messages"),
+    jump: byId("jump-latest"),
+    typing: byId("typing"),
+    notice: byId("notice"),
+    composer: byId("composer"),
+    input: byId("composer-input"),
+    counter: byId("composer-counter"),
+    send: byId("send-button"),
+    live: byId("live-region"),
+    settings: byId("settings"),
+    notifyToggle: byId("notify-toggle"),
+    previewToggle: byId("preview-toggle"),
+    notifyStatus: byId("notify-status"),
+    newGroup: byId("new-group-button"),
+    msearchForm: byId("message-search-form"),
+    msearch: byId("message-search"),
+    searchPanel: byId("search-panel"),
+    searchSummary: byId("search-summary"),
+    searchError: byId("search-error"),
+    searchHits: byId("search-hits"),
+    searchMore: byId("search-more"),
+    searchClose: byId("search-close"),
+    inboxWrap: document.querySelector(".inbox-wrap"),
+    menu: byId("conv-menu"),
+    menuGroup: byId("menu-group"),
+    menuBlock: byId("menu-block"),
+    menuLeave: byId("menu-leave"),
+    blockedBar: byId("blocked-bar"),
+    blockedText: byId("blocked-text"),
+    blockedUnblock: byId("blocked-unblock"),
+    goneBar: byId("gone-bar"),
+    goneText: byId("gone-text"),
+    goneBack: byId("gone-back"),
+    groupCreate: byId("group-create"),
+    groupCreateForm: byId("group-create-form"),
+    groupTitle: byId("group-title-input"),
+    groupCreateError: byId("group-create-error"),
+    groupCreateSubmit: byId("group-create-submit"),
+    groupDialog: byId("group-dialog"),
+    renameForm: byId("group-rename-form"),
+    renameInput: byId("group-rename-input"),
+    renameSave: byId("group-rename-save"),
+    renameStatus: byId("group-rename-status"),
+    members: byId("group-members"),
+    membersError: byId("group-members-error"),
+    addForm: byId("group-add-form"),
+    addError: byId("group-add-error"),
+    addSubmit: byId("group-add-submit"),
+    leave: byId("group-leave"),
+    leaveBox: byId("group-leave-box"),
+    leaveText: byId("group-leave-text"),
+    leaveCancel: byId("group-leave-cancel"),
+    leaveConfirm: byId("group-leave-confirm"),
+    leaveError: byId("group-leave-error"),
+  };
+}
+
+function pageUrls(root) {
+  return {
+    login: root.dataset.loginUrl || "/accounts/login/",
+    inbox: root.dataset.inboxUrl || "/",
+    conversation(id) {
+      const pattern = root.dataset.conversationUrl || "/c/0/";
+      return pattern.replace(/\/0\/$/, "/" + encodeURIComponent(id) + "/");
+    },
+    direct(username) {
+      const pattern = root.dataset.directUrl || "/dm/__username__/";
+      return pattern.replace("__username__", encodeURIComponent(username));
+    },
+  };
+}
+
+/** `?m=<id>` in a conversation's address: a message to show (a search hit opened in a new tab). */
+function targetFromUrl() {
+  const raw = new URLSearchParams(location.search).get("m");
+  return raw && /^\d{1,18}$/.test(raw) ? Number(raw) : null;
+}
+
+function start(config, ui) {
+  const me = config.user;
+  const areas = browserAreas();
+  forgetOtherPeople(areas, me.id);
+  const store = createStore(areas.length ? areas[0] : null);
+  const urls = pageUrls(ui.app);
+  api.setLoginUrl(urls.login);
+
+  // Everything the views share; each view adds itself below and reaches the others here.
+  const app = {
+    me,
+    ui,
+    urls,
+    store,
+    maxBody: config.maxBody || 4000,
+    page: config.historyPage || 50,
+    state: chat.createChatState({ me, isVisible: () => document.visibilityState === "visible" }),
+  };
+  const { state } = app;
+  app.outbox = createOutbox({ store, key: outboxKey(me.id), onRetryDue: () => app.composer.retryDue() });
+  app.socket = createSocket({
+    url: () => (location.protocol === "https:" ? "wss:" : "ws:") + "//" + location.host + (config.wsPath || "/ws/chat/"),
+    onFrame: handleFrame,
+    onClose: onSocketClosed,
+    onConnecting() {
+      if (ui.app.dataset.connection !== "offline") ui.app.dataset.connection = "connecting";
+    },
+  });
+  app.notices = createNotices(app);
+  app.inbox = createInbox(app);
+  app.pane = createConversationPane(app);
+  app.composer = createComposer(app);
+  app.actions = createMessageActions(app);
+  app.blocks = createBlocks(app);
+  app.people = createPeopleSearch(app);
+  app.groups = createGroups(app);
+  app.search = createMessageSearch(app);
+  app.notifications = createNotifications(app);
+  app.sendRead = sendRead;
+  app.dropConversation = dropConversation;
+
+  const scheduleInboxRefresh = debounce(() => refreshInbox(), 400);
+  const scheduleRead = debounce(() => sendRead(true), 250);
+  let typingSweep = null;
+
+  /** Wipe everything this page keeps in the browser: the session is over. */
+  function forgetEverything() {
+    store.seal();
+    wipeAreas(areas);
+  }
+
+  // -- the connection -----------------------------------------------------------------------
+
+  function syncNow() {
+    const frame = chat.requestSync(state);
+    if (frame && !app.socket.send(frame)) chat.syncNotSent(state);
+  }
+
+  function onSocketClosed({ code, hadReady, attempt }) {
+    // Presence is unknown while disconnected; `ready` tells it again.
+    if (chat.onSocketClosed(state)) {
+      app.inbox.render();
+      app.pane.renderHeader();
+    }
+    if (code === 4401) {
+      app.notices.setConnection("offline", "Your session has ended. Taking you to the login page…", true);
+      forgetEverything();
+      api.goLogin();
+      return;
+    }
+    if (code === 1008) {
+      app.notices.setConnection(
+        "offline",
+        "The server paused this connection because of too many requests. Reconnecting shortly…",
+        true
+      );
+      return;
+    }
+    app.notices.setConnection("offline", offlineText(navigator.onLine), false);
+    if (!hadReady && attempt >= 1) api.checkSignedIn();
+  }
+
+  /** Caught up after a (re)connection: fetch what HTTP knows, send what waited. */
+  function caughtUp() {
+    chat.onCaughtUp(state);
+    refreshInbox();
+    app.blocks.refresh();
+    if (state.cur) app.pane.refreshConversation(state.cur);
+    app.composer.flush();
+    sendRead(true);
+  }
+
+  async function refreshInbox() {
+    let data;
+    try {
+      data = await api.listConversations();
+    } catch (e) {
+      return;
+    }
+    if (!data || !Array.isArray(data.conversations)) return;
+    chat.setConversations(state, data.conversations);
+    if (state.cur) {
+      const conv = state.convs.get(state.cur.id);
+      if (conv && chat.isViewing(state, conv.id) && conv.unread) {
+        conv.unread = 0;
+        sendRead(true);
+      }
+    }
+    app.inbox.render();
+    app.pane.renderHeader();
+    app.pane.updateSeen();
+  }
+
+  // -- frames from the server -----------------------------------------------------------------
+
+  function handleFrame(frame) {
+    switch (frame.type) {
+      case "ready":
+        chat.onReady(state, frame);
+        app.notices.setConnection("online");
+        app.inbox.render();
+        app.pane.renderHeader();
+        syncNow();
+        if (state.sync === "idle") caughtUp();
+        return;
+      case "sync.result": {
+        const { applied, next } = chat.onSyncResult(state, frame);
+        showApplied(applied, { live: false });
+        if (next === "sync") syncNow();
+        else if (next === "caught-up") caughtUp();
+        return;
+      }
+      case "message.new":
+      case "message.updated": {
+        const pushed = chat.onPush(state, frame);
+        if (!pushed) return;
+        showApplied(pushed.applied, { live: true });
+        if (pushed.needSync) syncNow();
+        return;
+      }
+      case "message.ack":
+        showApplied(chat.onAck(state, frame), { live: true });
+        return;
+      case "read":
+        return onRead(frame);
+      case "typing":
+        return onTyping(frame);
+      case "presence":
+        if (chat.onPresence(state, frame)) {
+          app.inbox.render();
+          app.pane.renderHeader();
+        }
+        return;
+      case "conversation.updated":
+        return onConversationUpdated(frame);
+      case "pong":
+        if (chat.onPong(state, frame)) syncNow();
+        return;
+      case "error":
+        return onError(frame);
+      default:
+        return;
+    }
+  }
+
+  /** Show what applying messages changed. */
+  function showApplied(result, { live }) {
+    for (const clientId of result.acked) app.outbox.ack(clientId);
+    for (const { conv, message } of result.notify) app.notifications.show(conv, message);
+    if (result.typingChanged) app.pane.renderTyping();
+    if (result.forCur.length) app.pane.upsertMessages(result.forCur, { live });
+    if (result.inboxChanged) app.inbox.render();
+    if (result.unknownConv) scheduleInboxRefresh();
+    if (live && result.announcements.length) {
+      app.notices.announce(result.announcements[result.announcements.length - 1]);
+    }
+    if (state.cur && result.forCur.length) sendRead(false);
+  }
+
+  function onRead(frame) {
+    const changed = chat.onRead(state, frame);
+    if (!changed) return;
+    if (changed.seen) app.pane.updateSeen();
+    if (changed.refresh) scheduleInboxRefresh();
+    else if (changed.inbox) app.inbox.render();
+  }
+
+  function renderTypingOf(convId) {
+    app.inbox.renderRow(convId);
+    if (state.cur && state.cur.id === convId) app.pane.renderTyping();
+  }
+
+  function onTyping(frame) {
+    const convId = chat.onTyping(state, frame);
+    if (convId === null) return;
+    renderTypingOf(convId);
+    if (typingSweep === null) {
+      typingSweep = setInterval(() => {
+        for (const id of chat.sweepTypers(state)) renderTypingOf(id);
+        if (!state.typers.size) {
+          clearInterval(typingSweep);
+          typingSweep = null;
+        }
+      }, 1000);
+    }
+  }
+
+  function onConversationUpdated(frame) {
+    const change = chat.onConversationUpdated(state, frame);
+    if (!change) return;
+    if (change.gone !== undefined) {
+      dropConversation(change.gone, change.text);
+      return;
+    }
+    if (change.refresh) {
+      scheduleInboxRefresh(); // added to a group: fetch it whole
+      return;
+    }
+    app.inbox.render();
+    if (state.cur && state.cur.id === change.changed) {
+      app.pane.renderHeader();
+      app.pane.renderTyping();
+      app.pane.updateSeen();
+    }
+    app.groups.render();
+  }
+
+  function onError(frame) {
+    if (frame.client_id) {
+      app.composer.failed(frame);
+      return;
+    }
+    const wait = chat.syncRefused(state, frame);
+    if (wait !== null) {
+      // The server could not answer the sync now: ask again once it can.
+      setTimeout(syncNow, wait);
+      return;
+    }
+    const cur = state.cur;
+    if (cur && cur.pendingChange && Date.now() - cur.pendingChange.at < 15000) {
+      const change = cur.pendingChange;
+      cur.pendingChange = null;
+      app.actions.showChangeError(change, frame);
+      return;
+    }
+    if (frame.code === "rate_limited") return; // typing or read throttled: nothing to tell
+    if (frame.code === "not_found") return; // e.g. a read for a message that is gone
+    app.notices.showNotice(errorText(frame, app.maxBody));
+  }
+
+  /** Tell the server what the person has read in the open conversation (soon, or `now`). */
+  function sendRead(now) {
+    if (!now) {
+      scheduleRead();
+      return;
+    }
+    const { unreadCleared, frame } = chat.readToSend(state);
+    if (unreadCleared) app.inbox.render();
+    if (frame && app.socket.send(frame)) chat.readSent(state, frame);
+  }
+
+  /** Forget a conversation the person is no longer in; if it is open, say so in its place. */
+  function dropConversation(id, text) {
+    const known = chat.dropConversation(state, id);
+    app.outbox.dropConversation(id);
+    store.remove(draftKey(me.id, id));
+    app.inbox.render();
+    app.groups.closeFor(id);
+    if (state.cur && state.cur.id === id) app.pane.showGone(state.cur, text, known);
+    app.notices.announce(text);
+  }
+
+  // -- events ---------------------------------------------------------------------------------
+
+  function bind() {
+    const logoutForm = document.querySelector(".logout-form");
+    if (logoutForm) logoutForm.addEventListener("submit", forgetEverything);
+
+    ui.inbox.addEventListener("click", (event) => {
+      const a = event.target.closest("a[data-conversation-id]");
+      if (!a || !plainClick(event)) return;
+      event.preventDefault();
+      app.pane.openConversation(Number(a.dataset.conversationId), { push: true, focus: window.innerWidth > 700 });
+    });
+
+    ui.back.addEventListener("click", (event) => {
+      if (!plainClick(event)) return;
+      event.preventDefault();
+      if (history.state && history.state.fromInbox) history.back();
+      else app.pane.showInbox({ push: true });
+    });
+
+    window.addEventListener("popstate", () => {
+      const match = location.pathname.match(/\/c\/(\d+)\/$/);
+      if (match) app.pane.openConversation(Number(match[1]), { push: false, target: targetFromUrl() });
+      else if (location.pathname === urls.inbox) app.pane.showInbox({ push: false });
+      else location.reload();
+    });
+
+    app.pane.bind();
+    app.composer.bind();
+    app.notifications.bind();
+    app.groups.bind();
+    app.search.bind();
+    app.people.bind();
+
+    // Menus (settings, conversation options) close on Escape and on a click elsewhere.
+    const closesOnEscapeAndClickAway = (menu) => {
+      menu.addEventListener("keydown", (event) => {
+        if (event.key === "Escape" && menu.open) {
+          menu.open = false;
+          menu.querySelector("summary").focus();
+        }
+      });
+      document.addEventListener("click", (event) => {
+        if (menu.open && !menu.contains(event.target)) menu.open = false;
+      });
+    };
+    if (ui.settings) closesOnEscapeAndClickAway(ui.settings);
+    if (ui.menu) closesOnEscapeAndClickAway(ui.menu);
+    ui.menuBlock.addEventListener("click", async () => {
+      const conv = state.cur ? state.convs.get(state.cur.id) : null;
+      const peer = directPeer(me, conv);
+      ui.menu.open = false;
+      if (!peer) return;
+      const blocking = !state.blocked.has(peer.username);
+      const error = await app.blocks.setBlocked(peer.username, blocking);
+      if (error) app.notices.showNotice(error);
+      else if (blocking) ui.blockedUnblock.focus();
+      else ui.input.focus();
+    });
+    ui.menuGroup.addEventListener("click", () => app.groups.openDetails(false));
+    ui.menuLeave.addEventListener("click", () => app.groups.openDetails(true));
+    ui.blockedUnblock.addEventListener("click", async () => {
+      const name = ui.blockedUnblock.dataset.username;
+      if (!name) return;
+      ui.blockedUnblock.disabled = true;
+      const error = await app.blocks.setBlocked(name, false);
+      ui.blockedUnblock.disabled = false;
+      if (error) app.notices.showNotice(error);
+      else ui.input.focus();
+    });
+    ui.goneBack.addEventListener("click", (event) => {
+      if (!plainClick(event)) return;
+      event.preventDefault();
+      app.pane.showInbox({ push: true });
+    });
+
+    document.addEventListener("visibilitychange", () => {
+      if (document.visibilityState === "visible") {
+        if (state.cur) app.notifications.close(state.cur.id);
+        sendRead(true);
+        if (!app.socket.isOpen()) app.socket.reconnectSoon();
+      } else {
+        app.composer.saveDraft();
+      }
+    });
+    window.addEventListener("online", () => app.socket.reconnectSoon());
+    window.addEventListener("offline", () => {
+      if (state.link === "offline") app.notices.setConnection("offline", offlineText(navigator.onLine), true);
+    });
+    window.addEventListener("pagehide", () => app.composer.saveDraft());
+    window.addEventListener("beforeunload", () => app.composer.saveDraft());
+
+    // Keep relative times ("Yesterday") honest.
+    setInterval(() => app.inbox.render(), 60000);
+  }
+
+  // -- boot -----------------------------------------------------------------------------------
+
+  chat.setConversations(state, readJSON("chat-conversations", []));
+  const active = readJSON("chat-active", null);
+  if (active && typeof active.id === "number" && !state.convs.has(active.id)) {
+    state.convs.set(active.id, active);
+    state.order.push(active.id);
+    chat.sortInbox(state);
+  }
+  // Start the sync cursor at the newest change this page already shows.
+  for (const conv of state.convs.values()) if (conv.last_message) chat.seeSeq(state, conv.last_message.seq);
+  for (const m of config.history || []) chat.seeSeq(state, m.seq);
+
+  bind();
+  app.notifications.renderSettings();
+  app.inbox.render();
+  const id = config.conversation;
+  if (typeof id === "number") {
+    history.replaceState({ conversation: id, fromInbox: false }, "");
+    app.pane.setupConversation(id, { history: config.history || [], hasMore: config.hasMore }, targetFromUrl());
+    for (const m of config.history || []) state.seenChanges.add(m.id + ":" + m.seq);
+    if (window.innerWidth > 700 && !targetFromUrl()) ui.input.focus({ preventScroll: true });
+  } else {
+    history.replaceState({ conversation: null }, "");
+    app.pane.showInbox({ push: false });
+  }
+  ui.app.classList.add("is-ready");
+  app.blocks.refresh();
+  app.notices.setConnection("connecting", "Connecting…", false);
+  app.socket.connect();
+}
+
+const config = readJSON("chat-config", null);
+const elements = findElements();
+if (elements.app && config && config.user) start(config, elements);

@@ -1,0 +1,157 @@
+/*
+ * The outbox: messages written here that the server has not acknowledged yet, kept in the
+ * browser's storage so that a reload or a lost connection loses none of them. Each item is
+ * {client_id, conversation, body, created_at, state: "pending"|"failed", error, attempts}.
+ * A send that failed for a passing reason (rate limit, database unavailable) is retried on
+ * its own; any other failure waits for the person to retry or discard it.
+ */
+
+// Failures that pass on their own: the outbox retries these without being asked.
+export const TRANSIENT = new Set(["rate_limited", "unavailable"]);
+// Past this many tries, an unavailable server is the person's call.
+export const MAX_AUTOMATIC_ATTEMPTS = 4;
+
+/** How long to wait before retrying a failed item on its own, or null for not at all. */
+export function retryDelay(item) {
+  const code = item.error && item.error.code;
+  if (item.state !== "failed" || !TRANSIENT.has(code)) return null;
+  if (code === "unavailable" && item.attempts > MAX_AUTOMATIC_ATTEMPTS) return null;
+  if (code === "rate_limited") return Math.max(1, Number(item.error.retry_after) || 1) * 1000 + 250;
+  return Math.min(30000, 2000 * Math.pow(2, item.attempts - 1));
+}
+
+function valid(item) {
+  return (
+    item &&
+    typeof item.client_id === "string" &&
+    typeof item.body === "string" &&
+    typeof item.conversation === "number"
+  );
+}
+
+/**
+ * The outbox of one person, kept by `store` (see state/storage.js) under `key`.
+ * `onRetryDue()` is called when failed items are due to be tried again.
+ */
+export function createOutbox({ store, key, onRetryDue = () => {}, timers = globalThis }) {
+  const retryTimers = new Map(); // client_id -> timeout
+
+  function all() {
+    const items = store.get(key, []);
+    return Array.isArray(items) ? items.filter(valid) : [];
+  }
+
+  function save(items) {
+    if (items.length) store.set(key, items);
+    else store.remove(key);
+  }
+
+  function get(clientId) {
+    return all().find((i) => i.client_id === clientId) || null;
+  }
+
+  /** Put an item in the place of the one with `oldId` (added at the end if there is none). */
+  function replace(oldId, item) {
+    const items = all();
+    const at = items.findIndex((i) => i.client_id === oldId);
+    if (at >= 0) items[at] = item;
+    else items.push(item);
+    save(items);
+  }
+
+  function cancelRetry(clientId) {
+    const t = retryTimers.get(clientId);
+    if (t !== undefined) {
+      timers.clearTimeout(t);
+      retryTimers.delete(clientId);
+    }
+  }
+
+  function remove(clientId) {
+    cancelRetry(clientId);
+    const items = all();
+    const at = items.findIndex((i) => i.client_id === clientId);
+    if (at < 0) return null;
+    const [removed] = items.splice(at, 1);
+    save(items);
+    return removed;
+  }
+
+  return {
+    all,
+    get,
+    replace,
+    /** A new message to send, in state "pending"; answers the item. */
+    add({ clientId, conversation, body, createdAt }) {
+      const item = {
+        client_id: clientId,
+        conversation,
+        body,
+        created_at: createdAt,
+        state: "pending",
+        error: null,
+        attempts: 0,
+      };
+      replace(item.client_id, item);
+      return item;
+    },
+    /** The server has the message: forget it; answers the item, or null if unknown. */
+    ack: remove,
+    /** The person gave up on it. */
+    discard: remove,
+    /** The server refused it: mark it failed and plan an automatic retry if one fits. */
+    fail(clientId, error) {
+      const item = get(clientId);
+      if (!item) return null;
+      item.state = "failed";
+      item.error = { code: error.code, detail: error.detail || "", retry_after: error.retry_after };
+      item.attempts = (item.attempts || 0) + 1;
+      replace(clientId, item);
+      cancelRetry(clientId);
+      const wait = retryDelay(item);
+      if (wait !== null) {
+        retryTimers.set(
+          clientId,
+          timers.setTimeout(() => {
+            retryTimers.delete(clientId);
+            onRetryDue();
+          }, wait)
+        );
+      }
+      return item;
+    },
+    /**
+     * Ready an item to go again; a conflict gets a new client_id, as it is a new message
+     * now. `manual`: the person asked, so the automatic attempts start over. Answers the
+     * item to send, or null.
+     */
+    retry(clientId, { manual = false, newClientId } = {}) {
+      cancelRetry(clientId);
+      const item = get(clientId);
+      if (!item) return null;
+      if (manual) item.attempts = 0;
+      const fresh =
+        item.error && item.error.code === "conflict"
+          ? Object.assign({}, item, { client_id: newClientId() })
+          : item;
+      fresh.state = "pending";
+      fresh.error = null;
+      replace(clientId, fresh);
+      return fresh;
+    },
+    /** Items that failed for a passing reason and may go again, oldest first. */
+    dueForRetry() {
+      return all().filter((i) => retryDelay(i) !== null);
+    },
+    /** Items to send when the connection is (back) up: all but the failed ones. */
+    unsent() {
+      return all().filter((i) => i.state !== "failed");
+    },
+    /** Forget everything written to a conversation the person is no longer in. */
+    dropConversation(conversationId) {
+      const items = all();
+      const keep = items.filter((i) => i.conversation !== conversationId);
+      if (keep.length !== items.length) save(keep);
+    },
+  };
+}

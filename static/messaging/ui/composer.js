@@ -1,0 +1,179 @@
+/*
+ * The composer: typing a message (drafts kept per conversation, the length counter, the
+ * typing signal), sending it through the outbox, and retrying or discarding sends that
+ * failed.
+ */
+
+import { draftKey } from "../state/storage.js";
+import { errorText } from "../text/errors.js";
+import { codePoints } from "../text/words.js";
+import { debounce } from "../lib/debounce.js";
+
+const TYPING_SEND_EVERY = 3000;
+
+/** A new client_id: a UUID, made by hand where the browser offers none (plain http). */
+export function newClientId() {
+  const c = window.crypto;
+  if (c && typeof c.randomUUID === "function") {
+    try {
+      return c.randomUUID();
+    } catch (e) {
+      /* not a secure context: fall through */
+    }
+  }
+  const bytes = new Uint8Array(16);
+  if (c && typeof c.getRandomValues === "function") c.getRandomValues(bytes);
+  else for (let i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
+}
+
+export function createComposer(app) {
+  const { ui, state, me, store, outbox } = app;
+  const maxBody = app.maxBody;
+  const counterFrom = Math.max(0, maxBody - Math.max(200, Math.round(maxBody * 0.1)));
+  let lastTypingSent = 0;
+
+  function saveDraft() {
+    const cur = state.cur;
+    if (!cur) return;
+    const value = ui.input.value;
+    if (value.trim()) store.set(draftKey(me.id, cur.id), value);
+    else store.remove(draftKey(me.id, cur.id));
+  }
+
+  const saveDraftSoon = debounce(saveDraft, 250);
+
+  function restoreDraft() {
+    const cur = state.cur;
+    const value = cur ? store.get(draftKey(me.id, cur.id), "") : "";
+    ui.input.value = typeof value === "string" ? value : "";
+    autosize();
+    updateCounter();
+  }
+
+  function autosize() {
+    ui.input.style.height = "auto";
+    ui.input.style.height = Math.min(ui.input.scrollHeight, 240) + "px";
+  }
+
+  function updateCounter() {
+    const length = codePoints(ui.input.value.replace(/\s+$/, ""));
+    const over = length > maxBody;
+    if (length >= counterFrom) {
+      ui.counter.hidden = false;
+      ui.counter.textContent = over
+        ? (length - maxBody).toLocaleString() + " over the limit"
+        : (maxBody - length).toLocaleString() + " left";
+      ui.counter.title = length.toLocaleString() + " / " + maxBody.toLocaleString() + " characters";
+    } else {
+      ui.counter.hidden = true;
+      ui.counter.textContent = "";
+    }
+    ui.counter.classList.toggle("is-over", over);
+    ui.composer.classList.toggle("is-over", over);
+    ui.send.disabled = over;
+  }
+
+  function onInput() {
+    autosize();
+    updateCounter();
+    saveDraftSoon();
+    const cur = state.cur;
+    if (!cur || !ui.input.value.trim()) return;
+    const now = Date.now();
+    if (now - lastTypingSent >= TYPING_SEND_EVERY && app.socket.send({ type: "typing", conversation: cur.id })) {
+      lastTypingSent = now;
+    }
+  }
+
+  function transmit(item) {
+    return app.socket.send({
+      type: "message.send",
+      conversation: item.conversation,
+      body: item.body,
+      client_id: item.client_id,
+    });
+  }
+
+  function send() {
+    let cur = state.cur;
+    if (!cur || cur.gone || !ui.blockedBar.hidden) return;
+    const body = ui.input.value.replace(/^\s*\n/, "").replace(/\s+$/, "");
+    if (!body.trim()) {
+      ui.input.focus();
+      return;
+    }
+    if (codePoints(body) > maxBody) {
+      updateCounter();
+      app.notices.showNotice(errorText({ code: "too_long" }, maxBody));
+      return;
+    }
+    const item = outbox.add({
+      clientId: newClientId(),
+      conversation: cur.id,
+      body,
+      createdAt: new Date().toISOString(),
+    });
+    cur.dividerAfter = null; // answering means the new ones were read
+    ui.input.value = "";
+    store.remove(draftKey(me.id, cur.id));
+    if (cur.detached) {
+      cur = app.pane.setupConversation(cur.id, null); // back to the newest messages, where this one goes
+    }
+    autosize();
+    updateCounter();
+    app.notices.hideNotice();
+    app.pane.renderPending(item);
+    app.pane.scrollToBottom();
+    lastTypingSent = 0;
+    transmit(item);
+    ui.input.focus();
+  }
+
+  function retrySend(clientId, manual) {
+    const item = outbox.retry(clientId, { manual, newClientId });
+    if (!item) return;
+    if (item.client_id !== clientId) app.pane.renamePending(clientId, item);
+    else app.pane.renderPending(item);
+    transmit(item);
+  }
+
+  return {
+    saveDraft,
+    restoreDraft,
+    retrySend,
+    discardSend(clientId) {
+      outbox.discard(clientId);
+      app.pane.removePending(clientId);
+    },
+    /** Send everything waiting in the outbox (the connection is back). */
+    flush() {
+      for (const item of outbox.unsent()) transmit(item);
+    },
+    /** Resend every send that failed for a passing reason, oldest first, to keep their order. */
+    retryDue() {
+      for (const item of outbox.dueForRetry()) retrySend(item.client_id, false);
+    },
+    /** A failed send: show why, and let the outbox plan its retry. */
+    failed(frame) {
+      const item = outbox.fail(frame.client_id, frame);
+      if (item) app.pane.renderPending(item);
+    },
+    bind() {
+      ui.composer.addEventListener("submit", (event) => {
+        event.preventDefault();
+        send();
+      });
+      ui.input.addEventListener("keydown", (event) => {
+        if (event.key === "Enter" && !event.shiftKey && !event.isComposing && event.keyCode !== 229) {
+          event.preventDefault();
+          send();
+        }
+      });
+      ui.input.addEventListener("input", onInput);
+    },
+  };
+}

@@ -1,0 +1,251 @@
+/* What can be done to one message in place: editing and deleting my own, reporting others'. */
+
+import * as api from "../net/api.js";
+import { errorText, httpErrorText } from "../text/errors.js";
+import { codePoints } from "../text/words.js";
+import { el } from "./dom.js";
+
+export function createMessageActions(app) {
+  const { state, me } = app;
+  const maxBody = app.maxBody;
+
+  function startEdit(id) {
+    const cur = state.cur;
+    if (!cur) return;
+    const m = cur.msgs.get(id);
+    const li = app.pane.element(id);
+    if (!m || !li || m.deleted || m.sender.id !== me.id) return;
+    if (cur.editing && cur.editing !== id) cancelEdit(cur.editing);
+    cur.editing = id;
+    li.classList.add("is-editing");
+    const row = li.querySelector(".msg-row");
+    const input = el("textarea", {
+      class: "edit-input",
+      "data-testid": "edit-input",
+      "aria-label": "Edit message",
+      rows: "2",
+    });
+    input.value = m.body;
+    const save = el("button", { type: "button", class: "btn btn-primary btn-small", "data-testid": "edit-save", text: "Save" });
+    const cancel = el("button", { type: "button", class: "btn btn-ghost btn-small", "data-testid": "edit-cancel", text: "Cancel" });
+    const error = el("p", { class: "edit-error", role: "alert", "data-testid": "edit-error", hidden: true });
+    const hint = el("span", { class: "edit-hint", text: "Enter to save · Esc to cancel" });
+    const form = el("div", { class: "edit-form" }, [input, el("div", { class: "edit-row" }, [hint, cancel, save]), error]);
+    row.hidden = true;
+    row.after(form);
+    const submit = () => {
+      const body = input.value.replace(/\s+$/, "");
+      if (!body.trim()) {
+        error.textContent = "A message can’t be empty. Delete it instead?";
+        error.hidden = false;
+        return;
+      }
+      if (codePoints(body) > maxBody) {
+        error.textContent = errorText({ code: "too_long" }, maxBody);
+        error.hidden = false;
+        return;
+      }
+      if (body === m.body) {
+        cancelEdit(id);
+        return;
+      }
+      if (state.link === "offline") {
+        error.textContent = "You’re offline. Try again when the connection is back.";
+        error.hidden = false;
+        return;
+      }
+      if (app.socket.send({ type: "message.edit", id, body })) {
+        cur.pendingChange = { kind: "edit", id, at: Date.now() };
+        save.disabled = true;
+        save.textContent = "Saving…";
+        error.hidden = true;
+      }
+    };
+    save.addEventListener("click", submit);
+    cancel.addEventListener("click", () => cancelEdit(id));
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        submit();
+      } else if (event.key === "Escape") {
+        event.preventDefault();
+        cancelEdit(id);
+      }
+    });
+    input.focus();
+    input.setSelectionRange(input.value.length, input.value.length);
+  }
+
+  function cancelEdit(id) {
+    const cur = state.cur;
+    if (!cur) return;
+    if (cur.editing === id) cur.editing = null;
+    const node = app.pane.redraw(id);
+    if (!node) return;
+    const again = node.querySelector('[data-testid="message-edit"]');
+    if (again) again.focus();
+  }
+
+  function askDelete(id) {
+    const cur = state.cur;
+    if (!cur) return;
+    const li = app.pane.element(id);
+    if (!li) return;
+    const actions = li.querySelector(".msg-actions");
+    if (!actions) return;
+    const yes = el("button", {
+      type: "button",
+      class: "msg-action danger",
+      "data-testid": "message-delete-confirm",
+      text: "Delete",
+    });
+    const no = el("button", { type: "button", class: "msg-action", "data-testid": "message-delete-cancel", text: "Keep" });
+    const question = el("span", { class: "confirm-text", text: "Delete for everyone?" });
+    const original = Array.from(actions.childNodes);
+    actions.replaceChildren(question, no, yes);
+    actions.classList.add("confirming");
+    no.addEventListener("click", () => {
+      actions.replaceChildren(...original);
+      actions.classList.remove("confirming");
+      original[0].focus();
+    });
+    yes.addEventListener("click", () => {
+      if (state.link === "offline") {
+        app.notices.showNotice("You’re offline. Try deleting again when the connection is back.");
+        return;
+      }
+      if (app.socket.send({ type: "message.delete", id })) {
+        cur.pendingChange = { kind: "delete", id, at: Date.now() };
+        yes.disabled = true;
+        no.disabled = true;
+        question.textContent = "Deleting…";
+      }
+    });
+    yes.focus();
+  }
+
+  /** The server refused an edit or a delete: say so where it was asked. */
+  function showChangeError(change, frame) {
+    const li = app.pane.element(change.id);
+    const text =
+      (change.kind === "edit" ? "Couldn’t save the edit: " : "Couldn’t delete: ") +
+      (frame.code === "rate_limited"
+        ? "too many changes at once. Wait a moment and try again."
+        : errorText(frame, maxBody));
+    if (change.kind === "edit" && li) {
+      const error = li.querySelector('[data-testid="edit-error"]');
+      const save = li.querySelector('[data-testid="edit-save"]');
+      if (error) {
+        error.textContent = text;
+        error.hidden = false;
+        if (save) {
+          save.disabled = false;
+          save.textContent = "Save";
+        }
+        return;
+      }
+    }
+    if (change.kind === "delete" && li) app.pane.redraw(change.id);
+    app.notices.showNotice(text);
+  }
+
+  function startReport(id) {
+    const cur = state.cur;
+    if (!cur) return;
+    const li = app.pane.element(id);
+    const m = cur.msgs.get(id);
+    if (!li || !m || m.deleted) return;
+    const open = li.querySelector(":scope > .report-form textarea");
+    if (open) {
+      open.focus();
+      return;
+    }
+    for (const done of li.querySelectorAll(":scope > .report-done")) done.remove();
+    const fieldId = "report-reason-" + id;
+    const input = el("textarea", {
+      id: fieldId,
+      class: "edit-input report-input",
+      rows: "2",
+      maxlength: "1000",
+      "data-testid": "report-reason",
+      placeholder: "For example: spam, threats, harassment…",
+    });
+    const submit = el("button", { type: "submit", class: "btn btn-primary btn-small", "data-testid": "report-submit", text: "Send report" });
+    const cancel = el("button", { type: "button", class: "btn btn-ghost btn-small", "data-testid": "report-cancel", text: "Cancel" });
+    const error = el("p", { class: "edit-error", role: "alert", "data-testid": "report-error", hidden: true });
+    const form = el(
+      "form",
+      { class: "msg-extra edit-form report-form", "data-testid": "report-form", "aria-label": "Report this message", novalidate: true },
+      [
+        el("label", {
+          class: "report-label",
+          for: fieldId,
+          text: "Why are you reporting this message from " + m.sender.username + "? Only the moderators see your report.",
+        }),
+        input,
+        el("div", { class: "edit-row" }, [el("span", { class: "edit-hint", text: "Enter to send · Esc to cancel" }), cancel, submit]),
+        error,
+      ]
+    );
+    const close = () => {
+      form.remove();
+      const again = li.isConnected ? li.querySelector('[data-testid="message-report"]') : null;
+      if (again) again.focus();
+    };
+    const fail = (text) => {
+      error.textContent = text;
+      error.hidden = false;
+      submit.disabled = false;
+      submit.textContent = "Send report";
+    };
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      if (submit.disabled) return;
+      const reason = input.value.trim();
+      if (!reason) {
+        fail("Please say why you’re reporting this message.");
+        input.focus();
+        return;
+      }
+      if (codePoints(reason) > 1000) {
+        fail("Please keep the reason under 1,000 characters.");
+        return;
+      }
+      submit.disabled = true;
+      submit.textContent = "Sending…";
+      error.hidden = true;
+      const res = await api.reportMessage(id, reason);
+      if (res.status !== 201 && res.status !== 200) {
+        fail(httpErrorText(res, "send the report", "This message isn’t available any more, so it can’t be reported."));
+        return;
+      }
+      const thanks = el("p", {
+        class: "msg-extra report-done",
+        role: "status",
+        tabindex: "-1",
+        "data-testid": "report-done",
+        text:
+          res.status === 201
+            ? "Reported — thanks. The moderators will take a look."
+            : "Reported — thanks. You had already reported this message.",
+      });
+      form.replaceWith(thanks);
+      thanks.focus({ preventScroll: true });
+    });
+    cancel.addEventListener("click", close);
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        form.requestSubmit();
+      } else if (event.key === "Escape") {
+        event.preventDefault();
+        close();
+      }
+    });
+    li.appendChild(form);
+    input.focus();
+    form.scrollIntoView({ block: "nearest" });
+  }
+
+  return { startEdit, askDelete, startReport, showChangeError };
+}
