@@ -96,7 +96,7 @@ def test_the_unit_and_the_procfile_run_daphne_behind_the_proxy():
 
 def test_nginx_waits_longer_than_the_quiet_time_of_an_open_socket():
     ping_ms = re.search(
-        r"PING_EVERY = (\d+);", (ROOT / "static" / "messaging" / "chat.js").read_text()
+        r"PING_EVERY = (\d+);", (ROOT / "static" / "messaging" / "net" / "socket.js").read_text()
     )
     assert ping_ms, "the browser client's ping interval"
     site = SITE.read_text()

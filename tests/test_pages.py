@@ -1,5 +1,8 @@
 """Pages: login, sign-up, inbox, conversation, the direct-message shortcut; XSS stays inert."""
 
+import json
+import re
+
 import pytest
 from django.test import Client
 
@@ -86,6 +89,29 @@ def test_xss_in_bodies_and_usernames_is_rendered_as_text(client, make_user, alic
         assert "<img src=x" not in html
         assert "x<b>y" not in html
         assert "&lt;script&gt;" in html or "\\u003Cscript\\u003E" in html
+
+
+def page_data(html: str, element_id: str):
+    """The JSON a page hands to its script in a `json_script` element."""
+    found = re.search(
+        rf'<script id="{element_id}" type="application/json">(.*?)</script>', html, re.S
+    )
+    assert found, f"no {element_id} data in the page"
+    return json.loads(found.group(1))
+
+
+def test_messages_and_inbox_rows_reach_the_page_as_data_for_the_one_renderer(client, alice, bob):
+    services.message_send(sender=bob, body="Hello <b>Alice</b>", client_id="c1", to="alice")
+    message = services.message_send(sender=alice, body="Hi Bob", client_id="c2", to="bob").message
+    client.force_login(alice)
+    html = client.get(f"/c/{message.conversation_id}/").content.decode()
+    config = page_data(html, "chat-config")
+    assert [m["body"] for m in config["history"]] == ["Hello <b>Alice</b>", "Hi Bob"]
+    [row] = page_data(html, "chat-conversations")
+    assert row["last_message"]["body"] == "Hi Bob"
+    # The client draws the rows and the messages; the page carries them only as data.
+    assert 'data-testid="message"' not in html and 'data-testid="inbox-item"' not in html
+    assert "<b>Alice</b>" not in html
 
 
 def test_settings_page_shows_privacy_choices_and_tokens(client, alice):

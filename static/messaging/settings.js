@@ -6,7 +6,11 @@
  * textContent or element properties, never through innerHTML.
  */
 
+import { request, setLoginUrl } from "./net/api.js";
+import { sentence, waitText } from "./text/errors.js";
+
 const config = readJSON("settings-config");
+if (config && config.urls) setLoginUrl(config.urls.login);
 
 const ui = {
   privacyForm: document.getElementById("privacy-form"),
@@ -42,62 +46,6 @@ function readJSON(id) {
   } catch (e) {
     return null;
   }
-}
-
-function csrfToken() {
-  const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-  if (match) return decodeURIComponent(match[1]);
-  const input = document.querySelector('input[name="csrfmiddlewaretoken"]');
-  return input ? input.value : "";
-}
-
-function goLogin() {
-  const login = (config && config.urls && config.urls.login) || "/accounts/login/";
-  window.location.assign(login + "?next=" + encodeURIComponent(location.pathname));
-}
-
-/** Call the API with the session; never throws: answers {ok, status, data} (0: no network). */
-async function request(method, path, body) {
-  const headers = { Accept: "application/json" };
-  const init = { method, credentials: "same-origin", headers, cache: "no-store" };
-  if (method !== "GET") headers["X-CSRFToken"] = csrfToken();
-  if (body !== undefined) {
-    headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
-  }
-  let response;
-  try {
-    response = await fetch(path, init);
-  } catch (e) {
-    return { ok: false, status: 0, data: null };
-  }
-  if (response.status === 401) {
-    goLogin();
-    return { ok: false, status: 401, data: null };
-  }
-  let data = null;
-  if (response.status !== 204) {
-    try {
-      data = await response.json();
-    } catch (e) {
-      data = null;
-    }
-  }
-  return { ok: response.ok, status: response.status, data };
-}
-
-function waitText(seconds) {
-  const s = Math.max(1, Math.ceil(Number(seconds) || 1));
-  if (s < 90) return s + (s === 1 ? " second" : " seconds");
-  const m = Math.ceil(s / 60);
-  return m + (m === 1 ? " minute" : " minutes");
-}
-
-function sentence(text) {
-  const t = String(text || "").trim();
-  if (!t) return "";
-  const first = t.charAt(0).toUpperCase() + t.slice(1);
-  return /[.!?…]$/.test(first) ? first : first + ".";
 }
 
 /** An HTTP failure in plain words; `what` completes "Couldn’t …". */

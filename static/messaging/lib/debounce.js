@@ -1,4 +1,4 @@
-/** Call `fn` once `wait` ms after the last call; `cancel()` forgets it, `flush()` runs it now. */
+/** Call `fn` once `wait` ms after the last call; `cancel()` forgets it. */
 export function debounce(fn, wait) {
   let timer = null;
   const wrapped = function () {
@@ -11,13 +11,6 @@ export function debounce(fn, wait) {
   wrapped.cancel = function () {
     clearTimeout(timer);
     timer = null;
-  };
-  wrapped.flush = function () {
-    if (timer !== null) {
-      clearTimeout(timer);
-      timer = null;
-      fn();
-    }
   };
   return wrapped;
 }

@@ -31,7 +31,7 @@ export function goLogin() {
   window.location.assign(loginUrl + "?next=" + encodeURIComponent(next));
 }
 
-export function csrfToken() {
+function csrfToken() {
   const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
   if (match) return decodeURIComponent(match[1]);
   const input = document.querySelector('input[name="csrfmiddlewaretoken"]');

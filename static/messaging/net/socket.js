@@ -6,9 +6,9 @@
 
 export const PING_EVERY = 25000;
 export const PONG_TIMEOUT = 10000;
-export const MAX_BACKOFF = 30000;
+const MAX_BACKOFF = 30000;
 // Closed for abuse (1008): the server asks for a pause before the next try.
-export const PAUSE_AFTER_ABUSE = 30000;
+const PAUSE_AFTER_ABUSE = 30000;
 
 /** The wait before reconnect attempt number `attempt` (1, 2, …): half to all of 1 s, 2 s, … 30 s. */
 export function backoffDelay(attempt, random = Math.random) {

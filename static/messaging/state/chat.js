@@ -13,7 +13,7 @@ import { ms } from "../text/time.js";
 import { oneLine, truncate } from "../text/words.js";
 import { convName, typingSentence } from "./conversations.js";
 
-export const TYPING_SHOW_FOR = 5000;
+const TYPING_SHOW_FOR = 5000;
 
 /** The state of one person's tab. `isVisible()` tells whether the person can see the page. */
 export function createChatState({ me, isVisible = () => true, now = () => Date.now() }) {

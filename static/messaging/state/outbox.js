@@ -7,9 +7,9 @@
  */
 
 // Failures that pass on their own: the outbox retries these without being asked.
-export const TRANSIENT = new Set(["rate_limited", "unavailable"]);
+const TRANSIENT = new Set(["rate_limited", "unavailable"]);
 // Past this many tries, an unavailable server is the person's call.
-export const MAX_AUTOMATIC_ATTEMPTS = 4;
+const MAX_AUTOMATIC_ATTEMPTS = 4;
 
 /** How long to wait before retrying a failed item on its own, or null for not at all. */
 export function retryDelay(item) {
@@ -80,7 +80,6 @@ export function createOutbox({ store, key, onRetryDue = () => {}, timers = globa
   return {
     all,
     get,
-    replace,
     /** A new message to send, in state "pending"; answers the item. */
     add({ clientId, conversation, body, createdAt }) {
       const item = {

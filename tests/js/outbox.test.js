@@ -1,0 +1,138 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { createStore } from "../../static/messaging/state/storage.js";
+import { createOutbox, retryDelay } from "../../static/messaging/state/outbox.js";
+import { fakeStorage, fakeTimers } from "./helpers.js";
+
+const KEY = "chat:1:outbox";
+
+function outboxOn(area, { timers = fakeTimers(), onRetryDue = () => {} } = {}) {
+  return createOutbox({ store: createStore(area), key: KEY, timers, onRetryDue });
+}
+
+function write(outbox, clientId, body = "hello", conversation = 12) {
+  return outbox.add({ clientId, conversation, body, createdAt: "2026-11-26T10:00:00Z" });
+}
+
+test("a message written offline is still waiting after a reload, in the order written", () => {
+  const area = fakeStorage();
+  const first = outboxOn(area);
+  write(first, "a", "first");
+  write(first, "b", "second");
+
+  const afterReload = outboxOn(area);
+  assert.deepEqual(
+    afterReload.unsent().map((i) => [i.client_id, i.body, i.state]),
+    [
+      ["a", "first", "pending"],
+      ["b", "second", "pending"],
+    ]
+  );
+});
+
+test("an acknowledged message leaves the outbox and the storage key goes when it is empty", () => {
+  const area = fakeStorage();
+  const outbox = outboxOn(area);
+  write(outbox, "a");
+  write(outbox, "b");
+  assert.equal(outbox.ack("a").client_id, "a");
+  assert.deepEqual(outbox.all().map((i) => i.client_id), ["b"]);
+  assert.equal(outbox.ack("a"), null, "a second ack changes nothing");
+  outbox.ack("b");
+  assert.equal(area.getItem(KEY), null);
+});
+
+test("garbage in the storage is ignored rather than sent", () => {
+  const area = fakeStorage();
+  area.setItem(KEY, JSON.stringify([{ client_id: 5 }, null, { client_id: "ok", body: "x", conversation: 3 }]));
+  assert.deepEqual(outboxOn(area).all().map((i) => i.client_id), ["ok"]);
+  area.setItem(KEY, "{not json");
+  assert.deepEqual(outboxOn(area).all(), []);
+});
+
+test("a refused message is kept as failed with its reason, and is not resent on reconnect", () => {
+  const outbox = outboxOn(fakeStorage());
+  write(outbox, "a");
+  const failed = outbox.fail("a", { code: "cannot_send", detail: "blocked" });
+  assert.equal(failed.state, "failed");
+  assert.deepEqual(failed.error, { code: "cannot_send", detail: "blocked", retry_after: undefined });
+  assert.equal(failed.attempts, 1);
+  assert.deepEqual(outbox.unsent(), []);
+  assert.equal(outbox.fail("unknown", { code: "empty" }), null);
+});
+
+test("a rate-limited send is retried on its own once the wait the server named is over", () => {
+  const timers = fakeTimers();
+  let due = 0;
+  const outbox = outboxOn(fakeStorage(), { timers, onRetryDue: () => due++ });
+  write(outbox, "a");
+  outbox.fail("a", { code: "rate_limited", retry_after: 3 });
+  timers.advance(3249);
+  assert.equal(due, 0);
+  timers.advance(1);
+  assert.equal(due, 1);
+  assert.deepEqual(outbox.dueForRetry().map((i) => i.client_id), ["a"]);
+});
+
+test("an unavailable server is retried with a doubling wait, then left to the person", () => {
+  const item = { state: "failed", error: { code: "unavailable" }, attempts: 1 };
+  const waits = [1, 2, 3, 4, 5].map((attempts) => retryDelay({ ...item, attempts }));
+  assert.deepEqual(waits, [2000, 4000, 8000, 16000, null]);
+  assert.equal(retryDelay({ state: "failed", error: { code: "too_long" }, attempts: 1 }), null);
+  assert.equal(retryDelay({ state: "pending", error: null, attempts: 0 }), null);
+});
+
+test("acknowledging a message cancels its planned retry", () => {
+  const timers = fakeTimers();
+  let due = 0;
+  const outbox = outboxOn(fakeStorage(), { timers, onRetryDue: () => due++ });
+  write(outbox, "a");
+  outbox.fail("a", { code: "unavailable" });
+  outbox.ack("a");
+  timers.advance(60000);
+  assert.equal(due, 0);
+});
+
+test("retrying a failed message makes it pending again; a manual retry starts the count over", () => {
+  const outbox = outboxOn(fakeStorage());
+  write(outbox, "a");
+  outbox.fail("a", { code: "unavailable" });
+  outbox.fail("a", { code: "unavailable" });
+  const again = outbox.retry("a", { manual: true, newClientId: () => "unused" });
+  assert.equal(again.client_id, "a");
+  assert.equal(again.state, "pending");
+  assert.equal(again.attempts, 0);
+  assert.equal(outbox.get("a").state, "pending");
+});
+
+test("retrying after a conflict sends it as a new message, in the same place in the outbox", () => {
+  const outbox = outboxOn(fakeStorage());
+  write(outbox, "a", "first");
+  write(outbox, "b", "second");
+  outbox.fail("a", { code: "conflict" });
+  const fresh = outbox.retry("a", { newClientId: () => "a2" });
+  assert.equal(fresh.client_id, "a2");
+  assert.equal(fresh.body, "first");
+  assert.deepEqual(outbox.all().map((i) => [i.client_id, i.state]), [
+    ["a2", "pending"],
+    ["b", "pending"],
+  ]);
+});
+
+test("leaving a conversation drops what waited to be sent there, and only that", () => {
+  const outbox = outboxOn(fakeStorage());
+  write(outbox, "a", "to 12", 12);
+  write(outbox, "b", "to 13", 13);
+  outbox.dropConversation(12);
+  assert.deepEqual(outbox.all().map((i) => i.client_id), ["b"]);
+});
+
+test("after logging out nothing more is written to the browser", () => {
+  const area = fakeStorage();
+  const store = createStore(area);
+  const outbox = createOutbox({ store, key: KEY, timers: fakeTimers() });
+  store.seal();
+  write(outbox, "a");
+  assert.equal(area.getItem(KEY), null);
+});
