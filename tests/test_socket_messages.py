@@ -71,6 +71,8 @@ async def test_retry_with_same_client_id_is_acked_again_and_stores_nothing(conne
     bob_socket = await connect(bob)
     first = await alice_socket.request(send_frame("once", "same", to="bob"), "message.ack")
     await bob_socket.recv_type("message.new")
+    # Her first message shows alice to bob (PROTOCOL.md, Privacy): that is told once.
+    assert (await bob_socket.recv_type("presence"))["user"]["username"] == "alice"
 
     again = await alice_socket.request(send_frame("once", "same", to="bob"), "message.ack")
     assert again["message"] == first["message"]
