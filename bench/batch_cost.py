@@ -1,6 +1,6 @@
 """Measure what one batch of sends costs: wall time, this thread's CPU and PostgreSQL's.
 
-Calls messaging.send_batch.messages_send_many in a loop, on this thread alone, against the
+Calls messaging.sending.batch.messages_send_many in a loop, on this thread alone, against the
 benchmark's database as `make bench` leaves it (its users, paired, with their direct
 conversations). Run from the repository root, after a `make bench`:
 
@@ -29,7 +29,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from messaging.models import Conversation  # noqa: E402
-from messaging.send_batch import SendRequest, messages_send_many  # noqa: E402
+from messaging.sending.batch import SendRequest, messages_send_many  # noqa: E402
 
 # Batch size: how many batches of it to time.
 ROUNDS = {1: 400, 10: 100, 50: 30}

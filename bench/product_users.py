@@ -6,7 +6,7 @@ the benchmark database), from the repository root:
     python bench/product_users.py PREFIX COUNT OUT.json
 
 Users are PREFIX0000, PREFIX0001, ... with unusable passwords; OUT.json is a list of
-{"username", "token"}. Tokens come from messaging.tokens.token_issue, as a client's would.
+{"username", "token"}. Tokens come from messaging.domain.tokens.token_issue, as a client's would.
 The pairs the load generator uses (0 and 1, 2 and 3, ...) get their direct conversation
 here, so that no measured send pays for opening one.
 """
@@ -27,8 +27,8 @@ django.setup()
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import transaction  # noqa: E402
 
-from messaging.services import conversation_open_direct  # noqa: E402
-from messaging.tokens import token_issue  # noqa: E402
+from messaging.domain.services import conversation_open_direct  # noqa: E402
+from messaging.domain.tokens import token_issue  # noqa: E402
 
 
 def main() -> None:

@@ -12,9 +12,9 @@ from django.conf import settings  # noqa: E402
 
 from chatsite.daphne_patches import patch_daphne  # noqa: E402
 from chatsite.gc_tuning import tune_garbage_collector  # noqa: E402
-from messaging.backpressure import WaitingFramesLimit  # noqa: E402
-from messaging.routing import websocket_urlpatterns  # noqa: E402
-from messaging.ws_auth import WebSocketAuthMiddleware  # noqa: E402
+from messaging.realtime.auth import WebSocketAuthMiddleware  # noqa: E402
+from messaging.realtime.backpressure import WaitingFramesLimit  # noqa: E402
+from messaging.realtime.routing import websocket_urlpatterns  # noqa: E402
 
 patch_daphne()
 

@@ -55,7 +55,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "messaging.cache_control.NoStoreMiddleware",
+    "messaging.web.cache_control.NoStoreMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -73,7 +73,7 @@ AXES_COOLOFF_TIME = env.float("LOGIN_COOLOFF_HOURS", default=0.25)
 # Lock a username only from the address that guesses, so nobody can lock others out.
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_LOCKOUT_CALLABLE = "messaging.http.lockout_response"
+AXES_LOCKOUT_CALLABLE = "messaging.web.http.lockout_response"
 AXES_VERBOSE = False
 
 ROOT_URLCONF = "chatsite.urls"
@@ -88,7 +88,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
-                "messaging.context_processors.chat_settings",
+                "messaging.web.context_processors.chat_settings",
             ],
         },
     },

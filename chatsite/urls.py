@@ -2,9 +2,9 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from messaging.health import healthz
-from messaging.http import limit_posts
 from messaging.metrics import metrics_view
+from messaging.ops.health import healthz
+from messaging.web.http import limit_posts
 
 urlpatterns = [
     # Before Django's own: every login attempt hashes a password, so the forms' POSTs are
@@ -15,5 +15,5 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),
-    path("", include("messaging.urls")),
+    path("", include("messaging.web.urls")),
 ]

@@ -16,7 +16,9 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.utils.html import format_html, format_html_join
 
-from messaging import moderation
+from messaging.domain import moderation
+from messaging.domain.search import matching, query_words
+from messaging.domain.tokens import token_revoke
 from messaging.models import (
     AuthToken,
     Conversation,
@@ -27,8 +29,6 @@ from messaging.models import (
     SocketPresence,
 )
 from messaging.protocol import ChatError, ErrorCode
-from messaging.search import matching, query_words
-from messaging.tokens import token_revoke
 
 User = get_user_model()
 

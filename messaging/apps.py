@@ -6,4 +6,8 @@ class MessagingConfig(AppConfig):
     verbose_name = "Messaging"
 
     def ready(self) -> None:
-        from messaging import signals  # noqa: F401  (connects the session-ending hooks)
+        from messaging.delivery import fanout
+        from messaging.domain import events, signals  # noqa: F401  (signals: session-ending hooks)
+
+        # The domain publishes committed changes; the delivery layer above it delivers them.
+        events.deliver_committed_with(fanout.publish_from_sync_code)

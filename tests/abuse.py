@@ -84,8 +84,8 @@ def prepare(*, prefix: str = "abuse") -> Prepared:
     """Make the attacker, their second account with the large messages, and two chatters."""
     from django.contrib.auth import get_user_model
 
-    from messaging import services
-    from messaging.tokens import token_issue
+    from messaging.domain import services
+    from messaging.domain.tokens import token_issue
 
     User = get_user_model()
 

@@ -8,7 +8,7 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from messaging.tokens import token_issue
+from messaging.domain.tokens import token_issue
 from tests.factories import UserFactory
 
 IN_CI = bool(os.environ.get("CI"))
@@ -40,36 +40,28 @@ def pytest_collection_modifyitems(config, items):
 def _send_connection_closed_at_the_end(django_db_setup):
     """Close the batches' kept connection before the test database is dropped."""
     yield
-    from messaging.sending import close_send_connection
+    from messaging.sending.queue import close_send_connection
 
     close_send_connection()
 
 
 @pytest.fixture(autouse=True)
 def _fresh_per_loop_state():
-    """Give every test its own rate limiter and channel layer.
+    """Give every test its own registry, rate limiter, send queue, caches and channel layer.
 
-    Each async test runs on a new event loop, and the Redis channel layer keeps locks
-    bound to the loop that first used it.
+    Each async test runs on a new event loop, the Redis channel layer keeps locks bound to
+    the loop that first used it, and the send batches' caches hold ids of an earlier
+    test's database.
     """
     from channels.layers import channel_layers
 
-    from messaging.ratelimit import reset_limiter
+    from messaging.singletons import reset_all
 
-    reset_limiter()
+    reset_all()
     channel_layers.backends.clear()
     yield
-    reset_limiter()
+    reset_all()
     channel_layers.backends.clear()
-
-
-@pytest.fixture(autouse=True)
-def _fresh_send_caches():
-    """Forget the ids the send batches learnt: each test's database starts anew."""
-    from messaging import send_batch
-
-    send_batch._user_ids.clear()
-    send_batch._direct_conversations.clear()
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ async def test_hiding_a_message_in_the_admin_deletes_it_live(connect, alice, bob
 
 
 def test_admin_lists_and_searches_messages(make_user, alice, bob):
-    from messaging import services
+    from messaging.domain import services
 
     services.message_send(sender=alice, body="find me please", client_id="c", to="bob")
     services.message_send(sender=bob, body="something else", client_id="d", to="alice")
@@ -92,7 +92,7 @@ VIEW_ONLY = ("view_message", "view_report", "view_user", "view_conversation", "v
 
 
 def reported_message(alice, bob):
-    from messaging import moderation, services
+    from messaging.domain import moderation, services
 
     message = services.message_send(sender=alice, body="rude", client_id="c-1", to="bob").message
     report, _ = moderation.report_create(reporter=bob, message_id=message.pk, reason="rude")
@@ -173,8 +173,8 @@ def test_staff_who_may_change_users_cannot_raise_themselves_or_set_passwords(mak
 
 
 def test_a_tokens_user_cannot_be_changed_and_tokens_cannot_be_added(make_user, alice, bob):
+    from messaging.domain.tokens import token_issue
     from messaging.models import AuthToken
-    from messaging.tokens import token_issue
 
     token_issue(user=alice, name="alice's laptop")
     token = AuthToken.objects.get(user=alice)
@@ -193,7 +193,7 @@ def test_a_tokens_user_cannot_be_changed_and_tokens_cannot_be_added(make_user, a
 
 
 def test_staff_cannot_add_themselves_to_a_conversation(make_user, alice, bob):
-    from messaging import services
+    from messaging.domain import services
     from messaging.models import Membership
 
     conversation, _ = services.conversation_open_direct(user=alice, other=bob)
@@ -232,8 +232,8 @@ def test_staff_cannot_add_themselves_to_a_conversation(make_user, alice, bob):
 
 
 def test_every_page_opens_for_staff_who_may_only_look_and_for_superusers(make_user, alice, bob):
+    from messaging.domain.tokens import token_issue
     from messaging.models import AuthToken, Conversation, Membership
-    from messaging.tokens import token_issue
 
     message, report = reported_message(alice, bob)
     token_issue(user=alice)

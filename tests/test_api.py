@@ -5,8 +5,8 @@ import json
 import pytest
 from django.test import Client
 
-from messaging import services
-from messaging.tokens import token_issue
+from messaging.domain import services
+from messaging.domain.tokens import token_issue
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -203,7 +203,7 @@ def test_healthz_reports_database_and_channel_layer(client):
 
 
 def test_healthz_is_not_fooled_by_one_probe_the_layer_lost(client, monkeypatch):
-    from messaging import health
+    from messaging.ops import health
 
     layer = health.get_channel_layer()
     lost = []

@@ -6,8 +6,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
 
-from messaging import blocks, services
-from messaging.tokens import token_issue
+from messaging.domain import blocks, services
+from messaging.domain.tokens import token_issue
 from tests.conftest import send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
-from messaging import services
+from messaging.domain import services
 from messaging.models import Block, Conversation, Membership, Message, Report
 from tests.browser import Browser, hook, screenshot_path
 from tests.factories import UserFactory
@@ -979,8 +979,8 @@ def test_logging_out_leaves_no_drafts_or_unsent_messages_in_the_browser(browsers
 
 
 def test_revoking_a_token_on_the_settings_page_takes_it_off_the_list(browsers):
+    from messaging.domain.tokens import token_issue, user_for_token
     from messaging.models import AuthToken, UserSettings
-    from messaging.tokens import token_issue, user_for_token
 
     alice_user = UserFactory(username="alice")
     laptop = token_issue(user=alice_user, name="laptop <script>")

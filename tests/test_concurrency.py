@@ -6,7 +6,8 @@ import threading
 import pytest
 from django.db import connection
 
-from messaging import selectors, services
+from messaging.domain import selectors, services
+from messaging.domain.events import collecting, user_group
 from messaging.models import ChangeStream, Message
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -99,15 +100,11 @@ def test_a_reader_that_syncs_while_many_write_misses_nothing(make_user):
 
 
 def test_each_push_carries_the_recipients_previous_stamp(alice, bob, carol):
-    from messaging import fanout
-
-    with fanout.collecting() as events:
+    with collecting() as events:
         for n in range(3):
             services.message_send(sender=alice, body=f"a{n}", client_id=f"a{n}", to="carol")
             services.message_send(sender=bob, body=f"b{n}", client_id=f"b{n}", to="carol")
-    carol_pushes = [
-        payload["frame"] for group, payload in events if group == fanout.user_group(carol.pk)
-    ]
+    carol_pushes = [payload["frame"] for group, payload in events if group == user_group(carol.pk)]
     chain = [0] + [frame["message"]["seq"] for frame in carol_pushes]
     assert [frame["prev_seq"] for frame in carol_pushes] == chain[:-1]
 
@@ -119,7 +116,7 @@ def test_a_send_racing_a_membership_change_reaches_exactly_the_members_after_it(
 
     from django.db import transaction
 
-    from messaging import fanout, groups
+    from messaging.domain import groups
 
     alice, bob, carol, nina = (make_user(username=n) for n in ("alice", "bob", "carol", "nina"))
     group = services.conversation_create_group(creator=alice, others=[bob, carol])
@@ -137,7 +134,7 @@ def test_a_send_racing_a_membership_change_reaches_exactly_the_members_after_it(
 
     def send():
         changed.wait(10)
-        with fanout.collecting() as events:
+        with collecting() as events:
             sent["message"] = services.message_send(
                 sender=bob, body="hello", client_id="race", conversation_id=group.pk
             ).message
@@ -145,14 +142,14 @@ def test_a_send_racing_a_membership_change_reaches_exactly_the_members_after_it(
 
     run_threads([change_members, send])
     expected = {alice, bob, carol, nina} if change == "add" else {alice, bob}
-    assert sent["groups"] == {fanout.user_group(user.pk) for user in expected}
+    assert sent["groups"] == {user_group(user.pk) for user in expected}
     if change == "add":
         # Nina's stamps stay in order: the message is her newest change.
         assert ChangeStream.objects.get(user=nina).last_seq == sent["message"].seq
 
 
 def test_sockets_opening_at_once_in_several_processes_stay_within_the_cap(alice):
-    from messaging import presence
+    from messaging.domain import presence
 
     opened, refused = [], []
 

@@ -95,7 +95,7 @@ async def test_a_client_that_never_reads_is_closed_once_its_send_buffer_passes_t
 async def test_a_flooding_client_gets_the_1008_close_code_through_daphne(
     small_buffer_server, alice
 ):
-    from messaging.tokens import token_issue
+    from messaging.domain.tokens import token_issue
 
     token = await database_sync_to_async(token_issue)(user=alice)
     client = await LiveClient(small_buffer_server.ws_url, token).open()

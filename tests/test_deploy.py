@@ -23,8 +23,8 @@ import pytest
 from channels.db import database_sync_to_async
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from messaging.domain.tokens import token_issue
 from messaging.models import Message
-from messaging.tokens import token_issue
 from tests.conftest import send_frame
 from tests.deploy_support import (
     CHAT_MANAGE,

@@ -5,8 +5,8 @@ import asyncio
 import pytest
 from channels.db import database_sync_to_async
 
+from messaging.domain.tokens import token_issue
 from messaging.models import Message
-from messaging.tokens import token_issue
 from tests.conftest import send_frame
 from tests.live import (
     Daphne,

@@ -10,9 +10,9 @@ from channels.db import database_sync_to_async
 from django.test import Client as HttpClient
 from websockets.asyncio.client import connect as ws_connect
 
-from messaging import services
+from messaging.domain import services
+from messaging.domain.tokens import token_issue
 from messaging.models import Message
-from messaging.tokens import token_issue
 from tests.conftest import send_frame
 from tests.live import Daphne, LiveClient, RedisServer, reconnect, sync_all, wait_closed
 

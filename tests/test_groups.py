@@ -6,8 +6,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
 
-from messaging import groups
-from messaging.tokens import token_issue
+from messaging.domain import groups
+from messaging.domain.tokens import token_issue
 from tests.conftest import send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -186,7 +186,7 @@ async def test_a_new_group_is_announced_to_every_member(connect, alice, bob, car
 
 
 def test_no_group_with_someone_who_blocks_you(alice, bob, carol):
-    from messaging import blocks
+    from messaging.domain import blocks
 
     blocks.block_create(blocker=carol, username="alice")
     response = call(api(alice), "post", "/api/conversations/", {"members": ["bob", "carol"]})

@@ -11,9 +11,10 @@ from django.contrib.auth import get_user_model
 from django.db import OperationalError
 from django.test import AsyncRequestFactory, Client
 
-from messaging import blocks, health, services
-from messaging.http import client_key
-from messaging.tokens import token_issue
+from messaging.domain import blocks, services
+from messaging.domain.tokens import token_issue
+from messaging.ops import health
+from messaging.web.http import client_key
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db

@@ -7,8 +7,8 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
 
+from messaging.domain.tokens import token_issue
 from messaging.models import Conversation
-from messaging.tokens import token_issue
 from tests.conftest import open_socket, send_frame
 from tests.factories import PASSWORD
 

@@ -3,8 +3,8 @@
 import pytest
 from channels.db import database_sync_to_async
 
-from messaging import moderation
-from messaging.tokens import token_issue
+from messaging.domain import moderation
+from messaging.domain.tokens import token_issue
 from tests.conftest import send_frame
 from tests.live import Daphne, LiveClient, wait_closed
 

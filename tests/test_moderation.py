@@ -8,9 +8,9 @@ from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from django.test import Client
 
-from messaging import moderation, services
+from messaging.domain import moderation, services
+from messaging.domain.tokens import token_issue
 from messaging.models import AuthToken, Message, ModerationAction, Report
-from messaging.tokens import token_issue
 from tests.conftest import send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -3,8 +3,8 @@
 import pytest
 from channels.db import database_sync_to_async
 
-from messaging import services
-from messaging.tokens import token_issue
+from messaging.domain import services
+from messaging.domain.tokens import token_issue
 from tests.conftest import send_frame
 from tests.live import Daphne, LiveClient
 
@@ -91,7 +91,7 @@ async def test_presence_crosses_processes(two_servers, alice, bob):
 
 
 async def test_group_changes_reach_sockets_on_both_processes(two_servers, alice, bob, carol):
-    from messaging import groups
+    from messaging.domain import groups
 
     first, second = two_servers
     group = await database_sync_to_async(services.conversation_create_group)(

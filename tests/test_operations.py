@@ -14,9 +14,10 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from messaging import sending, services
+from messaging.domain import services
+from messaging.domain.tokens import user_for_token
 from messaging.models import AuthToken, Message
-from messaging.tokens import user_for_token
+from messaging.sending import queue as sending
 from tests.conftest import open_socket, send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -6,7 +6,7 @@ import re
 import pytest
 from django.test import Client
 
-from messaging import services
+from messaging.domain import services
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db
@@ -115,8 +115,8 @@ def test_messages_and_inbox_rows_reach_the_page_as_data_for_the_one_renderer(cli
 
 
 def test_settings_page_shows_privacy_choices_and_tokens(client, alice):
+    from messaging.domain.tokens import token_issue
     from messaging.models import UserSettings
-    from messaging.tokens import token_issue
 
     UserSettings.objects.create(user=alice, show_presence=False)
     key = token_issue(user=alice, name="<b>laptop</b>")
@@ -146,7 +146,7 @@ def test_the_chat_links_to_the_settings_page(client, alice):
 
 
 def test_pages_and_api_answers_with_messages_are_never_stored_by_caches(client, alice, bob):
-    from messaging.tokens import token_issue
+    from messaging.domain.tokens import token_issue
 
     message = services.message_send(sender=alice, body="hi", client_id="c", to="bob").message
     conversation = message.conversation_id

@@ -8,11 +8,11 @@ from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from messaging import blocks, groups, services
+from messaging.domain import blocks, groups, services
+from messaging.domain.tokens import token_issue
 from messaging.models import Conversation, Message
 from messaging.protocol import ChatError
-from messaging.send_batch import SendRequest, messages_send_many
-from messaging.tokens import token_issue
+from messaging.sending.batch import SendRequest, messages_send_many
 from tests.conftest import send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)

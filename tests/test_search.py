@@ -3,9 +3,9 @@
 import pytest
 from django.test import Client
 
-from messaging import groups, moderation, services
-from messaging.search import make_snippet
-from messaging.tokens import token_issue
+from messaging.domain import groups, moderation, services
+from messaging.domain.search import make_snippet
+from messaging.domain.tokens import token_issue
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

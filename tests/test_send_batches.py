@@ -9,9 +9,12 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import connection
 
-from messaging import blocks, fanout, groups, send_batch, sending, services
+from messaging.delivery import fanout
+from messaging.domain import blocks, groups, services
 from messaging.models import ChangeStream, Conversation, Membership, Message, SocketPresence
-from messaging.send_batch import SendRequest, messages_send_many
+from messaging.sending import batch as send_batch
+from messaging.sending import queue as sending
+from messaging.sending.batch import SendRequest, messages_send_many
 from tests.conftest import send_frame
 
 

@@ -6,9 +6,11 @@ from types import SimpleNamespace
 
 import pytest
 
-from messaging import fanout, send_batch, sending
+from messaging.delivery import fanout
 from messaging.protocol import ChatError, ErrorCode
-from messaging.send_batch import SendOutcome, SendRequest
+from messaging.sending import batch as send_batch
+from messaging.sending import queue as sending
+from messaging.sending.batch import SendOutcome, SendRequest
 
 PEOPLE = {"alice": 1, "bob": 2, "carol": 3, "dave": 4, "erin": 5, "frank": 6}
 
@@ -48,7 +50,7 @@ class _Database:
 def database(monkeypatch):
     database = _Database()
     monkeypatch.setattr(sending, "_send_many", database.send_many)
-    monkeypatch.setattr(send_batch, "_user_ids", dict(PEOPLE))
+    monkeypatch.setattr(send_batch.known_ids(), "user_ids", dict(PEOPLE))
 
     async def all_within(self, batch):
         return batch

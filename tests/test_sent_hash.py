@@ -10,10 +10,10 @@ from django.apps import apps
 from django.core.management import call_command
 from django.utils import timezone
 
-from messaging import moderation, services
+from messaging.domain import moderation, services
 from messaging.models import Message
 from messaging.protocol import ChatError
-from messaging.send_batch import SendRequest, messages_send_many
+from messaging.sending.batch import SendRequest, messages_send_many
 from tests.conftest import send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)

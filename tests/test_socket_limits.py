@@ -10,10 +10,11 @@ from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 
-from messaging import selectors
-from messaging.heartbeat import heartbeat
+from messaging.delivery import heartbeat
+from messaging.delivery.registry import socket_registry
+from messaging.domain import selectors
+from messaging.domain.tokens import token_issue
 from messaging.models import AuthToken
-from messaging.tokens import token_issue
 from tests.conftest import open_socket, send_frame
 from tests.test_socket_sessions import cookie_headers
 
@@ -200,14 +201,14 @@ async def test_a_bug_in_one_handshake_refuses_that_socket_alone(connect, alice, 
     connected, _, _ = await open_socket([(b"authorization", f"Bearer {key}".encode())])
     assert not connected
     monkeypatch.undo()
-    assert not heartbeat().layer_lost.is_set()
+    assert not socket_registry().layer_lost.is_set()
     # The sockets already open are not closed and still chat.
     await b.send(send_frame("still here", "c-2", to="alice"))
     assert (await a.recv_type("message.new"))["message"]["body"] == "still here"
 
 
 async def beat_and_expect_close(client) -> None:
-    await heartbeat().beat()
+    await heartbeat.beat(socket_registry())
     _, code = await frames_until_close(client)
     assert code == 4401
 
@@ -257,7 +258,7 @@ async def test_a_beat_leaves_valid_logins_open(connect, alice):
     connected, _, by_cookie = await open_socket(headers)
     assert connected
     by_token = await connect(alice)
-    await heartbeat().beat()
+    await heartbeat.beat(socket_registry())
     assert (await by_token.request({"type": "ping"}, "pong"))["type"] == "pong"
     assert (await by_cookie.request({"type": "ping"}, "pong"))["type"] == "pong"
     await by_cookie.close()

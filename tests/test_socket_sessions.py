@@ -8,9 +8,10 @@ from channels.db import database_sync_to_async
 from django.db import OperationalError
 from django.test import Client as HttpClient
 
-from messaging import sending
-from messaging.heartbeat import heartbeat
+from messaging.delivery import heartbeat
+from messaging.delivery.registry import socket_registry
 from messaging.models import Message, PresenceProcess, SocketPresence
+from messaging.sending import queue as sending
 from tests.conftest import open_socket, send_frame
 from tests.factories import PASSWORD
 
@@ -63,7 +64,7 @@ async def test_bad_authorization_is_refused_even_with_a_good_cookie(alice, value
 
 
 async def test_token_of_a_deactivated_user_is_refused(connect, make_user):
-    from messaging.tokens import token_issue
+    from messaging.domain.tokens import token_issue
 
     user = await database_sync_to_async(make_user)(username="dave")
     key = await database_sync_to_async(token_issue)(user=user)
@@ -161,12 +162,12 @@ async def test_sockets_of_a_dead_process_expire_and_are_announced_offline(
     for name in await database_sync_to_async(list)(
         alice_sockets.values_list("channel_name", flat=True)
     ):
-        heartbeat().discard(name)
+        socket_registry().discard(name)
     await database_sync_to_async(PresenceProcess.objects.create)(
         id="dead", heartbeat_at="2000-01-01T00:00:00Z"
     )
     await database_sync_to_async(alice_sockets.update)(process="dead")
-    await heartbeat().beat()
+    await heartbeat.beat(socket_registry())
     assert not await database_sync_to_async(PresenceProcess.objects.filter(id="dead").exists)()
     offline = await bob_socket.recv_type("presence")
     assert offline["user"]["username"] == "alice" and offline["online"] is False
@@ -180,8 +181,8 @@ async def test_a_socket_whose_clean_up_never_ran_is_removed_by_the_next_heartbea
     for name in await database_sync_to_async(list)(
         SocketPresence.objects.filter(user=alice).values_list("channel_name", flat=True)
     ):
-        heartbeat().discard(name)
-    await heartbeat().beat()
+        socket_registry().discard(name)
+    await heartbeat.beat(socket_registry())
     offline = await bob_socket.recv_type("presence")
     assert offline["user"]["username"] == "alice" and offline["online"] is False
     assert not await database_sync_to_async(SocketPresence.objects.filter(user=alice).exists)()
@@ -306,9 +307,9 @@ async def test_sockets_closing_together_all_leave_their_groups_when_the_pool_is_
     from channels.layers import get_channel_layer
     from redis.exceptions import MaxConnectionsError
 
-    from messaging import heartbeat as heartbeat_module
+    from messaging.delivery import registry as registry_module
 
-    monkeypatch.setattr(heartbeat_module, "GROUP_CALLS_AT_ONCE", 4)
+    monkeypatch.setattr(registry_module, "GROUP_CALLS_AT_ONCE", 4)
     users = [await database_sync_to_async(make_user)(username=f"u{i}") for i in range(12)]
     sockets = [await connect(user) for user in users]
     layer = get_channel_layer()

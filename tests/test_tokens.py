@@ -9,8 +9,8 @@ from channels.db import database_sync_to_async
 from django.test import Client
 from django.utils import timezone
 
+from messaging.domain.tokens import token_create, token_issue
 from messaging.models import AuthToken
-from messaging.tokens import token_create, token_issue
 from tests.conftest import open_socket
 from tests.factories import PASSWORD
 

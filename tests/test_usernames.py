@@ -5,7 +5,7 @@ import json
 import pytest
 from django.contrib.auth import get_user_model
 
-from messaging.usernames import skeleton
+from messaging.domain.usernames import skeleton
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.django_db

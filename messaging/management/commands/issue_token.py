@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from messaging.tokens import token_issue
+from messaging.domain.tokens import token_issue
 
 
 class Command(BaseCommand):

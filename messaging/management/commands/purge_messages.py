@@ -8,8 +8,8 @@ from itertools import groupby
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from messaging.domain.services import messages_purge
 from messaging.models import Message
-from messaging.services import messages_purge
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from messaging.consumers import ChatConsumer
+from messaging.realtime.consumer import ChatConsumer
 
 
 async def refuse_socket(scope, receive, send) -> None:

@@ -13,11 +13,11 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from messaging import presence
-from messaging.blocks import cut_off_ids
+from messaging.domain import presence
+from messaging.domain.blocks import cut_off_ids
+from messaging.domain.services import announce_change, member_ids, streams_ensure
 from messaging.models import Conversation, Membership
 from messaging.protocol import ChatError, ErrorCode, user_data
-from messaging.services import announce_change, member_ids, streams_ensure
 
 User = get_user_model()
 

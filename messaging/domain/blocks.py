@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from messaging import presence
+from messaging.domain import presence
 from messaging.models import Block
 from messaging.protocol import ChatError, ErrorCode
 

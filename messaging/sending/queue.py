@@ -1,5 +1,5 @@
 """Group commit for `message.send`: the sends that arrive while the database is busy with
-one batch are stored together in the next (messaging.send_batch), in one transaction; on
+one batch are stored together in the next (messaging.sending.batch), in one transaction; on
 PostgreSQL a second lane stores a small batch of other people beside it (SendQueue).
 
 Each sender is acked only after its batch committed, so a message is still stored before
@@ -20,10 +20,14 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from messaging import fanout, metrics, send_batch, services
+from messaging import metrics
+from messaging.delivery import fanout
+from messaging.domain import services
+from messaging.domain.ratelimit import limiter, parse_rules
 from messaging.protocol import ChatError, ErrorCode, message_data
-from messaging.ratelimit import limiter, parse_rules
-from messaging.send_batch import SendOutcome, SendRequest, messages_send_many
+from messaging.sending import batch as send_batch
+from messaging.sending.batch import SendOutcome, SendRequest, messages_send_many
+from messaging.singletons import per_event_loop
 
 log = logging.getLogger(__name__)
 
@@ -335,16 +339,5 @@ def _refuse_unavailable(batch: list[_Waiting], message: str) -> None:
         )
 
 
-_queues: dict[asyncio.AbstractEventLoop, SendQueue] = {}
-
-
-def send_queue() -> SendQueue:
-    """Return this event loop's send queue."""
-    loop = asyncio.get_running_loop()
-    queue = _queues.get(loop)
-    if queue is None:
-        # Loops of tests come and go: forget the queues of closed ones.
-        for old in [old for old in _queues if old.is_closed()]:
-            del _queues[old]
-        queue = _queues[loop] = SendQueue(lane_count())
-    return queue
+send_queue = per_event_loop(lambda: SendQueue(lane_count()))
+send_queue.__doc__ = "Return this event loop's send queue."

@@ -8,9 +8,9 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from messaging.api_tokens import token_data
+from messaging.domain.tokens import TOKEN_NAME_MAX, tokens_of
 from messaging.models import UserSettings
-from messaging.tokens import TOKEN_NAME_MAX, tokens_of
+from messaging.web.api_tokens import token_data
 
 # The choices this page offers; the rest of UserSettings belongs to notifications.
 PRIVACY_FIELDS = ("show_presence", "send_read_receipts")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 
-from messaging.http import api, bad_request, json_body
-from messaging.user_settings import (
+from messaging.domain.user_settings import (
     InvalidSettings,
     settings_data,
     settings_for,
     settings_update,
 )
+from messaging.web.http import api, bad_request, json_body
 
 
 @api("GET", "PATCH", rate={"GET": "read", "PATCH": "write"})

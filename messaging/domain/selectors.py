@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
 from django.db.models.functions import Coalesce
 
-from messaging import visibility
+from messaging.domain import visibility
 from messaging.models import Conversation, Membership, Message
 from messaging.protocol import ChatError, ErrorCode, iso_utc, message_data, user_data
 
@@ -126,7 +126,7 @@ def read_pointers(*, conversation_id: int, viewer=None) -> dict[int, int]:
 
     With a `viewer`, only the pointers the privacy rule lets them see: their own, and those
     of members who send read receipts, showed themselves to them and are not cut off by a
-    block (messaging.visibility).
+    block (messaging.domain.visibility).
     """
     pointers = dict(
         Membership.objects.filter(conversation_id=conversation_id).values_list(

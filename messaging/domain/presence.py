@@ -16,7 +16,8 @@ from django.contrib.auth import get_user_model
 from django.db import models, transaction
 from django.utils import timezone
 
-from messaging import fanout, visibility
+from messaging.domain import visibility
+from messaging.domain.events import frame_event, publish_on_commit, user_group
 from messaging.models import PresenceProcess, SocketPresence
 from messaging.protocol import user_data
 
@@ -48,8 +49,8 @@ def _presence_watchers(user_ids: Iterable[int], **kwargs) -> dict[int, set[int]]
 
 def _announce(user, online: bool) -> None:
     frame = {"type": "presence", "user": user_data(user), "online": online}
-    fanout.publish_on_commit(
-        fanout.frame_event(fanout.user_group(peer_id), frame)
+    publish_on_commit(
+        frame_event(user_group(peer_id), frame)
         for peer_id in sorted(_presence_watchers([user.pk])[user.pk])
     )
 
@@ -68,8 +69,8 @@ def _announce_sight_changes(before: dict[int, set[int]], after: dict[int, set[in
             *((viewer_id, False) for viewer_id in sorted(seen_before - after[user.pk])),
         ]:
             frame = {"type": "presence", "user": user_data(user), "online": is_online}
-            events.append(fanout.frame_event(fanout.user_group(viewer_id), frame))
-    fanout.publish_on_commit(events)
+            events.append(frame_event(user_group(viewer_id), frame))
+    publish_on_commit(events)
 
 
 @contextmanager

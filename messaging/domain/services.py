@@ -12,12 +12,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from messaging import fanout, presence, visibility
-from messaging.blocks import blocked_between, cut_off_ids
+from messaging.domain import presence, visibility
+from messaging.domain.blocks import blocked_between, cut_off_ids
+from messaging.domain.events import frame_event, publish_on_commit, user_group
+from messaging.domain.ratelimit import check_rate_sync
+from messaging.domain.selectors import conversation_for_member
 from messaging.models import Block, ChangeStream, Conversation, Membership, Message
 from messaging.protocol import ChatError, ErrorCode, check_body, message_data, user_data
-from messaging.ratelimit import check_rate_sync
-from messaging.selectors import conversation_for_member
 
 User = get_user_model()
 
@@ -104,8 +105,8 @@ def message_events(message: Message, previous: dict[int, int], kind: str) -> lis
     data = message_data(message)
     frame_key = "message"
     return [
-        fanout.frame_event(
-            fanout.user_group(user_id),
+        frame_event(
+            user_group(user_id),
             {"type": kind, frame_key: data, "prev_seq": prev_seq},
         )
         for user_id, prev_seq in previous.items()
@@ -222,9 +223,7 @@ def announce_change(
         },
         "change": {"by": user_data(actor), **change},
     }
-    fanout.publish_on_commit(
-        fanout.frame_event(fanout.user_group(user_id), frame) for user_id in audience
-    )
+    publish_on_commit(frame_event(user_group(user_id), frame) for user_id in audience)
 
 
 def _check_can_send(sender, conversation: Conversation, client_id: str | None) -> None:
@@ -403,7 +402,7 @@ def store_message(
     )
     Conversation.objects.filter(pk=conversation.pk).update(last_activity_at=message.created_at)
     message.sender = sender
-    fanout.publish_on_commit(message_events(message, previous, "message.new"))
+    publish_on_commit(message_events(message, previous, "message.new"))
     members_show(conversation_id=conversation.pk, user_ids=[sender.pk])
     return message
 
@@ -438,7 +437,7 @@ def _change_message(message_id: int, *, apply, previous_check) -> Message:
         message.seq = _stamp(previous)
         apply(message)
         message.save()
-        fanout.publish_on_commit(message_events(message, previous, "message.updated"))
+        publish_on_commit(message_events(message, previous, "message.updated"))
     return message
 
 
@@ -569,7 +568,7 @@ def messages_purge(*, conversation_id: int, message_ids: list[int]) -> int:
                 events.extend(message_events(message, previous, "message.updated"))
                 previous = dict.fromkeys(previous, message.seq)
             message.save(update_fields=["body", "sent_hash", "deleted_at", "seq"])
-        fanout.publish_on_commit(events)
+        publish_on_commit(events)
     return len(messages)
 
 
@@ -598,9 +597,8 @@ def conversation_mark_read(*, user, conversation_id: int, up_to: int) -> bool:
             told = {user.pk} | visibility.watchers(
                 user_ids=[user.pk], setting=visibility.RECEIPTS, among=member_ids(conversation_id)
             )[user.pk]
-            fanout.publish_on_commit(
-                fanout.frame_event(fanout.user_group(member_id), frame)
-                for member_id in sorted(told)
+            publish_on_commit(
+                frame_event(user_group(member_id), frame) for member_id in sorted(told)
             )
     return bool(moved)
 
@@ -612,7 +610,6 @@ def conversation_typing(*, user, conversation_id: int) -> None:
         raise _not_found("conversation")
     frame = {"type": "typing", "conversation": conversation_id, "user": user_data(user)}
     told = visibility.watchers(user_ids=[user.pk], setting=visibility.TYPING, among=members)
-    fanout.publish_on_commit(
-        fanout.frame_event(fanout.user_group(member_id), frame)
-        for member_id in sorted(told[user.pk])
+    publish_on_commit(
+        frame_event(user_group(member_id), frame) for member_id in sorted(told[user.pk])
     )

@@ -22,9 +22,13 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from redis.exceptions import MaxConnectionsError, RedisError
 
-from messaging import fanout, metrics, presence, selectors, send_batch, services
-from messaging.heartbeat import heartbeat
-from messaging.logins import SocketLogin
+from messaging import metrics
+from messaging.delivery import fanout, heartbeat
+from messaging.delivery.registry import socket_registry
+from messaging.domain import presence, selectors, services
+from messaging.domain.events import session_group, token_group, user_group
+from messaging.domain.logins import SocketLogin
+from messaging.domain.ratelimit import check_rate, rate_limited
 from messaging.protocol import (
     ChatError,
     DeleteFrame,
@@ -40,8 +44,8 @@ from messaging.protocol import (
     parse_frame,
     user_data,
 )
-from messaging.ratelimit import check_rate, rate_limited
-from messaging.sending import SendRequest, send_queue
+from messaging.sending import batch as send_batch
+from messaging.sending.queue import SendRequest, send_queue
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +84,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
         self.base_send = send
-        self.sockets = heartbeat()
+        self.sockets = socket_registry()
         self.layer_lost = self.sockets.layer_lost
         self.closing = False
         self.cleaned_up = False
@@ -170,12 +174,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         send_batch.remember_user(user.pk, user.username)
         self.rejections: deque[float] = deque()
         self.refused_until: dict[str, float] = {}
-        self.joined_groups = [fanout.user_group(user.pk)]
+        self.joined_groups = [user_group(user.pk)]
         session = self.scope.get("session")
         if self.scope.get("auth_method") == "session" and session and session.session_key:
-            self.joined_groups.append(fanout.session_group(session.session_key))
+            self.joined_groups.append(session_group(session.session_key))
         if self.scope.get("token_id") is not None:
-            self.joined_groups.append(fanout.token_group(self.scope["token_id"]))
+            self.joined_groups.append(token_group(self.scope["token_id"]))
         # Frames for this socket are held until `ready` has gone out. It is registered
         # before its presence row is written, so that a change committed after that row
         # is visible finds it here (fanout.routes_for).
@@ -191,6 +195,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             else None,
         )
         self.sockets.add(self)
+        heartbeat.keep_beating(self.sockets)
         try:
             for group in self.joined_groups:
                 async with self.sockets.group_calls:

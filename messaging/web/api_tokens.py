@@ -6,10 +6,10 @@ from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from messaging.http import ApiError, api, bad_request, json_body
+from messaging.domain.tokens import TOKEN_NAME_MAX, token_create, token_revoke, tokens_of
 from messaging.models import AuthToken
 from messaging.protocol import iso_utc
-from messaging.tokens import TOKEN_NAME_MAX, token_create, token_revoke, tokens_of
+from messaging.web.http import ApiError, api, bad_request, json_body
 
 
 def token_name(data: dict[str, Any]) -> str:

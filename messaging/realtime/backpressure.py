@@ -7,7 +7,7 @@ keeps them in one of its own, counted in frames and bytes; a socket whose waitin
 pass CHAT_SOCKET_WAITING_FRAMES or CHAT_SOCKET_WAITING_BYTES is closed with 1008 and its
 waiting frames are dropped unanswered. Its client reconnects and syncs: nothing stored is
 lost, and the user's handshakes on this process are refused for a while (see
-Heartbeat.abuse_closed). The other direction, bytes written to a client that does not read
+SocketRegistry.abuse_closed). The other direction, bytes written to a client that does not read
 them, is bounded in chatsite/daphne_patches.py, where daphne's transport is.
 """
 
@@ -21,7 +21,7 @@ from typing import Any
 from django.conf import settings
 
 from messaging import metrics
-from messaging.heartbeat import heartbeat
+from messaging.delivery.registry import socket_registry
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ class WaitingFramesLimit:
                     await send({"type": "websocket.close", "code": CLOSE_POLICY_VIOLATION})
                     user = scope.get("user")
                     if user is not None and user.is_authenticated:
-                        heartbeat().abuse_closed(user.pk)
+                        socket_registry().abuse_closed(user.pk)
                 if message["type"] == "websocket.disconnect":
                     return
 

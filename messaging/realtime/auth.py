@@ -11,7 +11,7 @@ from django.conf import settings
 from django.http.request import validate_host
 
 from messaging import metrics
-from messaging.tokens import bearer_key, token_for_key
+from messaging.domain.tokens import bearer_key, token_for_key
 
 log = logging.getLogger(__name__)
 

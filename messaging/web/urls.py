@@ -1,6 +1,6 @@
 from django.urls import path
 
-from messaging import account_views, api, api_settings, api_tokens, views
+from messaging.web import account_views, api, api_settings, api_tokens, views
 
 urlpatterns = [
     path("api/me/settings/", api_settings.my_settings, name="api-my-settings"),

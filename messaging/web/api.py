@@ -6,9 +6,13 @@ from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from messaging import blocks, groups, moderation, selectors, services
-from messaging.api_tokens import token_name
-from messaging.http import (
+from messaging.domain import blocks, groups, moderation, selectors, services
+from messaging.domain.ratelimit import check_rate_sync
+from messaging.domain.search import message_search
+from messaging.domain.tokens import token_create, token_issue
+from messaging.protocol import ChatError, iso_utc, message_data, user_data
+from messaging.web.api_tokens import token_name
+from messaging.web.http import (
     ApiError,
     api,
     bad_request,
@@ -17,11 +21,7 @@ from messaging.http import (
     form_errors,
     json_body,
 )
-from messaging.protocol import ChatError, iso_utc, message_data, user_data
-from messaging.ratelimit import check_rate_sync
-from messaging.search import message_search
-from messaging.tokens import token_create, token_issue
-from messaging.views import SignupForm
+from messaging.web.views import SignupForm
 
 User = get_user_model()
 

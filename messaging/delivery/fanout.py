@@ -9,47 +9,27 @@ sockets skip. Whatever a socket misses, its client finds by `sync` (`prev_seq`).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 from collections.abc import Callable, Iterable
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import connection, transaction
+from django.db import connection
 
 from messaging import metrics, sql_values
+from messaging.delivery.registry import socket_registry
+from messaging.domain import events as domain_events
+from messaging.domain.events import Event
 
 log = logging.getLogger(__name__)
 
 # Group sends in flight at once for one publish.
 PUBLISH_CONCURRENCY = 50
 
-# An event: the channel-layer group and the frame every socket in it should get.
-Event = tuple[str, dict[str, Any]]
 # Where the sockets of some users are, in every process: user id -> their channel names.
 Routes = dict[int, list[str]]
-
-_USER_GROUP_PREFIX = "user."
-
-# When a socket calls a service, the events of its commit are handed back to it here so
-# that it sends its ack first and then publishes from its own event loop, instead of the
-# database thread waiting on the channel layer.
-_collected: ContextVar[list[Event] | None] = ContextVar("collected_events", default=None)
-
-
-def user_group(user_id: int) -> str:
-    """Name the group holding every socket of one user, in every process."""
-    return f"{_USER_GROUP_PREFIX}{user_id}"
-
-
-def _group_user(group: str) -> int | None:
-    if group.startswith(_USER_GROUP_PREFIX):
-        return int(group[len(_USER_GROUP_PREFIX) :])
-    return None
 
 
 def routes_for(events: Iterable[Event]) -> Routes:
@@ -68,7 +48,9 @@ def routes_for(events: Iterable[Event]) -> Routes:
 
 def event_users(events: Iterable[Event]) -> list[int]:
     """Return the ids of the users the events are for, in order."""
-    return sorted({uid for group, _ in events if (uid := _group_user(group)) is not None})
+    return sorted(
+        {uid for group, _ in events if (uid := domain_events.group_user(group)) is not None}
+    )
 
 
 def routes_statement(user_ids: list[int]) -> tuple[str, list[str]]:
@@ -92,45 +74,6 @@ def routes_from_rows(rows: Iterable[tuple[int, str]]) -> Routes:
     return routes
 
 
-def session_group(session_key: str) -> str:
-    """Name the group holding the sockets opened with one login session."""
-    return "session." + hashlib.sha256(session_key.encode()).hexdigest()[:40]
-
-
-def token_group(token_id: int) -> str:
-    """Name the group holding the sockets opened with one bearer token."""
-    return f"token.{token_id}"
-
-
-def frame_event(group: str, frame: dict[str, Any]) -> Event:
-    """Build an event that forwards a frame to every socket of a group."""
-    return group, {"type": "chat.frame", "frame": frame}
-
-
-def close_event(group: str, code: int) -> Event:
-    """Build an event that closes every socket of a group with the given code."""
-    return group, {"type": "chat.close", "code": code}
-
-
-def publish_on_commit(events: Iterable[Event]) -> None:
-    """Publish the events once the current transaction commits, never before."""
-    events = list(events)
-    if events:
-        transaction.on_commit(lambda: _publish_committed(events))
-
-
-def _publish_committed(events: list[Event]) -> None:
-    collected = _collected.get()
-    if collected is not None:
-        collected.extend(events)
-        return
-    try:
-        async_to_sync(publish)(events)
-    except Exception:
-        # A change is committed whatever happens here: clients catch up by `sync`.
-        log.exception("fan-out of %d events failed", len(events))
-
-
 @dataclass(frozen=True)
 class Delivery:
     """Events a transaction committed, with where their users' sockets were after it."""
@@ -144,20 +87,9 @@ def call_collecting(function: Callable[..., Any], /, **kwargs: Any) -> tuple[Any
 
     Runs on the database thread: the routes are read there, after the commit.
     """
-    with collecting() as events:
+    with domain_events.collecting() as events:
         result = function(**kwargs)
     return result, events, routes_for(events)
-
-
-@contextmanager
-def collecting():
-    """Collect events published on commit inside the block, to publish them later."""
-    events: list[Event] = []
-    token = _collected.set(events)
-    try:
-        yield events
-    finally:
-        _collected.reset(token)
 
 
 async def publish(events: Iterable[Event], routes: Routes | None = None) -> int:
@@ -173,10 +105,10 @@ async def publish(events: Iterable[Event], routes: Routes | None = None) -> int:
         return 0
     if routes is None:
         return await _group_send(events)
-    registry = _registry()
+    registry = socket_registry()
     remote: list[Event] = []
     for group, payload in events:
-        user_id = _group_user(group)
+        user_id = domain_events.group_user(group)
         if user_id is None:
             remote.append((group, payload))
             continue
@@ -188,10 +120,9 @@ async def publish(events: Iterable[Event], routes: Routes | None = None) -> int:
     return await _group_send(remote)
 
 
-def _registry():
-    from messaging.heartbeat import heartbeat
-
-    return heartbeat()
+def publish_from_sync_code(events: list[Event]) -> None:
+    """Deliver events committed by synchronous code (views, commands, signals)."""
+    async_to_sync(publish)(events)
 
 
 async def _group_send(events: list[Event]) -> int:

@@ -10,11 +10,11 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 
-from messaging import selectors, services
-from messaging.http import client_key, page_rate_refusal, too_many_response
+from messaging.domain import selectors, services
+from messaging.domain.ratelimit import check_rate_sync
+from messaging.domain.usernames import validate_new_username
 from messaging.protocol import ChatError, message_data, user_data
-from messaging.ratelimit import check_rate_sync
-from messaging.usernames import validate_new_username
+from messaging.web.http import client_key, page_rate_refusal, too_many_response
 
 User = get_user_model()
 

@@ -17,7 +17,7 @@ from django.db.models import F, Q, QuerySet
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from messaging import fanout
+from messaging.domain.events import Event, close_event, publish_on_commit, token_group
 from messaging.models import AuthToken
 
 # Write last_used_at at most this often per token, not on every request.
@@ -139,12 +139,9 @@ def _revoke(tokens: QuerySet[AuthToken]) -> int:
         if not ids:
             return 0
         AuthToken.objects.filter(pk__in=ids).delete()
-        fanout.publish_on_commit(_close_events(ids))
+        publish_on_commit(_close_events(ids))
     return len(ids)
 
 
-def _close_events(token_ids: Iterable[int]) -> list[fanout.Event]:
-    return [
-        fanout.close_event(fanout.token_group(token_id), CLOSE_CREDENTIALS_ENDED)
-        for token_id in token_ids
-    ]
+def _close_events(token_ids: Iterable[int]) -> list[Event]:
+    return [close_event(token_group(token_id), CLOSE_CREDENTIALS_ENDED) for token_id in token_ids]

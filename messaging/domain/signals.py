@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
-from django.db import transaction
 from django.db.models.signals import post_save, pre_save
 from django.dispatch import receiver
 
-from messaging import fanout
-from messaging.tokens import tokens_revoke
+from messaging.domain.events import close_event, publish_on_commit, session_group, user_group
+from messaging.domain.tokens import tokens_revoke
 
 log = logging.getLogger(__name__)
 User = get_user_model()
@@ -21,15 +19,7 @@ CLOSE_SESSION_ENDED = 4401
 
 
 def _close_groups_on_commit(groups: list[str]) -> None:
-    events = [fanout.close_event(group, CLOSE_SESSION_ENDED) for group in groups]
-
-    def close() -> None:
-        try:
-            async_to_sync(fanout.publish)(events)
-        except Exception:
-            log.exception("could not close the sockets of an ended session")
-
-    transaction.on_commit(close)
+    publish_on_commit(close_event(group, CLOSE_SESSION_ENDED) for group in groups)
 
 
 @receiver(user_logged_out)
@@ -37,7 +27,7 @@ def close_session_sockets(sender, request, user, **kwargs) -> None:
     """Close the sockets opened with the session that is logging out."""
     session_key = getattr(getattr(request, "session", None), "session_key", None)
     if session_key:
-        _close_groups_on_commit([fanout.session_group(session_key)])
+        _close_groups_on_commit([session_group(session_key)])
 
 
 @receiver(pre_save, sender=User)
@@ -63,4 +53,4 @@ def end_sessions_on_credential_change(sender, instance, created, **kwargs) -> No
     changed_password = password != instance.password and instance._password is not None
     if changed_password or (was_active and not instance.is_active):
         tokens_revoke(user=instance)
-        _close_groups_on_commit([fanout.user_group(instance.pk)])
+        _close_groups_on_commit([user_group(instance.pk)])

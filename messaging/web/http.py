@@ -17,9 +17,9 @@ from django.middleware.csrf import CsrfViewMiddleware
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
+from messaging.domain.ratelimit import limiter, parse_rules, rate_limited
+from messaging.domain.tokens import bearer_key, user_for_token
 from messaging.protocol import ChatError, ErrorCode, decode_json, has_bad_text
-from messaging.ratelimit import limiter, parse_rules, rate_limited
-from messaging.tokens import bearer_key, user_for_token
 
 log = logging.getLogger(__name__)
 

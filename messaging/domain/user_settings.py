@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from messaging import presence
+from messaging.domain import presence
 from messaging.models import UserSettings
 
 # Each setting and the one type its value must have (`true` is not a number here, nor 1 a

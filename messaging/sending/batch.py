@@ -22,21 +22,37 @@ from django.db import DatabaseError, connection
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
-from messaging import fanout, presence, services, sql_values
+from messaging import sql_values
+from messaging.delivery import fanout
+from messaging.domain import presence, services
+from messaging.domain.events import Event, collecting
+from messaging.domain.ratelimit import limiter, parse_rules, rate_limited
 from messaging.models import Block, ChangeStream, Conversation, Membership, Message
 from messaging.protocol import ChatError, check_body
-from messaging.ratelimit import limiter, parse_rules, rate_limited
+from messaging.singletons import per_process
 
 User = get_user_model()
 
-# What earlier batches and handshakes learnt: username -> user id, and (sender id,
-# username) -> their direct conversation. Every batch checks an entry against the members
-# (and their usernames) it reads under lock; a stale one only makes that send go alone.
-_user_ids: dict[str, int] = {}
-_direct_conversations: dict[tuple[int, str], int] = {}
-# Direct conversation id -> its two members (who never change).
-_direct_pairs: dict[int, frozenset[int]] = {}
 _REMEMBERED = 100_000
+
+
+@dataclass
+class KnownIds:
+    """What earlier batches and handshakes learnt, so that a batch looks up less.
+
+    Every batch checks an entry against the members (and their usernames) it reads under
+    lock; a stale one only makes that send go alone.
+    """
+
+    # username -> user id
+    user_ids: dict[str, int] = field(default_factory=dict)
+    # (sender id, username) -> their direct conversation
+    direct_conversations: dict[tuple[int, str], int] = field(default_factory=dict)
+    # direct conversation id -> its two members (who never change)
+    direct_pairs: dict[int, frozenset[int]] = field(default_factory=dict)
+
+
+known_ids = per_process(KnownIds)
 
 
 @dataclass(frozen=True)
@@ -56,7 +72,7 @@ class SendOutcome:
 
     result: services.SendResult | None = None
     error: ChatError | None = None
-    events: list[fanout.Event] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
 
 
 def people_of(request: SendRequest) -> frozenset[int] | None:
@@ -69,9 +85,9 @@ def people_of(request: SendRequest) -> frozenset[int] | None:
     and `sync` heal.
     """
     if request.to is not None:
-        other = _user_ids.get(request.to)
+        other = known_ids().user_ids.get(request.to)
         return None if other is None else frozenset((request.sender.pk, other))
-    pair = _direct_pairs.get(request.conversation_id)
+    pair = known_ids().direct_pairs.get(request.conversation_id)
     return pair if pair is not None and request.sender.pk in pair else None
 
 
@@ -113,7 +129,7 @@ def _refuse_bad_bodies(requests: Sequence[SendRequest]) -> list[SendOutcome | No
 
 
 def _send_alone(request: SendRequest) -> SendOutcome:
-    with fanout.collecting() as events:
+    with collecting() as events:
         try:
             result = services.message_send(
                 sender=request.sender,
@@ -138,7 +154,7 @@ def _remember(cache: dict, key, value) -> None:
 
 
 def _remember_direct(request: SendRequest, conversation_id: int) -> None:
-    _remember(_direct_conversations, (request.sender.pk, request.to), conversation_id)
+    _remember(known_ids().direct_conversations, (request.sender.pk, request.to), conversation_id)
 
 
 def _conversations_named(
@@ -157,18 +173,20 @@ def _conversations_named(
         if request.to is None:
             if request.conversation_id is not None:
                 conversation_of[index] = request.conversation_id
-        elif (known := _direct_conversations.get((request.sender.pk, request.to))) is not None:
+        elif (
+            known := known_ids().direct_conversations.get((request.sender.pk, request.to))
+        ) is not None:
             conversation_of[index] = known
         else:
             unknown.append(index)
     if not unknown:
         return conversation_of, to_open
-    missing = {requests[i].to for i in unknown if requests[i].to not in _user_ids}
+    missing = {requests[i].to for i in unknown if requests[i].to not in known_ids().user_ids}
     for username, user_id in sql.user_ids(sorted(missing)):
         remember_user(user_id, username)
     keys = {}
     for index in unknown:
-        other = _user_ids.get(requests[index].to)
+        other = known_ids().user_ids.get(requests[index].to)
         if other is not None and other != requests[index].sender.pk:
             keys[index] = (Conversation.direct_key_for(requests[index].sender.pk, other), other)
     by_key = dict(sql.direct_conversations(sorted({key for key, _ in keys.values()})))
@@ -217,7 +235,7 @@ def _openings_allowed(
             active, username = people.get(opening.other, (False, None))
             sender_active, _ = people.get(opening.sender, (False, None))
             if username != request.to:
-                _user_ids.pop(request.to, None)  # renamed meanwhile: look it up again
+                known_ids().user_ids.pop(request.to, None)  # renamed meanwhile: look it up again
             elif (
                 active
                 and sender_active
@@ -251,12 +269,12 @@ def _remember_pairs(locked: _Locked) -> None:
     for conversation_id, kind in locked.kinds.items():
         if kind == Conversation.Kind.DIRECT:
             members = frozenset(locked.members.get(conversation_id, ()))
-            _remember(_direct_pairs, conversation_id, members)
+            _remember(known_ids().direct_pairs, conversation_id, members)
 
 
 def remember_user(user_id: int, username: str) -> None:
     """Note a username's id for later batches (each checks it under lock before use)."""
-    _remember(_user_ids, username, user_id)
+    _remember(known_ids().user_ids, username, user_id)
 
 
 @dataclass
@@ -295,8 +313,8 @@ class _Locked:
         other = others[0]
         active, username = members[other]
         if request.to is not None and request.to != username:
-            _direct_conversations.pop((sender, request.to), None)
-            _user_ids.pop(request.to, None)
+            known_ids().direct_conversations.pop((sender, request.to), None)
+            known_ids().user_ids.pop(request.to, None)
             return False
         return active and (sender, other) not in self.blocks and (other, sender) not in self.blocks
 
@@ -307,7 +325,7 @@ def _store_batch(
     to_open: dict[int, _Opening],
     outcomes: list[SendOutcome | None],
     sql: _Sql,
-) -> tuple[fanout.Routes, list[fanout.Event]]:
+) -> tuple[fanout.Routes, list[Event]]:
     """Store the sends the batch can take in one transaction; leave the others None.
 
     Return the routes of the stored messages' members, read after the commit, and the
@@ -350,7 +368,7 @@ def _store_batch(
             show=to_show,
             now=now,
         )
-    with fanout.collecting() as shown_events:
+    with collecting() as shown_events:
         presence.announce_shown(shown)
     for index, seq, previous in stamped:
         request = requests[index]

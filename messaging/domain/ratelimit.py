@@ -15,6 +15,7 @@ from django.conf import settings
 
 from messaging import metrics
 from messaging.protocol import ChatError, ErrorCode
+from messaging.singletons import per_process
 
 log = logging.getLogger(__name__)
 
@@ -154,16 +155,13 @@ class RateLimiter:
         return waits
 
 
-_limiter: RateLimiter | None = None
+def _new_limiter() -> RateLimiter:
+    urls = settings.REDIS_URLS
+    return RateLimiter(RedisCounter(urls[0]) if urls else MemoryCounter())
 
 
-def limiter() -> RateLimiter:
-    """Return the process's rate limiter, on Redis when REDIS_URL is set."""
-    global _limiter
-    if _limiter is None:
-        urls = settings.REDIS_URLS
-        _limiter = RateLimiter(RedisCounter(urls[0]) if urls else MemoryCounter())
-    return _limiter
+limiter = per_process(_new_limiter)
+limiter.__doc__ = "Return the process's rate limiter, on Redis when REDIS_URL is set."
 
 
 def rate_limited(action: str, wait: float, client_id: str | None = None) -> ChatError:
@@ -186,9 +184,3 @@ async def check_rate(action: str, subject: int | str, rules: str) -> None:
 def check_rate_sync(action: str, subject: int | str, rules: str) -> None:
     """As check_rate, from synchronous code (views, services)."""
     async_to_sync(check_rate)(action, subject, rules)
-
-
-def reset_limiter() -> None:
-    """Forget the limiter, so that the next call builds it from the current settings."""
-    global _limiter
-    _limiter = None

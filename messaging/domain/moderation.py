@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from messaging import services
+from messaging.domain import services
 from messaging.models import Membership, Message, ModerationAction, Report
 from messaging.protocol import ChatError, ErrorCode
 
