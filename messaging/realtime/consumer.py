@@ -74,6 +74,14 @@ def sync_page(messages: list, *, more: bool, max_chars: int) -> tuple[list[dict[
     return page, more
 
 
+class HandshakeRefused(Exception):
+    """A handshake that cannot go on, with the reason counted and logged."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     """Parse frames, make one hop to the database, answer; never close on a client mistake."""
 
@@ -155,76 +163,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        if user is None or not user.is_authenticated or not user.is_active:
-            await self.refuse_handshake("no_credentials")
+        refusal = await self._handshake_refusal(user)
+        if refusal is not None:
+            await self.refuse_handshake(refusal)
             return
-        if self.sockets.cooling_down(user.pk):
-            await self.refuse_handshake("cooling_down")
-            return
+        self._take(user)
         try:
-            await check_rate("connect", user.pk, settings.CHAT_CONNECT_RATE)
-        except ChatError:
-            # Each handshake costs the process a few database writes: a client that
-            # reconnects in a loop is refused until its window passes.
-            metrics.RATE_LIMITED.labels("connect").inc()
-            await self.refuse_handshake("rate_limited")
-            return
-        self.user = user
-        # Whoever is online is whom people write to: their sends by username skip a lookup.
-        send_batch.remember_user(user.pk, user.username)
-        self.rejections: deque[float] = deque()
-        self.refused_until: dict[str, float] = {}
-        self.joined_groups = [user_group(user.pk)]
-        session = self.scope.get("session")
-        if self.scope.get("auth_method") == "session" and session and session.session_key:
-            self.joined_groups.append(session_group(session.session_key))
-        if self.scope.get("token_id") is not None:
-            self.joined_groups.append(token_group(self.scope["token_id"]))
-        # Frames for this socket are held until `ready` has gone out. It is registered
-        # before its presence row is written, so that a change committed after that row
-        # is visible finds it here (fanout.routes_for).
-        self.held: list[dict[str, Any]] | None = []
-        # What the heartbeat re-checks, so that a revocation whose close was lost still
-        # closes this socket within one beat.
-        self.login = SocketLogin(
-            channel_name=self.channel_name,
-            user_id=user.pk,
-            token_id=self.scope.get("token_id"),
-            session_key=session.session_key
-            if self.scope.get("auth_method") == "session" and session
-            else None,
-        )
-        self.sockets.add(self)
-        heartbeat.keep_beating(self.sockets)
-        try:
-            for group in self.joined_groups:
-                async with self.sockets.group_calls:
-                    await self.channel_layer.group_add(group, self.channel_name)
-            ready, events, routes = await database_sync_to_async(fanout.call_collecting)(
-                self._open
-            )
-        except presence.TooManySockets:
-            await self.refuse_handshake("too_many_sockets")
-            return
-        except (OperationalError, InterfaceError):
-            metrics.DATABASE_ERRORS.inc()
-            await self.refuse_handshake("database_unavailable")
-            return
-        except MaxConnectionsError:
-            # Redis is there, only the pool is busy: this socket's client tries again.
-            metrics.REDIS_ERRORS.inc()
-            await self.refuse_handshake("channel_layer_busy")
-            return
-        except (RedisError, OSError, TimeoutError) as exc:
-            metrics.REDIS_ERRORS.inc()
-            self.sockets.layer_failed(exc)
-            await self.refuse_handshake(f"channel_layer_unavailable ({type(exc).__name__})")
-            return
-        except Exception:
-            # A bug in this handshake refuses this socket alone; the layer is not to blame,
-            # so the other sockets of the process stay open.
-            log.exception("socket %s: handshake failed", self.socket_id)
-            await self.refuse_handshake("server_error")
+            opened = await self._join_and_open()
+        except HandshakeRefused as refused:
+            await self.refuse_handshake(refused.reason)
             return
         await self.accept()
         self.accepted = True
@@ -236,11 +183,86 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.scope.get("auth_method"),
             extra={"socket": self.socket_id, "user": user.pk},
         )
+        ready, delivery = opened
         await self.send_frame(ready)
         held, self.held = self.held, None
         for payload in held:
             await self.deliver(payload)
-        await self.publish(fanout.Delivery(events, routes))
+        await self.publish(delivery)
+
+    async def _handshake_refusal(self, user) -> str | None:
+        """Say why a handshake is refused before anything is written, or None."""
+        if user is None or not user.is_authenticated or not user.is_active:
+            return "no_credentials"
+        if self.sockets.cooling_down(user.pk):
+            return "cooling_down"
+        try:
+            await check_rate("connect", user.pk, settings.CHAT_CONNECT_RATE)
+        except ChatError:
+            # Each handshake costs the process a few database writes: a client that
+            # reconnects in a loop is refused until its window passes.
+            metrics.RATE_LIMITED.labels("connect").inc()
+            return "rate_limited"
+        return None
+
+    def _take(self, user) -> None:
+        """Make this socket the user's: its groups, its login, its place in the registry."""
+        self.user = user
+        # Whoever is online is whom people write to: their sends by username skip a lookup.
+        send_batch.remember_user(user.pk, user.username)
+        self.rejections: deque[float] = deque()
+        self.refused_until: dict[str, float] = {}
+        session = self.scope.get("session")
+        by_session = self.scope.get("auth_method") == "session" and session is not None
+        token_id = self.scope.get("token_id")
+        self.joined_groups = [user_group(user.pk)]
+        if by_session and session.session_key:
+            self.joined_groups.append(session_group(session.session_key))
+        if token_id is not None:
+            self.joined_groups.append(token_group(token_id))
+        # What the heartbeat re-checks, so that a revocation whose close was lost still
+        # closes this socket within one beat.
+        self.login = SocketLogin(
+            channel_name=self.channel_name,
+            user_id=user.pk,
+            token_id=token_id,
+            session_key=session.session_key if by_session else None,
+        )
+        # Frames for this socket are held until `ready` has gone out. It is registered
+        # before its presence row is written, so that a change committed after that row
+        # is visible finds it here (fanout.routes_for).
+        self.held: list[dict[str, Any]] | None = []
+        self.sockets.add(self)
+        heartbeat.keep_beating(self.sockets)
+
+    async def _join_and_open(self) -> tuple[dict[str, Any], fanout.Delivery]:
+        """Join the socket's groups and record it; raise HandshakeRefused saying why not."""
+        try:
+            for group in self.joined_groups:
+                async with self.sockets.group_calls:
+                    await self.channel_layer.group_add(group, self.channel_name)
+            ready, events, routes = await database_sync_to_async(fanout.call_collecting)(
+                self._open
+            )
+        except presence.TooManySockets:
+            raise HandshakeRefused("too_many_sockets") from None
+        except (OperationalError, InterfaceError):
+            metrics.DATABASE_ERRORS.inc()
+            raise HandshakeRefused("database_unavailable") from None
+        except MaxConnectionsError:
+            # Redis is there, only the pool is busy: this socket's client tries again.
+            metrics.REDIS_ERRORS.inc()
+            raise HandshakeRefused("channel_layer_busy") from None
+        except (RedisError, OSError, TimeoutError) as exc:
+            metrics.REDIS_ERRORS.inc()
+            self.sockets.layer_failed(exc)
+            raise HandshakeRefused(f"channel_layer_unavailable ({type(exc).__name__})") from None
+        except Exception:
+            # A bug in this handshake refuses this socket alone; the layer is not to blame,
+            # so the other sockets of the process stay open.
+            log.exception("socket %s: handshake failed", self.socket_id)
+            raise HandshakeRefused("server_error") from None
+        return ready, fanout.Delivery(events, routes)
 
     async def refuse_handshake(self, reason: str) -> None:
         """Refuse the socket before accepting it (HTTP 403), counted and logged."""
