@@ -128,3 +128,17 @@ def test_snippets_cut_long_bodies_around_the_first_hit():
     snippet, highlights = make_snippet("a " * 300 + "target word" + " b" * 300, ["target"])
     assert len(snippet) <= 142 and snippet.startswith("…") and snippet.endswith("…")
     assert [snippet[s:e] for s, e in highlights] == ["target"]
+
+
+def test_the_start_of_a_word_finds_it_as_the_search_box_is_typed(alice, bob):
+    send(alice, "Hello group!", "bob")
+    send(alice, "the meeting moved to Thursday", "bob")
+    send(alice, "hell of a day", "bob")
+    assert bodies(search(bob, "hell")) == ["hell of a day", "Hello group!"]
+    assert bodies(search(bob, "hello")) == ["Hello group!"]
+    for typed in ("mee", "meeti", "meetin", "meeting", "meetings", "the meet", "thurs"):
+        assert bodies(search(bob, typed)) == ["the meeting moved to Thursday"], typed
+    # A prefix of one word never stands for a word in the middle of another.
+    assert search(bob, "ello")["messages"] == []
+    hit = search(bob, "gro hel")["messages"][0]
+    assert [hit["snippet"][s:e] for s, e in hit["highlights"]] == ["Hello", "group"]

@@ -7,7 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import BooleanField, FloatField, QuerySet
+from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
 from messaging.models import Membership, Message
@@ -17,6 +17,9 @@ MAX_WORDS = 10
 SNIPPET_CHARS = 140
 # Words: runs of letters and digits, as the database tokenizers see them.
 WORD = re.compile(r"\w+", re.UNICODE)
+# The stemmed index (migration 0005) and the index of words as written (0010).
+STEMMED_SQLITE = "SELECT rowid FROM messaging_message_fts WHERE messaging_message_fts MATCH %s"
+WORDS_SQLITE = "SELECT rowid FROM messaging_message_words WHERE messaging_message_words MATCH %s"
 
 
 def query_words(query: str) -> list[str]:
@@ -28,30 +31,34 @@ def query_words(query: str) -> list[str]:
 
 
 def matching(messages: QuerySet, words: list[str]) -> QuerySet:
-    """Keep the messages whose body holds every word, using the database's own index."""
+    """Keep the messages whose body holds every word, using the database's own indexes.
+
+    A word matches a body word it starts ("hell" finds "Hello", as the search box is typed)
+    or, through the stemmed index, another form of it ("meetings" finds "meeting").
+    """
     if connection.vendor == "postgresql":
-        text = " ".join(words)
+        # Each word's own clause, every one required; the words are letters and digits
+        # only (WORD), so quoting one as a tsquery term cannot change the query's syntax.
+        clauses = " AND ".join(
+            "(search_vector @@ plainto_tsquery(%s::regconfig, %s)"
+            " OR to_tsvector('simple'::regconfig, body) @@ to_tsquery('simple', %s))"
+            for _ in words
+        )
+        params: list[str] = []
+        for word in words:
+            params += [settings.CHAT_SEARCH_CONFIG, word, f"'{word}':*"]
         return messages.annotate(
-            search_hit=RawSQL(
-                "search_vector @@ plainto_tsquery(%s::regconfig, %s)",
-                (settings.CHAT_SEARCH_CONFIG, text),
-                output_field=BooleanField(),
-            ),
-            search_rank=RawSQL(
-                "ts_rank(search_vector, plainto_tsquery(%s::regconfig, %s))",
-                (settings.CHAT_SEARCH_CONFIG, text),
-                output_field=FloatField(),
-            ),
+            search_hit=RawSQL(clauses, params, output_field=BooleanField()),
         ).filter(search_hit=True)
     if connection.vendor == "sqlite":
         # Each word quoted: FTS5 then reads it as a plain term, never as query syntax.
-        fts_query = " ".join('"' + word.replace('"', '""') + '"' for word in words)
-        return messages.filter(
-            id__in=RawSQL(
-                "SELECT rowid FROM messaging_message_fts WHERE messaging_message_fts MATCH %s",
-                (fts_query,),
+        for word in words:
+            term = '"' + word.replace('"', '""') + '"'
+            messages = messages.filter(
+                Q(id__in=RawSQL(STEMMED_SQLITE, (term,)))
+                | Q(id__in=RawSQL(WORDS_SQLITE, (term + "*",)))
             )
-        )
+        return messages
     raise NotImplementedError(f"no message search on {connection.vendor}")
 
 
