@@ -116,6 +116,21 @@ def test_create_direct_conversation_then_find_it(client, alice, bob):
     assert found.json()["id"] == conversation["id"]
 
 
+def test_a_deactivated_member_is_marked_in_the_conversation_list(client, alice, bob, carol):
+    send(alice, "hi bob", "bob")
+    send(alice, "hi carol", "carol")
+    bob.is_active = False
+    bob.save(update_fields=["is_active"])
+    listed = client.get("/api/conversations/", **bearer(alice)).json()["conversations"]
+    members = {
+        member["username"]: member for conversation in listed for member in conversation["members"]
+    }
+    assert members["bob"] == {"id": bob.pk, "username": "bob", "active": False}
+    # Everyone else keeps the protocol's usual shape.
+    assert members["carol"] == {"id": carol.pk, "username": "carol"}
+    assert members["alice"] == {"id": alice.pk, "username": "alice"}
+
+
 def test_create_conversation_with_unknown_member_is_400(client, alice):
     response = post_json(client, "/api/conversations/", {"members": ["ghost"]}, **bearer(alice))
     assert response.status_code == 400
@@ -191,6 +206,42 @@ def test_users_by_prefix_excludes_the_caller_and_inactive(client, alice, bob, ma
     found = client.get("/api/users/?q=bo", **bearer(alice)).json()["users"]
     assert [u["username"] for u in found] == ["bob", "bobby"]
     assert client.get("/api/users/?q=al", **bearer(alice)).json()["users"] == []
+
+
+def test_people_are_found_by_any_part_of_their_name_those_it_starts_first(
+    client, alice, bob, make_user
+):
+    for name in ("obi", "rob", "jacob", "ob_one", "zed"):
+        make_user(username=name)
+    found = client.get("/api/users/?q=ob", **bearer(alice)).json()["users"]
+    assert [u["username"] for u in found] == ["ob_one", "obi", "bob", "jacob", "rob"]
+    # One letter is in most names: it matches their starts only.
+    found = client.get("/api/users/?q=z", **bearer(alice)).json()["users"]
+    assert [u["username"] for u in found] == ["zed"]
+    found = client.get("/api/users/?q=o", **bearer(alice)).json()["users"]
+    assert [u["username"] for u in found] == ["ob_one", "obi"]
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True)
+def test_finding_people_by_part_of_a_name_is_served_by_indexes_on_postgresql(alice):
+    from django.db import connection
+
+    from messaging.domain import selectors
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the indexes are PostgreSQL's")
+    plans = []
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        for lookup in ("username__istartswith", "username__icontains"):
+            query = selectors.User.objects.filter(**{lookup: "ali"}).query
+            sql, params = query.sql_with_params()
+            cursor.execute("EXPLAIN " + sql, params)
+            plans.append(" ".join(row[0] for row in cursor.fetchall()))
+        cursor.execute("RESET enable_seqscan")
+    assert "messaging_username_prefix" in plans[0], plans[0]
+    assert "messaging_username_trigrams" in plans[1], plans[1]
 
 
 def test_healthz_reports_database_and_channel_layer(client):

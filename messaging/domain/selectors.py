@@ -86,8 +86,20 @@ def _members_by_conversation(conversation_ids: list[int]) -> dict[int, list[dict
         .order_by("user__username")
     )
     for row in rows:
-        members.setdefault(row.conversation_id, []).append(user_data(row.user))
+        members.setdefault(row.conversation_id, []).append(member_data(row.user))
     return members
+
+
+def member_data(user) -> dict[str, Any]:
+    """Show a member as the protocol does, marking one who can no longer use the chat.
+
+    `"active": false` appears only on a deactivated person, so clients can say why a message
+    to them is refused; the usual shape is left as the protocol fixes it.
+    """
+    data = user_data(user)
+    if not user.is_active:
+        data["active"] = False
+    return data
 
 
 def conversation_data(
@@ -179,13 +191,25 @@ def last_seq_for_user(*, user) -> int:
     return latest or 0
 
 
+# Shorter lookups match from the start of a name only: one letter is in most names.
+SUBSTRING_FROM = 2
+
+
 def users_by_prefix(*, user, prefix: str, limit: int = 20) -> list:
-    """Find active people by username prefix, to start a conversation with."""
-    return list(
-        User.objects.filter(is_active=True, username__istartswith=prefix)
-        .exclude(pk=user.pk)
-        .order_by("username")[:limit]
-    )
+    """Find active people whose username holds the text, those it starts first.
+
+    Both lookups are indexed on PostgreSQL (migration 0011: the upper-cased name for
+    prefixes, its trigrams for the rest), so a list of 100,000 people stays cheap to ask.
+    """
+    people = User.objects.filter(is_active=True).exclude(pk=user.pk)
+    found = list(people.filter(username__istartswith=prefix).order_by("username")[:limit])
+    if len(found) < limit and len(prefix) >= SUBSTRING_FROM:
+        found += list(
+            people.filter(username__icontains=prefix)
+            .exclude(username__istartswith=prefix)
+            .order_by("username")[: limit - len(found)]
+        )
+    return found
 
 
 def peer_ids(*, user_id: int) -> set[int]:
