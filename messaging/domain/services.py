@@ -1,7 +1,13 @@
-"""The one write path: every change to conversations and messages goes through here."""
+"""The writes of conversations and messages, through the ORM: the single path.
+
+Sends also have a fast path, the batch (messaging.sending.batch), which writes with its
+own SQL; both decide each send with the same rules (send_rules), and a property test runs
+the same sends through both and compares them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -9,15 +15,13 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from messaging.domain import presence, visibility
+from messaging.domain import presence, send_rules, visibility
 from messaging.domain.blocks import blocked_between, cut_off_ids
 from messaging.domain.events import frame_event, publish_on_commit, user_group
 from messaging.domain.ratelimit import check_rate_sync
-from messaging.domain.selectors import conversation_for_member
-from messaging.models import Block, ChangeStream, Conversation, Membership, Message
+from messaging.models import ChangeStream, Conversation, Membership, Message
 from messaging.protocol import ChatError, ErrorCode, check_body, message_data, user_data
 
 User = get_user_model()
@@ -87,7 +91,7 @@ def _conversation_lock(conversation_id: int) -> None:
 
 def _stamp(last_seqs: dict[int, int]) -> int:
     """Draw the next stamp for a change seen by these users and record it as their last."""
-    seq = max(last_seqs.values(), default=0) + 1
+    seq = send_rules.stamp(last_seqs)
     ChangeStream.objects.filter(user_id__in=last_seqs).update(last_seq=seq)
     return seq
 
@@ -113,13 +117,6 @@ def message_events(message: Message, previous: dict[int, int], kind: str) -> lis
     ]
 
 
-def _user_named(username: str, client_id: str | None = None):
-    user = User.objects.filter(username=username).first()
-    if user is None:
-        raise _not_found("user", client_id)
-    return user
-
-
 def conversation_open_direct(*, user, other) -> tuple[Conversation, bool]:
     """Find or create the one direct conversation of two people."""
     if other.pk == user.pk:
@@ -128,11 +125,26 @@ def conversation_open_direct(*, user, other) -> tuple[Conversation, bool]:
     existing = Conversation.objects.filter(direct_key=key).first()
     if existing is not None:
         return existing, False
-    if not other.is_active:
-        raise ChatError(ErrorCode.CANNOT_SEND, f"{other.username} cannot receive messages")
-    if blocked_between(user.pk, other.pk):
-        raise ChatError(ErrorCode.CANNOT_SEND, f"you and {other.username} cannot message")
-    check_rate_sync("conversation", user.pk, settings.CHAT_CONVERSATION_RATE)
+    refused = send_rules.opening_refusal(
+        send_rules.Person(other.pk, other.is_active, other.username),
+        blocked=blocked_between(user.pk, other.pk),
+    )
+    if refused is not None:
+        raise refused.error(None)
+    return _direct_create(user=user, other_id=other.pk)
+
+
+def _direct_create(*, user, other_id: int, client_id: str | None = None):
+    """Create the direct conversation of two people the rules let meet; count the opening.
+
+    Return it and True, or the one someone opened at the same moment and False.
+    """
+    try:
+        check_rate_sync("conversation", user.pk, settings.CHAT_CONVERSATION_RATE)
+    except ChatError as error:
+        error.client_id = client_id
+        raise
+    key = Conversation.direct_key_for(user.pk, other_id)
     try:
         with transaction.atomic():
             conversation = Conversation.objects.create(
@@ -145,10 +157,10 @@ def conversation_open_direct(*, user, other) -> tuple[Conversation, bool]:
                 [
                     # The opener shows themselves; the other only once they answer.
                     Membership(conversation=conversation, user=user, visible_to_members=True),
-                    Membership(conversation=conversation, user=other),
+                    Membership(conversation=conversation, user_id=other_id),
                 ]
             )
-            streams_ensure([user.pk, other.pk])
+            streams_ensure([user.pk, other_id])
             presence.announce_shown([(conversation.pk, user.pk)])
     except IntegrityError:
         # Someone opened the same pair at the same moment: theirs is the one.
@@ -226,77 +238,6 @@ def announce_change(
     publish_on_commit(frame_event(user_group(user_id), frame) for user_id in audience)
 
 
-def _check_can_send(sender, conversation: Conversation, client_id: str | None) -> None:
-    if conversation.kind != Conversation.Kind.DIRECT:
-        return
-    blocked = Block.objects.filter(
-        Q(blocker=sender, blocked=OuterRef("pk")) | Q(blocker=OuterRef("pk"), blocked=sender)
-    )
-    other = (
-        User.objects.filter(memberships__conversation=conversation)
-        .exclude(pk=sender.pk)
-        .annotate(blocked=Exists(blocked))
-        .only("is_active", "username")
-        .first()
-    )
-    if other is None:
-        return
-    if not other.is_active:
-        raise ChatError(
-            ErrorCode.CANNOT_SEND,
-            f"{other.username} cannot receive messages",
-            client_id=client_id,
-        )
-    if other.blocked:
-        raise ChatError(
-            ErrorCode.CANNOT_SEND,
-            f"you and {other.username} cannot message each other",
-            client_id=client_id,
-        )
-
-
-def _check_sender_active(sender, client_id: str | None) -> None:
-    """Refuse a sender whose account was deactivated, even on a socket still open.
-
-    `forbidden`, not `cannot_send`: that one speaks of the recipient or of a block between
-    the two, this of the sender's own account. The account is read again, not taken from
-    the socket, which may hold the user as they were at its handshake.
-    """
-    if not User.objects.filter(pk=sender.pk, is_active=True).exists():
-        raise ChatError(
-            ErrorCode.FORBIDDEN, "this account can no longer send messages", client_id=client_id
-        )
-
-
-def _retry_result(
-    existing: Message, *, body: str, client_id: str, conversation_id: int | None, to_user
-) -> SendResult:
-    """Answer a retry: the message as it is now, or `conflict` if it asks for another."""
-    if to_user is not None:
-        same_place = existing.conversation.direct_key == Conversation.direct_key_for(
-            existing.sender_id, to_user.pk
-        )
-    else:
-        same_place = existing.conversation_id == conversation_id
-    # A deleted, hidden or purged message keeps no hash of its text: a retry of it in the
-    # same place is acked as the message is now.
-    if not same_place or (existing.sent_hash and existing.sent_hash != Message.hash_body(body)):
-        raise ChatError(
-            ErrorCode.CONFLICT,
-            "this client_id was already used for another message",
-            client_id=client_id,
-        )
-    return SendResult(message=existing, created=False)
-
-
-def _find_sent(sender, client_id: str) -> Message | None:
-    return (
-        Message.objects.select_related("conversation", "sender")
-        .filter(sender=sender, client_id=client_id)
-        .first()
-    )
-
-
 def message_send(
     *,
     sender,
@@ -309,72 +250,121 @@ def message_send(
 
     Exactly one of `to` (a username) and `conversation_id` names where it goes. A second
     call with the same sender and `client_id` stores nothing: it returns the message stored
-    the first time, or raises `conflict` if it names another place or body.
+    the first time, or raises `conflict` if it names another place or body. What to do is
+    decided by send_rules.decide, from what is read here.
     """
-    check_body(body, max_chars=settings.CHAT_MAX_BODY, client_id=client_id)
-    _check_sender_active(sender, client_id)
-    to_user = None
-    if to is not None:
-        to_user = _user_named(to, client_id)
-        if to_user.pk == sender.pk:
-            raise ChatError(
-                ErrorCode.BAD_FRAME, "you cannot send a message to yourself", client_id=client_id
-            )
-
-    def earlier_send() -> SendResult | None:
-        existing = _find_sent(sender, client_id)
-        if existing is None:
-            return None
-        return _retry_result(
-            existing,
-            body=body,
-            client_id=client_id,
-            conversation_id=conversation_id,
-            to_user=to_user,
-        )
-
-    if to_user is not None:
-        # Look for a retry first: opening a conversation with someone new has effects.
-        retry = earlier_send()
-        if retry is not None:
-            return retry
-    try:
-        if to_user is not None:
-            conversation, _ = conversation_open_direct(user=sender, other=to_user)
-        else:
-            conversation = conversation_for_member(user=sender, conversation_id=conversation_id)
-        _check_can_send(sender, conversation, client_id)
-    except ChatError as exc:
-        # A retry is acked as the first send was, even if the recipient is gone since.
-        retry = earlier_send() if to_user is None else None
-        if retry is not None:
-            return retry
-        exc.client_id = client_id
-        raise
-
+    read = _SendReading(sender=sender, body=body, client_id=client_id)
+    facts = read.facts(to=to, conversation_id=conversation_id)
+    decision = send_rules.decide(facts)
+    if decision.action is send_rules.Action.OPEN:
+        # The rules passed: open the pair's conversation (theirs, if opened just now).
+        _direct_create(user=sender, other_id=facts.other.id, client_id=client_id)
+        facts = read.facts(to=to, conversation_id=conversation_id)
+        decision = send_rules.decide(facts)
+    if decision.action is not send_rules.Action.STORE:
+        return read.answer(decision)
     with transaction.atomic():
-        previous = streams_lock_members(conversation.pk)
-        if sender.pk not in previous:
-            # Left the conversation between the check and the lock.
-            raise _not_found("conversation", client_id)
-        # Concurrent sends of one sender queue on its stream lock: look again behind it.
-        existing = _find_sent(sender, client_id)
-        if existing is not None:
-            return _retry_result(
-                existing,
-                body=body,
-                client_id=client_id,
-                conversation_id=conversation.pk,
-                to_user=None,
-            )
+        previous = streams_lock_members(facts.place.id)
+        # Behind the lock a member may have left and a concurrent send of the same
+        # client_id may have been stored: decide again with both read anew.
+        place = dataclasses.replace(facts.place, members=frozenset(previous))
+        facts = dataclasses.replace(facts, place=place, earlier=read.earlier())
+        decision = send_rules.decide(facts)
+        if decision.action is not send_rules.Action.STORE:
+            return read.answer(decision)
         message = store_message(
-            conversation=conversation,
+            conversation=read.conversation,
             sender=sender,
             body=body,
             client_id=client_id,
             previous=previous,
         )
     return SendResult(message=message, created=True)
+
+
+class _SendReading:
+    """What message_send reads through the ORM to decide one send (send_rules.SendFacts)."""
+
+    def __init__(self, *, sender, body: str, client_id: str) -> None:
+        self.sender = sender
+        self.body = body
+        self.client_id = client_id
+        self.stored: Message | None = None
+        self.conversation: Conversation | None = None
+
+    def facts(self, *, to: str | None, conversation_id: int | None) -> send_rules.SendFacts:
+        """Read the facts of the send as they are now."""
+        # The account is read again, not taken from the socket, which may hold the user
+        # as they were at its handshake.
+        active = User.objects.filter(pk=self.sender.pk, is_active=True).exists()
+        sender = send_rules.Person(self.sender.pk, active, self.sender.username)
+        self.conversation = None
+        if to is not None:
+            other = _person(User.objects.filter(username=to))
+            if other is not None and other.id != sender.id:
+                key = Conversation.direct_key_for(sender.id, other.id)
+                self.conversation = Conversation.objects.filter(direct_key=key).first()
+            place, _ = _place(self.conversation)
+        else:
+            self.conversation = Conversation.objects.filter(pk=conversation_id).first()
+            place, members = _place(self.conversation)
+            other_id = send_rules.other_member(place, sender.id) if place else None
+            other = members.get(other_id)
+        return send_rules.SendFacts(
+            sender=sender,
+            body=self.body,
+            max_chars=settings.CHAT_MAX_BODY,
+            to=to,
+            conversation_id=conversation_id,
+            place=place,
+            other=other,
+            blocked=other is not None and blocked_between(sender.id, other.id),
+            earlier=self.earlier(),
+        )
+
+    def earlier(self) -> send_rules.Earlier | None:
+        """Read the message the sender stored before with this client_id, if any."""
+        self.stored = (
+            Message.objects.select_related("conversation", "sender")
+            .filter(sender=self.sender, client_id=self.client_id)
+            .first()
+        )
+        if self.stored is None:
+            return None
+        return send_rules.Earlier(
+            conversation_id=self.stored.conversation_id,
+            direct_key=self.stored.conversation.direct_key,
+            sent_hash=self.stored.sent_hash,
+        )
+
+    def answer(self, decision: send_rules.Decision) -> SendResult:
+        """Answer a send that stores nothing: the earlier message, or the refusal."""
+        if decision.action is send_rules.Action.ACK_EARLIER:
+            return SendResult(message=self.stored, created=False)
+        raise decision.error(self.client_id)
+
+
+def _person(users) -> send_rules.Person | None:
+    row = users.values_list("pk", "is_active", "username").first()
+    return None if row is None else send_rules.Person(*row)
+
+
+def _place(
+    conversation: Conversation | None,
+) -> tuple[send_rules.Place | None, dict[int, send_rules.Person]]:
+    """Describe a conversation and its members for the send rules."""
+    if conversation is None:
+        return None, {}
+    rows = Membership.objects.filter(conversation_id=conversation.pk).values_list(
+        "user_id", "user__is_active", "user__username"
+    )
+    members = {row[0]: send_rules.Person(*row) for row in rows}
+    place = send_rules.Place(
+        id=conversation.pk,
+        direct=conversation.kind == Conversation.Kind.DIRECT,
+        members=frozenset(members),
+    )
+    return place, members
 
 
 def store_message(
@@ -391,16 +381,17 @@ def store_message(
     The caller holds, inside a transaction, the stream locks of `previous` (from
     streams_lock): the people who see this message, with their last stamps.
     """
-    message = Message.objects.create(
-        conversation=conversation,
-        sender=sender,
-        kind=kind,
+    fields = send_rules.message_fields(
+        conversation_id=conversation.pk,
+        sender_id=sender.pk,
         body=body,
         client_id=client_id,
-        sent_hash=Message.hash_body(body),
         seq=_stamp(previous),
+        kind=kind,
     )
+    message = Message.objects.create(**fields)
     Conversation.objects.filter(pk=conversation.pk).update(last_activity_at=message.created_at)
+    message.conversation = conversation
     message.sender = sender
     publish_on_commit(message_events(message, previous, "message.new"))
     members_show(conversation_id=conversation.pk, user_ids=[sender.pk])

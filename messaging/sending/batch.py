@@ -1,11 +1,12 @@
 """Store many sends in one transaction, in a fixed number of round trips (group commit).
 
-The batch takes the common cases: a member writing to a conversation that exists, or a
-first message to someone that opens the direct conversation of the two, with a
-`client_id` not used before. Every other send (a retry, a refusal) goes through
-services.message_send on its own, right after the batch, and so gets exactly the answer
-it would get alone. Locks are taken as everywhere else: the conversations first, then the
-members' change streams in user-id order.
+The batch reads what decides its sends with its own statements and asks the send rules
+(messaging.domain.send_rules) about each, as services.message_send does; it stamps and
+writes the rows those rules describe. It takes the sends the rules store or open a
+conversation for. Every other send (a retry, a refusal, or one it cannot describe) goes
+through services.message_send on its own, right after the batch, and so gets exactly the
+answer it would get alone. Locks are taken as everywhere else: the conversations first,
+then the members' change streams in user-id order.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from django.utils import timezone
 
 from messaging import sql_values
 from messaging.delivery import fanout
-from messaging.domain import presence, services
+from messaging.domain import presence, send_rules, services
 from messaging.domain.events import Event, collecting
 from messaging.domain.ratelimit import limiter, parse_rules, rate_limited
 from messaging.models import Block, ChangeStream, Conversation, Membership, Message
-from messaging.protocol import ChatError, check_body
+from messaging.protocol import ChatError
 from messaging.singletons import per_process
 
 User = get_user_model()
@@ -118,13 +119,12 @@ def messages_send_many(
 
 
 def _refuse_bad_bodies(requests: Sequence[SendRequest]) -> list[SendOutcome | None]:
-    """Answer the sends whose body is refused, first, as message_send checks it first."""
+    """Answer the sends whose body is refused, first, as the rules check it first."""
     outcomes: list[SendOutcome | None] = [None] * len(requests)
     for index, request in enumerate(requests):
-        try:
-            check_body(request.body, max_chars=settings.CHAT_MAX_BODY, client_id=request.client_id)
-        except ChatError as error:
-            outcomes[index] = SendOutcome(error=error)
+        refused = send_rules.body_refusal(request.body, max_chars=settings.CHAT_MAX_BODY)
+        if refused is not None:
+            outcomes[index] = SendOutcome(error=refused.error(request.client_id))
     return outcomes
 
 
@@ -214,39 +214,62 @@ def _openings_allowed(
     outcomes: list[SendOutcome | None],
     sql: _Sql,
 ) -> dict[int, _Opening]:
-    """Keep the openings message_send would make: checked as it checks, before any effect.
+    """Keep the openings the send rules decide, before any effect; count them.
 
-    A retry (of a stored send or of an earlier one in the batch), an inactive sender or
-    recipient, or a block opens nothing: those sends go alone and get their answer there. Each
-    conversation opened counts once against the limit of the sender of its first request;
-    when that one is over the limit it is refused here, and the others for the same
-    conversation go alone, to be counted as they would be one by one.
+    A send the rules answer otherwise (a retry, a refusal), or whose `client_id` an
+    earlier send of the batch used, opens nothing: it goes alone and gets its answer
+    there. Each conversation opened counts once against the limit of the sender of its
+    first send; when that one is over the limit it is refused here, and the others for the
+    same conversation go alone, to be counted as they would be one by one.
     """
     if not to_open:
         return to_open
     people, blocks, sent = sql.prepare_openings(requests, to_open)
     allowed: dict[int, _Opening] = {}
-    first_of: dict[str, int] = {}
     earlier: set[tuple[int, str]] = set()
     for index, request in enumerate(requests):
         mark = (request.sender.pk, request.client_id)
         opening = to_open.get(index)
-        if opening is not None:
-            active, username = people.get(opening.other, (False, None))
-            sender_active, _ = people.get(opening.sender, (False, None))
-            if username != request.to:
-                known_ids().user_ids.pop(request.to, None)  # renamed meanwhile: look it up again
-            elif (
-                active
-                and sender_active
-                and (opening.sender, opening.other) not in blocks
-                and (opening.other, opening.sender) not in blocks
-                and mark not in sent
-                and mark not in earlier
-            ):
+        if opening is not None and mark not in earlier:
+            facts = _opening_facts(request, opening, people, blocks, sent.get(mark))
+            if facts is not None and send_rules.decide(facts) == send_rules.OPEN:
                 allowed[index] = opening
-                first_of.setdefault(opening.key, index)
         earlier.add(mark)
+    return _openings_within_limit(requests, allowed, outcomes)
+
+
+def _opening_facts(
+    request: SendRequest,
+    opening: _Opening,
+    people: dict[int, send_rules.Person],
+    blocks: set[tuple[int, int]],
+    earlier: send_rules.Earlier | None,
+) -> send_rules.SendFacts | None:
+    """Describe a send to someone with no conversation yet; None if a name is stale."""
+    sender, other = people.get(opening.sender), people.get(opening.other)
+    if sender is None:
+        return None
+    if other is None or other.username != request.to:
+        known_ids().user_ids.pop(request.to, None)  # renamed meanwhile: look it up again
+        return None
+    return send_rules.SendFacts(
+        sender=sender,
+        body=request.body,
+        max_chars=settings.CHAT_MAX_BODY,
+        to=request.to,
+        other=other,
+        blocked=send_rules.blocked_either_way(sender.id, other.id, blocks),
+        earlier=earlier,
+    )
+
+
+def _openings_within_limit(
+    requests: Sequence[SendRequest],
+    allowed: dict[int, _Opening],
+    outcomes: list[SendOutcome | None],
+) -> dict[int, _Opening]:
+    """Count the openings against their senders' limit; refuse the ones over it."""
+    first_of = send_rules.first_opening_of_each({i: o.key for i, o in allowed.items()})
     if not first_of:
         return allowed
     counted = sorted(first_of.values())
@@ -282,41 +305,80 @@ class _Locked:
     """What a batch reads once it holds its locks."""
 
     kinds: dict[int, str]
-    # conversation id -> member id -> (active, username)
-    members: dict[int, dict[int, tuple[bool, str]]]
+    # conversation id -> member id -> the member as a send sees them
+    members: dict[int, dict[int, send_rules.Person]]
     blocks: set[tuple[int, int]]
     last_seqs: dict[int, int]
-    sent: set[tuple[int, str]]
+    # (sender id, client_id) -> the message stored with it, by now or by this batch
+    sent: dict[tuple[int, str], send_rules.Earlier]
     # (conversation id, member id) -> membership id, of the members not shown there yet
     # (Membership.visible_to_members): writing there shows them.
     hidden: dict[tuple[int, int], int] = field(default_factory=dict)
 
     def can_take(self, request: SendRequest, conversation_id: int) -> bool:
-        """Tell whether the batch can store this send as message_send alone would."""
-        kind = self.kinds.get(conversation_id)
+        """Tell whether the send rules store this send, as message_send alone would.
+
+        A send the batch cannot describe (its sender not a member, a stream missing, a
+        name that changed hands) goes alone too, as does any answer but storing.
+        """
+        facts = self.facts(request, conversation_id)
+        return facts is not None and send_rules.decide(facts) == send_rules.STORE
+
+    def facts(self, request: SendRequest, conversation_id: int) -> send_rules.SendFacts | None:
+        """Describe a send to a conversation that exists, from what was read under lock."""
         members = self.members.get(conversation_id, {})
-        sender = request.sender.pk
-        if kind is None or sender not in members:
-            return False
-        if not members[sender][0]:
-            # Deactivated, its socket maybe still open: message_send refuses it.
-            return False
-        if (sender, request.client_id) in self.sent:
-            return False
+        sender = members.get(request.sender.pk)
+        if conversation_id not in self.kinds or sender is None:
+            return None
         if any(user not in self.last_seqs for user in members):
-            return False
-        if kind != Conversation.Kind.DIRECT:
-            return request.to is None
-        others = [user for user in members if user != sender]
-        if len(others) != 1:
-            return False
-        other = others[0]
-        active, username = members[other]
-        if request.to is not None and request.to != username:
-            known_ids().direct_conversations.pop((sender, request.to), None)
+            return None
+        place = self.place(conversation_id)
+        other_id = send_rules.other_member(place, sender.id)
+        other = members.get(other_id) if other_id is not None else None
+        if request.to is not None and (other is None or other.username != request.to):
+            known_ids().direct_conversations.pop((sender.id, request.to), None)
             known_ids().user_ids.pop(request.to, None)
-            return False
-        return active and (sender, other) not in self.blocks and (other, sender) not in self.blocks
+            return None
+        return send_rules.SendFacts(
+            sender=sender,
+            body=request.body,
+            max_chars=settings.CHAT_MAX_BODY,
+            to=request.to,
+            conversation_id=request.conversation_id,
+            place=place,
+            other=other,
+            blocked=other is not None
+            and send_rules.blocked_either_way(sender.id, other.id, self.blocks),
+            earlier=self.sent.get((sender.id, request.client_id)),
+        )
+
+    def place(self, conversation_id: int) -> send_rules.Place:
+        return send_rules.Place(
+            id=conversation_id,
+            direct=self.kinds[conversation_id] == Conversation.Kind.DIRECT,
+            members=frozenset(self.members.get(conversation_id, ())),
+        )
+
+    def taken(self, request: SendRequest, conversation_id: int) -> None:
+        """Note a send the batch stores: a later one with its client_id is its retry."""
+        place = self.place(conversation_id)
+        self.sent[(request.sender.pk, request.client_id)] = send_rules.Earlier(
+            conversation_id=conversation_id,
+            direct_key=Conversation.direct_key_for(*place.members)
+            if place.direct and len(place.members) == 2
+            else None,
+            sent_hash=Message.hash_body(request.body),
+        )
+
+
+@dataclass(frozen=True)
+class _Stamped:
+    """A send the batch stores: its request's place, its row, whom it reaches."""
+
+    index: int
+    fields: dict
+    # member id -> their stamp before this message (its prev_seq in their push)
+    previous: dict[int, int]
 
 
 def _store_batch(
@@ -342,53 +404,62 @@ def _store_batch(
             )
         locked = sql.read_locked(requests, conversation_of)
         _remember_pairs(locked)
-        stamped = []
-        to_show = []
-        for index in sorted(conversation_of):
-            request = requests[index]
-            if not locked.can_take(request, conversation_of[index]):
-                continue
-            # A client_id twice in one batch: the second is a retry of the first.
-            locked.sent.add((request.sender.pk, request.client_id))
-            membership = locked.hidden.pop((conversation_of[index], request.sender.pk), None)
-            if membership is not None:
-                to_show.append(membership)
-            members = locked.members[conversation_of[index]]
-            previous = {user: locked.last_seqs[user] for user in members}
-            seq = max(previous.values()) + 1
-            locked.last_seqs.update(dict.fromkeys(previous, seq))
-            stamped.append((index, seq, previous))
+        stamped, to_show = _stamp_taken(requests, conversation_of, locked)
         if not stamped:
             return {}, []
         ids, routes, shown = sql.write(
-            [(conversation_of[index], requests[index], seq) for index, seq, _ in stamped],
-            last_seqs={
-                user: locked.last_seqs[user] for _, _, previous in stamped for user in previous
-            },
+            [entry.fields for entry in stamped],
+            last_seqs={user: locked.last_seqs[user] for e in stamped for user in e.previous},
             show=to_show,
             now=now,
         )
     with collecting() as shown_events:
         presence.announce_shown(shown)
-    for index, seq, previous in stamped:
-        request = requests[index]
-        if index in to_open:
-            _remember_direct(request, conversation_of[index])
+    for entry in stamped:
+        request = requests[entry.index]
+        if entry.index in to_open:
+            _remember_direct(request, conversation_of[entry.index])
+        fields = entry.fields
         message = Message(
-            id=ids[(request.sender.pk, request.client_id)],
-            conversation_id=conversation_of[index],
-            sender=request.sender,
-            kind=Message.Kind.TEXT,
+            id=ids[(fields["sender_id"], fields["client_id"])], created_at=now, **fields
+        )
+        message.sender = request.sender
+        outcomes[entry.index] = SendOutcome(
+            result=services.SendResult(message=message, created=True),
+            events=services.message_events(message, entry.previous, "message.new"),
+        )
+    return routes, list(shown_events)
+
+
+def _stamp_taken(
+    requests: Sequence[SendRequest], conversation_of: dict[int, int], locked: _Locked
+) -> tuple[list[_Stamped], list[int]]:
+    """Stamp, in the order they came, the sends the rules store; note whom they show.
+
+    Return them, and the memberships of the senders who write where they were not shown.
+    """
+    stamped = []
+    to_show = []
+    for index in sorted(conversation_of):
+        request, conversation_id = requests[index], conversation_of[index]
+        if not locked.can_take(request, conversation_id):
+            continue
+        locked.taken(request, conversation_id)
+        membership = locked.hidden.pop((conversation_id, request.sender.pk), None)
+        if membership is not None:
+            to_show.append(membership)
+        previous = {user: locked.last_seqs[user] for user in locked.members[conversation_id]}
+        seq = send_rules.stamp(previous)
+        locked.last_seqs.update(dict.fromkeys(previous, seq))
+        fields = send_rules.message_fields(
+            conversation_id=conversation_id,
+            sender_id=request.sender.pk,
             body=request.body,
             client_id=request.client_id,
             seq=seq,
-            created_at=now,
         )
-        outcomes[index] = SendOutcome(
-            result=services.SendResult(message=message, created=True),
-            events=services.message_events(message, previous, "message.new"),
-        )
-    return routes, list(shown_events)
+        stamped.append(_Stamped(index, fields, previous))
+    return stamped, to_show
 
 
 _CONVERSATION = Conversation._meta.db_table
@@ -397,6 +468,7 @@ _MEMBERSHIP = Membership._meta.db_table
 _MESSAGE_COLUMNS = {
     "conversation_id": "bigint",
     "sender_id": "bigint",
+    "kind": "text",
     "body": "text",
     "client_id": "text",
     "sent_hash": "text",
@@ -463,8 +535,12 @@ class _Sql:
 
     def prepare_openings(
         self, requests: Sequence[SendRequest], to_open: dict[int, _Opening]
-    ) -> tuple[dict[int, tuple[bool, str]], set[tuple[int, int]], set[tuple[int, str]]]:
-        """Read what decides the openings: people (active, name), blocks, ids used.
+    ) -> tuple[
+        dict[int, send_rules.Person],
+        set[tuple[int, int]],
+        dict[tuple[int, str], send_rules.Earlier],
+    ]:
+        """Read what decides the openings: people, blocks, the client_ids used and where.
 
         Also create the change streams the people involved lack, here, outside the
         batch's transaction (as the single path does), so that the batch locks no new
@@ -499,9 +575,9 @@ class _Sql:
             ]
         )
         return (
-            {user: (bool(is_active), username) for user, is_active, username in people},
+            {user: send_rules.Person(user, bool(active), name) for user, active, name in people},
             set(blocks),
-            set(sent),
+            _earlier_sends(sent),
         )
 
     def open_direct(self, openings: Iterable[_Opening], *, now) -> list[tuple]:
@@ -587,13 +663,15 @@ class _Sql:
                 self._sent_by(senders, client_ids),
             ]
         )
-        by_conversation: dict[int, dict[int, tuple[bool, str]]] = {}
+        by_conversation: dict[int, dict[int, send_rules.Person]] = {}
         # Read here, under the conversations' locks, which every change of the flag also
         # takes: the batch shows a member only when they are not shown yet, so that a send
         # to a conversation where the sender wrote before costs no statement more.
         hidden: dict[tuple[int, int], int] = {}
         for conversation_id, user_id, active, username, membership_id, shown in members:
-            by_conversation.setdefault(conversation_id, {})[user_id] = (bool(active), username)
+            by_conversation.setdefault(conversation_id, {})[user_id] = send_rules.Person(
+                user_id, bool(active), username
+            )
             if not shown:
                 hidden[(conversation_id, user_id)] = membership_id
         return _Locked(
@@ -601,7 +679,7 @@ class _Sql:
             members=by_conversation,
             blocks=set(blocks),
             last_seqs=dict(streams),
-            sent=set(sent),
+            sent=_earlier_sends(sent),
             hidden=hidden,
         )
 
@@ -613,53 +691,41 @@ class _Sql:
 
     @staticmethod
     def _sent_by(senders: list[int], client_ids: list[str]) -> tuple[str, list]:
-        """The statement reading which of these client_ids these senders used already."""
-        by_sender, sender_params = sql_values.one_of("sender_id", senders)
-        with_id, id_params = sql_values.one_of("client_id", client_ids, "text")
+        """The statement reading the messages these senders stored with these client_ids."""
+        by_sender, sender_params = sql_values.one_of("m.sender_id", senders)
+        with_id, id_params = sql_values.one_of("m.client_id", client_ids, "text")
         return (
-            f"SELECT sender_id, client_id FROM {Message._meta.db_table}"
-            f" WHERE {by_sender} AND {with_id}",
+            "SELECT m.sender_id, m.client_id, m.conversation_id, c.direct_key, m.sent_hash"
+            f" FROM {Message._meta.db_table} m JOIN {_CONVERSATION} c"
+            f" ON c.id = m.conversation_id WHERE {by_sender} AND {with_id}",
             sender_params + id_params,
         )
 
     def write(
         self,
-        rows: list[tuple[int, SendRequest, int]],
+        rows: list[dict],
         *,
         last_seqs: dict[int, int],
         show: list[int],
         now,
     ) -> tuple[dict[tuple[int, str], int], fanout.Routes, list[tuple[int, int]]]:
-        """Insert the messages, record the stamps, touch the conversations, show the
-        senders not shown yet (memberships `show`), commit.
+        """Insert the messages (rows of send_rules.message_fields), record the stamps,
+        touch the conversations, show the senders not shown yet (memberships `show`), commit.
 
         Return the messages' ids, the routes of the members, read after the commit, and
         (conversation id, user id) of the memberships this batch showed.
         """
         created_at = connection.ops.adapt_datetimefield_value(now)
         messages, messages_params = sql_values.table(
-            "m",
-            _MESSAGE_COLUMNS,
-            [
-                (
-                    conversation_id,
-                    request.sender.pk,
-                    request.body,
-                    request.client_id,
-                    Message.hash_body(request.body),
-                    seq,
-                )
-                for conversation_id, request, seq in rows
-            ],
+            "m", _MESSAGE_COLUMNS, [[row[column] for column in _MESSAGE_COLUMNS] for row in rows]
         )
         insert = (
             f"INSERT INTO {Message._meta.db_table}"
-            " (conversation_id, sender_id, kind, body, client_id, sent_hash, seq, created_at)"
-            " SELECT m.conversation_id, m.sender_id, %s, m.body, m.client_id, m.sent_hash,"
-            f" m.seq, %s FROM {messages}"
-            " RETURNING id, sender_id, client_id"
+            f" ({', '.join(_MESSAGE_COLUMNS)}, created_at)"
+            f" SELECT {', '.join(f'm.{column}' for column in _MESSAGE_COLUMNS)}, %s"
+            f" FROM {messages} RETURNING id, sender_id, client_id"
         )
-        insert_params = [Message.Kind.TEXT.value, created_at, *messages_params]
+        insert_params = [created_at, *messages_params]
         stamps, streams_params = sql_values.table(
             "s", {"owner": "bigint", "seq": "bigint"}, list(last_seqs.items())
         )
@@ -667,7 +733,8 @@ class _Sql:
             f"UPDATE {ChangeStream._meta.db_table} SET last_seq = s.seq"
             f" FROM {stamps} WHERE user_id = s.owner"
         )
-        conversations = sorted({conversation_id for conversation_id, _, _ in rows})
+        # The conversations' last activity is the time of their newest message.
+        conversations = sorted({row["conversation_id"] for row in rows})
         touched, touched_params = sql_values.one_of("id", conversations)
         touch = f"UPDATE {_CONVERSATION} SET last_activity_at = %s WHERE {touched}"
         touch_params = [created_at, *touched_params]
@@ -749,6 +816,14 @@ class _Sql:
         else:
             has_rows = self.cursor.description is not None
         return self.cursor.fetchall() if has_rows else []
+
+
+def _earlier_sends(rows: list[tuple]) -> dict[tuple[int, str], send_rules.Earlier]:
+    """Map (sender id, client_id) to the message stored with it, from _sent_by's rows."""
+    return {
+        (sender, client_id): send_rules.Earlier(conversation_id, direct_key, sent_hash)
+        for sender, client_id, conversation_id, direct_key, sent_hash in rows
+    }
 
 
 def _pair(opening: _Opening) -> list[int]:
