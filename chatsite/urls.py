@@ -5,13 +5,18 @@ from django.urls import include, path
 from messaging.metrics import metrics_view
 from messaging.ops.health import healthz
 from messaging.web.http import limit_posts
+from messaging.web.views import LoginForm
 
 urlpatterns = [
     # Before Django's own: every login attempt hashes a password, so the forms' POSTs are
     # counted per address and in total (messaging/http.py).
     path("admin/login/", limit_posts(admin.site.login)),
     path("admin/", admin.site.urls),
-    path("accounts/login/", limit_posts(auth_views.LoginView.as_view()), name="login"),
+    path(
+        "accounts/login/",
+        limit_posts(auth_views.LoginView.as_view(authentication_form=LoginForm)),
+        name="login",
+    ),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),

@@ -71,6 +71,44 @@ def test_dm_to_unknown_user_is_404_and_to_yourself_400(client, alice):
     assert client.get("/dm/alice/").status_code == 400
 
 
+def test_a_link_to_someone_unknown_is_the_chats_own_page_naming_them(client, alice):
+    client.force_login(alice)
+    response = client.get("/dm/nosuchuser/")
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert 'data-testid="problem"' in html and "Back to the inbox" in html
+    assert "There is no one called “nosuchuser” on this chat" in html
+    # The name is shown as text, never as markup.
+    assert XSS not in client.get("/dm/" + XSS + "/").content.decode()
+
+
+def log_in(client, username: str, password: str) -> str:
+    """Post the login form; return the error it shows (empty after a login)."""
+    response = client.post("/accounts/login/", {"username": username, "password": password})
+    if response.status_code == 302:
+        return ""
+    errors = re.search(r'data-testid="form-error">(.*?)</div>', response.content.decode(), re.S)
+    return re.sub(r"<[^>]+>", "", errors.group(1)).strip()
+
+
+def test_a_deactivated_person_with_the_right_password_is_told_the_account_is_off(
+    client, make_user
+):
+    make_user(username="gone", is_active=False)
+    said = log_in(client, "gone", PASSWORD)
+    assert said.startswith("This account has been deactivated")
+    assert "_auth_user_id" not in client.session
+
+
+def test_a_wrong_password_says_the_same_for_deactivated_missing_and_active_names(
+    client, make_user, alice
+):
+    make_user(username="gone", is_active=False)
+    wrong = [log_in(Client(), name, "not the password") for name in ("gone", "nobody", "alice")]
+    assert wrong[0] == wrong[1] == wrong[2]
+    assert "correct username and password" in wrong[0]
+
+
 def test_conversation_page_is_404_for_non_members(client, alice, bob, carol):
     message = services.message_send(sender=alice, body="private", client_id="c", to="bob").message
     client.force_login(carol)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 
 from messaging.domain import selectors, services
@@ -30,6 +31,36 @@ class SignupForm(UserCreationForm):
         if username is not None:
             validate_new_username(username)
         return username
+
+
+class LoginForm(AuthenticationForm):
+    """Django's login form, which also tells a deactivated person why they cannot log in."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "inactive": "This account has been deactivated, so it can no longer log in. "
+        "If you think this is a mistake, ask the people who run this chat.",
+    }
+
+    def clean(self):
+        try:
+            return super().clean()
+        except ValidationError:
+            # Said only to someone who knows the password: strangers learn nothing about
+            # which usernames exist.
+            if self._deactivated_with_this_password():
+                raise ValidationError(self.error_messages["inactive"], code="inactive") from None
+            raise
+
+    def _deactivated_with_this_password(self) -> bool:
+        username = self.cleaned_data.get("username")
+        password = self.cleaned_data.get("password")
+        if not username or not password:
+            return False
+        person = User._default_manager.filter(
+            **{User.USERNAME_FIELD: username}, is_active=False
+        ).first()
+        return person is not None and person.check_password(password)
 
 
 def _chat_page(request: HttpRequest, active: dict | None) -> HttpResponse:
@@ -78,9 +109,18 @@ def conversation_page(request: HttpRequest, conversation_id: int) -> HttpRespons
 @login_required
 def direct(request: HttpRequest, username: str) -> HttpResponse:
     """Open the direct conversation with someone, creating it on first use."""
-    if "\x00" in username:
-        raise Http404("No such user.")  # PostgreSQL cannot even look such a name up.
-    other = get_object_or_404(User, username=username)
+    # PostgreSQL cannot even look a name with NUL up.
+    other = None if "\x00" in username else User.objects.filter(username=username).first()
+    if other is None:
+        return render(
+            request,
+            "messaging/problem.html",
+            {
+                "problem": f"There is no one called “{username}” on this chat. "
+                "Check the spelling, or search for them by part of their name."
+            },
+            status=404,
+        )
     if other.pk == request.user.pk:
         return render(
             request,
