@@ -1,8 +1,12 @@
-.PHONY: run test lint format soak
+.PHONY: run admin test lint format soak
 
 # Run the chat on 127.0.0.1:8000 (PORT=... to change) with SQLite and the in-memory layer.
 run:
 	scripts/run
+
+# Make a staff account for /admin/ on the install `make run` serves (asks for name and password).
+admin:
+	scripts/admin
 
 # Run the whole test suite (PostgreSQL and Redis tests too when DATABASE_URL/REDIS_URL are set).
 test:
