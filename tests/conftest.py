@@ -156,12 +156,3 @@ async def connect():
         # and every later test would find this one's rows.
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await client.close()
-
-
-def send_frame(body: str, client_id: str, *, to: str | None = None, conversation=None) -> dict:
-    frame = {"type": "message.send", "body": body, "client_id": client_id}
-    if to is not None:
-        frame["to"] = to
-    if conversation is not None:
-        frame["conversation"] = conversation
-    return frame

@@ -13,7 +13,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from email.message import Message as Headers
 from http.cookies import SimpleCookie
@@ -21,7 +20,8 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect as ws_connect
 
-from tests.live import ROOT, Daphne, LiveClient, free_port
+from tests.helpers import free_port, wait_for_port
+from tests.live import ROOT, Daphne, LiveClient
 
 DEPLOY = ROOT / "deploy"
 SITE = DEPLOY / "nginx" / "chat.conf"
@@ -174,7 +174,7 @@ class UnitDaphne(Daphne):
         return self
 
     def wait_listening(self, timeout: float = 20) -> UnitDaphne:
-        wait_for_port(self.port, timeout, self.process, "daphne")
+        wait_for_port(self.port, timeout=timeout, process=self.process, name="daphne")
         return self
 
     def start(self, timeout: float = 20) -> UnitDaphne:
@@ -185,19 +185,6 @@ class UnitDaphne(Daphne):
         if not self.access_log.exists():
             return []
         return re.findall(r'^(\S+) .*"WSCONNECT /ws/chat/"', self.access_log.read_text(), re.M)
-
-
-def wait_for_port(port: int, timeout: float, process: subprocess.Popen, name: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{name} exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"{name} did not start listening on {port}")
 
 
 @dataclass
@@ -296,7 +283,7 @@ http {{
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        wait_for_port(self.https_port, 10, self.process, "nginx")
+        wait_for_port(self.https_port, timeout=10, process=self.process, name="nginx")
         return self
 
     def stop(self) -> None:

@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
-from websockets.asyncio.client import connect as ws_connect
+
+from messaging.client import ChatClient
+from tests.helpers import free_port, token_for, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def database_url() -> str:
@@ -80,16 +74,8 @@ class Daphne:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited with {self.process.returncode}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("daphne did not start listening")
+        wait_for_port(self.port, timeout=timeout, process=self.process, name="daphne")
+        return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process and self.process.poll() is None:
@@ -105,27 +91,46 @@ class Daphne:
 
 
 class LiveClient:
-    """A WebSocket client of a live server, authenticated by a bearer token."""
+    """A test's socket to a live server: the shared ChatClient, and every frame in order.
 
-    def __init__(self, url: str, token: str):
-        self.url = url
-        self.token = token
-        self.ws = None
+    The protocol (handshake, `ready`, sync paging, reconnecting) is ChatClient's; this adds
+    the frame-level view tests assert on: `send` a frame as it is, `recv` the next frame
+    that the client did not consume itself.
+    """
+
+    def __init__(self, url: str, token: str | None, **options: Any):
+        # Every frame is kept for the test to read: none may be dropped.
+        self.chat = ChatClient(url, token or None, max_events=None, **options)
         self.ready: dict | None = None
 
-    async def open(self) -> LiveClient:
-        self.ws = await ws_connect(
-            self.url, additional_headers={"Authorization": f"Bearer {self.token}"}
-        )
+    @property
+    def url(self) -> str:
+        return self.chat.url
+
+    @property
+    def token(self) -> str | None:
+        return self.chat.token
+
+    @property
+    def ws(self):
+        return self.chat.ws
+
+    @ws.setter
+    def ws(self, connection) -> None:
+        # A connection the test opened itself (with a session cookie, say).
+        self.chat.adopt(connection)
+
+    async def open(self, *, retry_for: float = 0) -> LiveClient:
+        await self.chat.connect(retry_for=retry_for)
         self.ready = await self.recv()
         assert self.ready["type"] == "ready", self.ready
         return self
 
     async def send(self, frame: dict) -> None:
-        await self.ws.send(json.dumps(frame))
+        await self.chat.send_frame(frame)
 
     async def recv(self, timeout: float = 5) -> dict:
-        return json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
+        return await self.chat.receive(timeout)
 
     async def recv_type(self, frame_type: str, timeout: float = 5) -> dict:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -140,8 +145,12 @@ class LiveClient:
         return await self.recv_type(answer, timeout)
 
     async def close(self) -> None:
-        if self.ws is not None:
-            await self.ws.close()
+        await self.chat.close()
+
+
+async def live_client(server: Daphne, user) -> LiveClient:
+    """Open a socket of the user (a bearer token of their own) to a live server."""
+    return await LiveClient(server.ws_url, await token_for(user)).open()
 
 
 class RedisServer:
@@ -171,14 +180,8 @@ class RedisServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
+        wait_for_port(self.port, timeout=timeout, process=self.process, name="redis-server")
+        return self
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
@@ -188,38 +191,12 @@ class RedisServer:
 
 async def reconnect(url: str, token: str, timeout: float = 20) -> LiveClient:
     """Open a socket, retrying refused handshakes the way a client backs off."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            return await LiveClient(url, token).open()
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.3)
+    return await LiveClient(url, token).open(retry_for=timeout)
 
 
 async def sync_all(client: LiveClient, after: int = 0) -> list[dict]:
     """Page through `sync` from a stamp; return every change, ascending."""
-    changes = []
-    while True:
-        result = await client.request({"type": "sync", "after": after}, "sync.result")
-        changes.extend(result["messages"])
-        if result["messages"]:
-            after = result["messages"][-1]["seq"]
-        if not result["more"]:
-            return changes
-
-
-def http_get_json(url: str) -> tuple[int, dict]:
-    """GET a JSON document; return the status and the body, for errors too."""
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+    return await client.chat.sync(after)
 
 
 class PostgresServer:
@@ -284,11 +261,5 @@ def manage(*args: str, env: dict[str, str]) -> None:
 
 
 async def wait_closed(client: LiveClient, timeout: float = 10) -> int:
-    """Read until the server closes the socket; return its close code (1006 if none)."""
-    from websockets.exceptions import ConnectionClosed
-
-    try:
-        while True:
-            await client.recv(timeout)
-    except ConnectionClosed as closed:
-        return closed.rcvd.code if closed.rcvd else 1006
+    """Wait until the server closes the socket; return its close code (1006 if none)."""
+    return await client.chat.wait_closed(timeout)

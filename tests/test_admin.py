@@ -6,7 +6,7 @@ from channels.db import database_sync_to_async
 from django.test import Client as HttpClient
 
 from messaging.models import Message
-from tests.conftest import send_frame
+from tests.helpers import send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

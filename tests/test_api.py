@@ -1,19 +1,14 @@
 """The JSON API: tokens, registration, conversations, history paging, people, health."""
 
-import json
-
 import pytest
 from django.test import Client
 
 from messaging.domain import services
 from messaging.domain.tokens import token_issue
 from tests.factories import PASSWORD
+from tests.helpers import post_json
 
 pytestmark = pytest.mark.django_db
-
-
-def post_json(client, path, data, **extra):
-    return client.post(path, json.dumps(data), content_type="application/json", **extra)
 
 
 def bearer(user) -> dict:

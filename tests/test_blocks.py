@@ -1,24 +1,13 @@
 """Blocks: over HTTP and over the socket, including a block made while both are connected."""
 
-import json
-
 import pytest
 from channels.db import database_sync_to_async
 from django.test import Client
 
 from messaging.domain import blocks, services
-from messaging.domain.tokens import token_issue
-from tests.conftest import send_frame
+from tests.helpers import api, post_json, send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def api(user) -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Bearer {token_issue(user=user)}")
-
-
-def post_json(client, path, data):
-    return client.post(path, json.dumps(data), content_type="application/json")
 
 
 def test_block_list_add_and_remove(alice, bob, carol):

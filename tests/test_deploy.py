@@ -25,7 +25,6 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from messaging.domain.tokens import token_issue
 from messaging.models import Message
-from tests.conftest import send_frame
 from tests.deploy_support import (
     CHAT_MANAGE,
     CLIENT_ADDRESS,
@@ -42,6 +41,7 @@ from tests.deploy_support import (
     unit_setting,
 )
 from tests.factories import PASSWORD
+from tests.helpers import send_frame
 from tests.live import ROOT, sync_all
 
 # The daphne processes: the test settings with the production site's host name and cookies.

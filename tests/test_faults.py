@@ -7,12 +7,11 @@ from channels.db import database_sync_to_async
 
 from messaging.domain.tokens import token_issue
 from messaging.models import Message
-from tests.conftest import send_frame
+from tests.helpers import http_get_json, send_frame
 from tests.live import (
     Daphne,
     LiveClient,
     RedisServer,
-    http_get_json,
     reconnect,
     sync_all,
     wait_closed,

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from tests.conftest import send_frame
-from tests.live import Daphne, LiveClient, PostgresServer, http_get_json, manage
+from tests.helpers import http_get_json, http_post_json, send_frame
+from tests.live import Daphne, LiveClient, PostgresServer, manage
 
 pytestmark = pytest.mark.services
 
@@ -15,17 +15,6 @@ def own_postgres():
     server = PostgresServer().init().start()
     yield server
     server.remove()
-
-
-def post_json(url: str, payload: dict) -> dict:
-    import json
-    import urllib.request
-
-    request = urllib.request.Request(
-        url, json.dumps(payload).encode(), {"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())
 
 
 async def test_postgres_restart_answers_unavailable_then_stores_the_retry_once(
@@ -38,9 +27,11 @@ async def test_postgres_restart_answers_unavailable_then_stores_the_retry_once(
         register = server.http_url + "/api/auth/register/"
         password = "a long enough passphrase"
         alice = await asyncio.to_thread(
-            post_json, register, {"username": "alice", "password": password}
+            http_post_json, register, {"username": "alice", "password": password}
         )
-        await asyncio.to_thread(post_json, register, {"username": "bob", "password": password})
+        await asyncio.to_thread(
+            http_post_json, register, {"username": "bob", "password": password}
+        )
         client = await LiveClient(server.ws_url, alice["token"]).open()
         await client.request(send_frame("before", "pg-0", to="bob"), "message.ack")
 
@@ -57,22 +48,13 @@ async def test_postgres_restart_answers_unavailable_then_stores_the_retry_once(
         first = await client.request(send_frame("during", "pg-1", to="bob"), "message.ack")
         again = await client.request(send_frame("during", "pg-1", to="bob"), "message.ack")
         assert first["message"]["id"] == again["message"]["id"]
-        history = await asyncio.to_thread(
-            http_get_json_with_token,
+        _, history = await asyncio.to_thread(
+            http_get_json,
             f"{server.http_url}/api/conversations/{first['message']['conversation']}/messages/",
-            alice["token"],
+            token=alice["token"],
         )
         assert [m["body"] for m in history["messages"]] == ["before", "during"]
         await client.close()
     finally:
         server.stop()
     assert "Traceback" not in (tmp_path / "d.log").read_text()
-
-
-def http_get_json_with_token(url: str, token: str) -> dict:
-    import json
-    import urllib.request
-
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read())

@@ -11,9 +11,8 @@ from django.test import Client as HttpClient
 from websockets.asyncio.client import connect as ws_connect
 
 from messaging.domain import services
-from messaging.domain.tokens import token_issue
 from messaging.models import Message
-from tests.conftest import send_frame
+from tests.helpers import send_frame, token_for
 from tests.live import Daphne, LiveClient, RedisServer, reconnect, sync_all, wait_closed
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -31,10 +30,6 @@ def two_servers(transactional_db, tmp_path):
         server.stop()
     for n in range(2):
         assert "Traceback" not in (tmp_path / f"d{n}.log").read_text()
-
-
-async def token_for(user) -> str:
-    return await database_sync_to_async(token_issue)(user=user)
 
 
 async def stored_ids() -> list[int]:

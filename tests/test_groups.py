@@ -4,17 +4,11 @@ import json
 
 import pytest
 from channels.db import database_sync_to_async
-from django.test import Client
 
 from messaging.domain import groups
-from messaging.domain.tokens import token_issue
-from tests.conftest import send_frame
+from tests.helpers import api, send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def api(user) -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Bearer {token_issue(user=user)}")
 
 
 def call(client, method, path, data=None):

@@ -9,14 +9,11 @@ from django.test import Client
 
 from messaging.domain.tokens import token_issue
 from messaging.models import Conversation
-from tests.conftest import open_socket, send_frame
+from tests.conftest import open_socket
 from tests.factories import PASSWORD
+from tests.helpers import post_json, send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def post_json(client, path, data, **extra):
-    return client.post(path, json.dumps(data), content_type="application/json", **extra)
 
 
 async def test_new_conversations_per_hour_are_limited(connect, alice, make_user, settings):

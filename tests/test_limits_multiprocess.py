@@ -4,9 +4,9 @@ import pytest
 from channels.db import database_sync_to_async
 
 from messaging.domain import moderation
-from messaging.domain.tokens import token_issue
-from tests.conftest import send_frame
+from tests.helpers import send_frame
 from tests.live import Daphne, LiveClient, wait_closed
+from tests.live import live_client as open_on
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -20,11 +20,6 @@ def two_strict_servers(transactional_db, tmp_path):
         server.stop()
     for n in range(2):
         assert "Traceback" not in (tmp_path / f"d{n}.log").read_text()
-
-
-async def open_on(server, user) -> LiveClient:
-    token = await database_sync_to_async(token_issue)(user=user)
-    return await LiveClient(server.ws_url, token).open()
 
 
 async def test_the_send_limit_counts_across_processes(two_strict_servers, alice, bob):

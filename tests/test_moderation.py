@@ -9,17 +9,12 @@ from channels.db import database_sync_to_async
 from django.test import Client
 
 from messaging.domain import moderation, services
-from messaging.domain.tokens import token_issue
 from messaging.models import AuthToken, Message, ModerationAction, Report
-from tests.conftest import send_frame
+from tests.helpers import api, send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 XSS = '<script>alert("x")</script><img src=x onerror=alert(1)>'
-
-
-def api(user) -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Bearer {token_issue(user=user)}")
 
 
 def report_via_api(user, message_id, reason="spam"):

@@ -4,9 +4,8 @@ import pytest
 from channels.db import database_sync_to_async
 
 from messaging.domain import services
-from messaging.domain.tokens import token_issue
-from tests.conftest import send_frame
-from tests.live import Daphne, LiveClient
+from tests.helpers import send_frame
+from tests.live import Daphne, live_client
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -26,11 +25,6 @@ def answer(user, conversation_id: int) -> None:
     services.message_send(
         sender=user, body="hello", client_id="answer", conversation_id=conversation_id
     )
-
-
-async def live_client(server: Daphne, user) -> LiveClient:
-    token = await database_sync_to_async(token_issue)(user=user)
-    return await LiveClient(server.ws_url, token).open()
 
 
 async def test_a_message_crosses_processes_to_every_socket(two_servers, alice, bob, carol):

@@ -18,7 +18,8 @@ from messaging.domain import services
 from messaging.domain.tokens import user_for_token
 from messaging.models import AuthToken, Message
 from messaging.sending import queue as sending
-from tests.conftest import open_socket, send_frame
+from tests.conftest import open_socket
+from tests.helpers import send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -6,22 +6,16 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
-from django.test import Client
 
 from messaging.domain import blocks, groups, services
-from messaging.domain.tokens import token_issue
 from messaging.models import Conversation, Message
 from messaging.protocol import ChatError
 from messaging.sending.batch import SendRequest, messages_send_many
-from tests.conftest import send_frame
+from tests.helpers import api, send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 User = get_user_model()
-
-
-def api(user) -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Bearer {token_issue(user=user)}")
 
 
 def call(user, method: str, path: str, data=None):

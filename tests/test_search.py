@@ -5,13 +5,9 @@ from django.test import Client
 
 from messaging.domain import groups, moderation, services
 from messaging.domain.search import make_snippet
-from messaging.domain.tokens import token_issue
+from tests.helpers import api
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def api(user) -> Client:
-    return Client(HTTP_AUTHORIZATION=f"Bearer {token_issue(user=user)}")
 
 
 def send(sender, body, to, n=[0]):  # noqa: B006 - a counter shared by the tests

@@ -15,7 +15,7 @@ from messaging.models import ChangeStream, Conversation, Membership, Message, So
 from messaging.sending import batch as send_batch
 from messaging.sending import queue as sending
 from messaging.sending.batch import SendRequest, messages_send_many
-from tests.conftest import send_frame
+from tests.helpers import send_frame
 
 
 def _chains_hold(events, first_seqs: dict[int, int]) -> dict[int, int]:

@@ -14,7 +14,7 @@ from messaging.domain import moderation, services
 from messaging.models import Message
 from messaging.protocol import ChatError
 from messaging.sending.batch import SendRequest, messages_send_many
-from tests.conftest import send_frame
+from tests.helpers import send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,7 +4,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from messaging.models import Message
-from tests.conftest import send_frame
+from tests.helpers import send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

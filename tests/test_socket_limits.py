@@ -15,7 +15,8 @@ from messaging.delivery.registry import socket_registry
 from messaging.domain import selectors
 from messaging.domain.tokens import token_issue
 from messaging.models import AuthToken
-from tests.conftest import open_socket, send_frame
+from tests.conftest import open_socket
+from tests.helpers import send_frame
 from tests.test_socket_sessions import cookie_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)

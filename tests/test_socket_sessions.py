@@ -12,8 +12,9 @@ from messaging.delivery import heartbeat
 from messaging.delivery.registry import socket_registry
 from messaging.models import Message, PresenceProcess, SocketPresence
 from messaging.sending import queue as sending
-from tests.conftest import open_socket, send_frame
+from tests.conftest import open_socket
 from tests.factories import PASSWORD
+from tests.helpers import send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

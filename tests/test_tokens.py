@@ -13,12 +13,9 @@ from messaging.domain.tokens import token_create, token_issue
 from messaging.models import AuthToken
 from tests.conftest import open_socket
 from tests.factories import PASSWORD
+from tests.helpers import post_json
 
 pytestmark = pytest.mark.django_db
-
-
-def post_json(client: Client, path: str, data, **extra):
-    return client.post(path, json.dumps(data), content_type="application/json", **extra)
 
 
 def bearer(key: str) -> dict:
