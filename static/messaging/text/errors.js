@@ -1,8 +1,22 @@
 /* Failures in plain words: the socket's error codes and the API's HTTP answers. */
 
-/** A socket `error` frame (or a failed send's error) as a sentence for the person. */
-export function errorText(error, maxBody) {
+/** How a direct conversation's header says that the other person's account is closed. */
+export const NO_LONGER_HERE = "No longer on the chat";
+
+/** Whether a member (as the server lists them) has been deactivated. */
+export function isGone(user) {
+  return Boolean(user && user.active === false);
+}
+
+/**
+ * A socket `error` frame (or a failed send's error) as a sentence for the person; `peer` is
+ * the other person of the direct conversation it happened in, if any.
+ */
+export function errorText(error, maxBody, peer) {
   const code = error && error.code;
+  if (code === "cannot_send" && isGone(peer)) {
+    return "Can’t deliver this message: " + peer.username + " is no longer on the chat and isn’t able to receive messages.";
+  }
   switch (code) {
     case "rate_limited": {
       const wait = Math.max(1, Math.ceil(Number(error.retry_after) || 1));

@@ -15,7 +15,7 @@ import {
   typingText,
 } from "../state/chat.js";
 import { convName, directPeer } from "../state/conversations.js";
-import { errorText } from "../text/errors.js";
+import { errorText, isGone, NO_LONGER_HERE } from "../text/errors.js";
 import { clockTime, dayLabel, fullTime, ms } from "../text/time.js";
 import * as api from "../net/api.js";
 import { el, fillAvatar, linkify, timeEl } from "./dom.js";
@@ -54,6 +54,10 @@ export function createConversationPane(app) {
     if (peer) ui.menuBlock.textContent = (state.blocked.has(peer.username) ? "Unblock " : "Block ") + peer.username;
     if (peer && state.blocked.has(peer.username)) {
       ui.status.textContent = "Blocked";
+      ui.status.dataset.online = "false";
+      ui.status.classList.remove("is-online");
+    } else if (isGone(peer)) {
+      ui.status.textContent = NO_LONGER_HERE;
       ui.status.dataset.online = "false";
       ui.status.classList.remove("is-online");
     } else if (peer) {
@@ -275,7 +279,7 @@ export function createConversationPane(app) {
       discard.addEventListener("click", () => app.composer.discardSend(item.client_id));
       li.appendChild(
         el("div", { class: "msg-error", role: "alert", "data-testid": "message-error" }, [
-          el("span", { class: "msg-error-text", text: errorText(item.error, app.maxBody) }),
+          el("span", { class: "msg-error-text", text: errorText(item.error, app.maxBody, directPeer(me, state.convs.get(item.conversation))) }),
           el("span", { class: "msg-error-actions" }, [retry, discard]),
         ])
       );
@@ -387,7 +391,7 @@ export function createConversationPane(app) {
       const day = date.toDateString();
       if (day !== prevDay) {
         ui.messages.insertBefore(
-          el("li", { class: "day-sep", role: "separator", "data-testid": "day-separator" }, [
+          el("li", { class: "day-sep", "data-testid": "day-separator" }, [
             el("span", { text: dayLabel(date) }),
           ]),
           li
@@ -412,7 +416,6 @@ export function createConversationPane(app) {
             "li",
             {
               class: "unread-sep",
-              role: "separator",
               "aria-label": "New messages",
               "data-testid": "new-messages-divider",
             },

@@ -66,7 +66,18 @@ export function createPeopleSearch(app) {
     const users = await lookUpUsers(q, () => mySeq === searchSeq);
     if (!users) return;
     ui.searchResults.replaceChildren();
-    if (!users.length) {
+    const mine = app.me.username.toLowerCase();
+    const isMe = mine === q.toLowerCase() || (!users.length && mine.includes(q.toLowerCase()));
+    if (isMe) {
+      // The finder never offers oneself; say so rather than that no one is there.
+      ui.searchResults.appendChild(
+        el("li", {
+          class: "search-none search-self",
+          "data-testid": "user-search-self",
+          text: "That’s you, " + app.me.username + ". Search for someone else to write to.",
+        })
+      );
+    } else if (!users.length) {
       ui.searchResults.appendChild(el("li", { class: "search-none", text: "No one found named “" + q + "…”" }));
     }
     for (const user of users) {
@@ -99,7 +110,7 @@ export function createPeopleSearch(app) {
       ui.searchResults.appendChild(li);
     }
     ui.searchResults.hidden = false;
-    status(foundStatus(users.length));
+    status(isMe && !users.length ? "That’s you. Search for someone else." : foundStatus(users.length));
   }, 150);
 
   function keys(event) {
