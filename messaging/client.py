@@ -137,6 +137,7 @@ class ChatClient:
         self._pushes_dropped = False
         self._catching_up = asyncio.Lock()
         self._held_until = 0.0
+        self._released = asyncio.Event()
         self._closing = False
 
     async def __aenter__(self) -> Self:
@@ -235,8 +236,13 @@ class ChatClient:
         """Stop reading the socket for a while, as a client that falls behind does.
 
         The server then buffers for this socket and applies its own bounds; for tests.
+        Zero seconds reads again at once.
         """
-        self._held_until = time.monotonic() + seconds
+        self._held_until = time.monotonic() + seconds if seconds > 0 else 0.0
+        if seconds > 0:
+            self._released.clear()
+        else:
+            self._released.set()
 
     # --- requests
 
@@ -332,6 +338,8 @@ class ChatClient:
                     self._backlog.append({"type": SYNCED, "message": message})
                 self.last_seq = message["seq"]
                 count += 1
+            if count:
+                self._inbox_changed.set()  # wake `events()` if it waits for frames
             return count
 
     async def ping(self, *, timeout: float = 10) -> int:
@@ -381,8 +389,16 @@ class ChatClient:
         No gap is filled here (see `events()`); raise `ConnectionClosed` once the socket
         is closed and every frame before the close was returned.
         """
+        frame = await self._take(timeout, wake_for_backlog=False)
+        assert frame is not None
+        return frame
+
+    async def _take(self, timeout: float | None, *, wake_for_backlog: bool) -> dict | None:
+        # None: changes came into the backlog meanwhile (a catch_up of another task).
         while True:
-            item = await self._next_in_inbox(timeout)
+            item = await self._next_in_inbox(timeout, wake_for_backlog)
+            if item is None:
+                return None
             if isinstance(item, _Closed):
                 if item.connection is not self._ws:
                     continue  # the end of an earlier connection: this one is open
@@ -408,7 +424,9 @@ class ChatClient:
                 await self.catch_up()
                 continue
             try:
-                frame = await self.receive()
+                frame = await self._take(None, wake_for_backlog=True)
+                if frame is None:
+                    continue
             except ConnectionClosed as closed:
                 if self._closing:
                     return
@@ -428,9 +446,13 @@ class ChatClient:
                 self.last_seq = seq
             yield frame
 
-    async def _next_in_inbox(self, timeout: float | None) -> dict[str, Any] | _Closed:
+    async def _next_in_inbox(
+        self, timeout: float | None, wake_for_backlog: bool
+    ) -> dict[str, Any] | _Closed | None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._inbox:
+            if wake_for_backlog and self._backlog:
+                return None
             self._inbox_changed.clear()
             left = None if deadline is None else max(deadline - time.monotonic(), 0)
             await asyncio.wait_for(self._inbox_changed.wait(), left)
@@ -468,7 +490,10 @@ class ChatClient:
         left = self._held_until - time.monotonic()
         self._held_until = 0.0
         if left > 0:
-            await asyncio.sleep(left)
+            try:
+                await asyncio.wait_for(self._released.wait(), left)
+            except TimeoutError:
+                pass
 
     def _receive(self, frame: dict[str, Any]) -> None:
         """Answer the requests waiting for this frame; pass on the rest."""

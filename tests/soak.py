@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
 import signal
@@ -27,19 +26,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from websockets.asyncio.client import connect as ws_connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
+
+from messaging.client import SYNCED, ChatClient, ChatError  # noqa: E402
+from tests.helpers import register  # noqa: E402
 
 # Close codes a client may meet in these faults: normal, going away, abnormal (process
 # killed), and 1013 (the server lost Redis; reconnect).
@@ -58,96 +58,53 @@ class Stats:
 
 
 class SoakSocket:
-    """One socket of one user, as a careful client runs it."""
+    """One socket of one user, run by the shared ChatClient as a careful bot runs it."""
 
     def __init__(self, soak: Soak, user: dict, index: int) -> None:
         self.soak = soak
         self.user = user
         self.name = f"{user['username']}#{index}"
-        self.ws = None
-        self.last_seq = 0
+        # One client for the socket's whole life, so that its `last_seq` carries over every
+        # reconnect; from 0, so that it sees every message of the run.
+        self.chat = ChatClient(
+            "", user["token"], last_seq=0, max_events=None, open_timeout=5, max_size=2**22
+        )
+        self.connected = False
         self.known: dict[int, dict] = {}  # message id -> latest version applied
         self.last_new_id: dict[int, int] = {}  # conversation -> last applied new id
-        self.paused_until = 0.0
-        self.pending_acks: dict[str, asyncio.Future] = {}
-        self.syncing = asyncio.Lock()
-        self.sync_reply: asyncio.Queue = asyncio.Queue()
+        self.applied_seq = 0
         self.drop_requested = False
-        self.background: set[asyncio.Task] = set()
-
-    def in_background(self, coroutine) -> None:
-        task = asyncio.ensure_future(coroutine)
-        self.background.add(task)
-        task.add_done_callback(self.background.discard)
-
-    async def sync_quietly(self) -> None:
-        """Sync in the background; a socket that closes meanwhile syncs on reconnect."""
-        try:
-            await self.sync()
-        except (ConnectionClosed, TimeoutError, ConnectionError):
-            pass
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
-            server = random.choice(self.soak.servers)
+            url = random.choice(self.soak.servers).ws_url
             try:
-                self.ws = await ws_connect(
-                    server.ws_url,
-                    additional_headers={"Authorization": f"Bearer {self.user['token']}"},
-                    open_timeout=5,
-                    max_size=2**22,
-                )
-            except (OSError, InvalidStatus, TimeoutError, ConnectionClosed):
+                # Reopens and syncs from the last seen seq; a refused handshake fails here.
+                await self.chat.reconnect(url=url, retry_for=0)
+            except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed, ChatError):
                 await asyncio.sleep(random.uniform(0.2, 0.8))
                 continue
             self.soak.stats.reconnects += 1
-            reader = asyncio.create_task(self.read())
+            self.connected = True
             try:
-                await self.sync()
-                await reader
-            except (ConnectionClosed, TimeoutError):
-                pass
+                async for event in self.chat.events():
+                    self.handle(event)
+            except (ConnectionClosed, TimeoutError, ChatError):
+                pass  # lost, or a gap's sync failed: reconnect and sync from last_seq
             finally:
-                reader.cancel()
-                for future in self.pending_acks.values():
-                    if not future.done():
-                        future.set_exception(ConnectionError("socket closed"))
-                self.pending_acks.clear()
-            self.ws = None
+                self.connected = False
+            code = self.chat.close_code
+            if code is not None and code not in EXPECTED_CLOSE_CODES and not self.drop_requested:
+                self.soak.stats.unexpected_closes.append(code)
+            self.drop_requested = False
             await asyncio.sleep(random.uniform(0.05, 0.5))
 
-    async def read(self) -> None:
-        try:
-            async for text in self.ws:
-                while time.monotonic() < self.paused_until:
-                    await asyncio.sleep(0.1)
-                await self.handle(json.loads(text))
-        except ConnectionClosed as closed:
-            code = closed.rcvd.code if closed.rcvd else 1006
-            if code not in EXPECTED_CLOSE_CODES and not self.drop_requested:
-                self.soak.stats.unexpected_closes.append(code)
-        self.drop_requested = False
-
-    async def handle(self, frame: dict) -> None:
-        kind = frame["type"]
-        if kind == "message.ack":
-            future = self.pending_acks.pop(frame["client_id"], None)
-            if future and not future.done():
-                future.set_result(frame["message"])
-        elif kind == "error" and "client_id" in frame:
-            future = self.pending_acks.pop(frame["client_id"], None)
-            if future and not future.done():
-                future.set_exception(RuntimeError(frame["code"]))
-        elif kind == "sync.result":
-            await self.sync_reply.put(frame)
-        elif kind in ("message.new", "message.updated"):
-            if frame["prev_seq"] > self.last_seq:
-                # A push was dropped before this one: fill the gap from the database.
-                self.in_background(self.sync_quietly())
-            elif frame["message"]["seq"] > self.last_seq:
-                self.apply(frame["message"], pushed=kind == "message.new")
-        elif kind == "pong" and frame["last_seq"] > self.last_seq:
-            self.in_background(self.sync_quietly())
+    def handle(self, event: dict) -> None:
+        kind = event["type"]
+        if kind in ("message.new", "message.updated"):
+            self.apply(event["message"], pushed=kind == "message.new")
+        elif kind == SYNCED:
+            self.apply(event["message"], pushed=event["message"]["id"] not in self.known)
 
     def apply(self, message: dict, *, pushed: bool) -> None:
         conversation = message["conversation"]
@@ -156,33 +113,27 @@ class SoakSocket:
                 self.soak.stats.out_of_order += 1
             self.last_new_id[conversation] = message["id"]
         self.known[message["id"]] = message
-        self.last_seq = max(self.last_seq, message["seq"])
+        self.applied_seq = max(self.applied_seq, message["seq"])
 
-    async def sync(self) -> None:
-        async with self.syncing:
-            while self.ws is not None:
-                await self.ws.send(json.dumps({"type": "sync", "after": self.last_seq}))
-                result = await asyncio.wait_for(self.sync_reply.get(), 10)
-                for message in result["messages"]:
-                    if message["seq"] > self.last_seq:
-                        self.apply(message, pushed=message["id"] not in self.known)
-                if not result["more"]:
-                    return
+    async def catch_up(self, timeout: float = 10) -> None:
+        """Sync from the last seen seq and wait until every change found is applied."""
+        await self.chat.catch_up()
+        deadline = time.monotonic() + timeout
+        while self.applied_seq < self.chat.last_seq and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
 
     async def send(self, frame: dict) -> dict:
-        if self.ws is None:
+        if not self.connected:
             raise ConnectionError("not connected")
-        future = asyncio.get_running_loop().create_future()
-        # A socket closing fails its pending sends; nobody may be waiting any more.
-        future.add_done_callback(lambda done: done.cancelled() or done.exception())
-        self.pending_acks[frame["client_id"]] = future
-        await self.ws.send(json.dumps(frame))
-        return await asyncio.wait_for(future, 10)
+        return await self.chat.send(frame["body"], to=frame["to"], client_id=frame["client_id"])
+
+    def pause(self, seconds: float) -> None:
+        self.chat.hold_reading(seconds)
 
     async def drop(self) -> None:
-        if self.ws is not None:
+        if self.connected and self.chat.ws is not None:
             self.drop_requested = True
-            await self.ws.close()
+            await self.chat.ws.close()
 
 
 class Soak:
@@ -222,13 +173,8 @@ class Soak:
         self.redis.start()
         for server in self.servers:
             server.start()
-        register = self.servers[0].http_url + "/api/auth/register/"
         for n in range(self.user_count):
-            body = json.dumps({"username": f"soak{n}", "password": PASSWORD}).encode()
-            request = urllib.request.Request(register, body, {"Content-Type": "application/json"})
-            with urllib.request.urlopen(request, timeout=10) as response:
-                answer = json.loads(response.read())
-            self.users.append({**answer["user"], "token": answer["token"]})
+            self.users.append(register(self.servers[0].http_url, f"soak{n}", PASSWORD))
         for user in self.users:
             for index in range(self.random.randint(1, 3)):
                 self.sockets.append(SoakSocket(self, user, index))
@@ -261,7 +207,7 @@ class Soak:
         """Send one message through any socket of its sender until it is acked."""
         entry = self.outbox[client_id]
         while True:
-            candidates = [s for s in self.sockets if s.user is entry["user"] and s.ws is not None]
+            candidates = [s for s in self.sockets if s.user is entry["user"] and s.connected]
             if candidates:
                 try:
                     await self.random.choice(candidates).send(entry["frame"])
@@ -299,8 +245,7 @@ class Soak:
             await sock.drop()
 
     async def pause_client(self) -> None:
-        sock = self.random.choice(self.sockets)
-        sock.paused_until = time.monotonic() + self.random.uniform(1, 4)
+        self.random.choice(self.sockets).pause(self.random.uniform(1, 4))
 
     async def run(self) -> dict:
         stop_sending = asyncio.Event()
@@ -318,12 +263,12 @@ class Soak:
             await asyncio.sleep(0.2)
         await asyncio.sleep(2)
         for sock in self.sockets:
-            sock.paused_until = 0
+            sock.pause(0)
         for sock in self.sockets:
             for _ in range(20):
-                if sock.ws is not None:
+                if sock.connected:
                     try:
-                        await sock.sync()
+                        await sock.catch_up()
                         break
                     except Exception:
                         pass

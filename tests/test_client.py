@@ -33,7 +33,14 @@ def migrated_sqlite(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(params=["sqlite", pytest.param("services", marks=pytest.mark.services)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param(
+            "services", marks=[pytest.mark.services, pytest.mark.django_db(transaction=True)]
+        ),
+    ]
+)
 def server(request, tmp_path, migrated_sqlite):
     log = tmp_path / "daphne.log"
     if request.param == "sqlite":
@@ -41,7 +48,6 @@ def server(request, tmp_path, migrated_sqlite):
         shutil.copy(migrated_sqlite, database)
         env = {**SERVER_ENV, "DATABASE_URL": f"sqlite:///{database}", "REDIS_URL": ""}
     else:
-        request.getfixturevalue("transactional_db")
         env = SERVER_ENV
     daphne = Daphne(env=env, log_path=log).start()
     yield daphne
@@ -288,3 +294,19 @@ async def test_a_refused_handshake_raises_and_is_retried_only_when_asked(server)
 def test_the_client_needs_no_django():
     code = "import sys; sys.modules['django'] = None; from messaging.client import ChatClient"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+async def test_catch_up_hands_what_it_found_to_an_iteration_that_waits(server, users, client_of):
+    alice = await client_of("alice")
+    lost = {"lost 1", "lost 2"}
+    bob = await LossyClient(server.ws_url, users["bob"]["token"], lose=lost).connect()
+    try:
+        waiting = asyncio.ensure_future(next_events(bob, 2))
+        for body in sorted(lost):
+            await alice.send(body, to=users["bob"]["username"])
+        await asyncio.sleep(0.3)
+        assert not waiting.done(), "no push came"
+        assert await bob.catch_up() == 2
+        assert bodies(await waiting) == ["lost 1", "lost 2"]
+    finally:
+        await bob.close()
