@@ -57,6 +57,7 @@ axe.run(document, options).then(
 
 def violations(browser: Browser) -> list[dict]:
     """Run axe-core in the page as it is now; return what it finds wrong."""
+    assert AXE.exists(), "axe-core is missing: run scripts/test, or `npm ci` in tests/a11y"
     if not browser.js("return typeof window.axe === 'object'"):
         browser.js(AXE.read_text())
     browser.driver.set_script_timeout(30)
