@@ -263,6 +263,11 @@ def message_send(
         decision = send_rules.decide(facts)
     if decision.action is not send_rules.Action.STORE:
         return read.answer(decision)
+    return _store_decided(read, facts)
+
+
+def _store_decided(read: _SendReading, facts: send_rules.SendFacts) -> SendResult:
+    """Store a send the rules store, deciding it again behind its members' locks."""
     with transaction.atomic():
         previous = streams_lock_members(facts.place.id)
         # Behind the lock a member may have left and a concurrent send of the same
@@ -274,9 +279,9 @@ def message_send(
             return read.answer(decision)
         message = store_message(
             conversation=read.conversation,
-            sender=sender,
-            body=body,
-            client_id=client_id,
+            sender=read.sender,
+            body=read.body,
+            client_id=read.client_id,
             previous=previous,
         )
     return SendResult(message=message, created=True)

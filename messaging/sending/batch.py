@@ -101,10 +101,11 @@ def messages_send_many(
     the order of every member's stamps.
     """
     sql = _Sql()
+    handed_on = _HandedOn()
     outcomes = _refuse_bad_bodies(requests)
     conversation_of, to_open = _conversations_named(requests, outcomes, sql)
-    to_open = _openings_allowed(requests, to_open, outcomes, sql)
-    routes, shown = _store_batch(requests, conversation_of, to_open, outcomes, sql)
+    to_open = _openings_allowed(requests, to_open, outcomes, sql, handed_on)
+    routes, shown = _store_batch(requests, conversation_of, to_open, outcomes, sql, handed_on)
     events = [event for outcome in outcomes if outcome is not None for event in outcome.events]
     events += shown
     alone = []
@@ -199,6 +200,30 @@ def _conversations_named(
     return conversation_of, to_open
 
 
+@dataclass
+class _HandedOn:
+    """The sends a batch leaves to services.message_send, after it, and what they hold back.
+
+    Such a send is decided after the batch's own, so a later send that could change its
+    answer must not be decided before it: the later sends of its sender (its client_ids,
+    its limits, its place) and those that would open the same conversation go after it
+    too. A retry or a refusal changes nothing and holds nothing back.
+    """
+
+    # sender id, or direct key of a conversation to open -> the first send handed on
+    firsts: dict[int | str, int] = field(default_factory=dict)
+
+    def hand_on(self, index: int, sender: int, key: str | None = None) -> None:
+        """Leave a send that may store to the single path, holding back the later ones."""
+        self.firsts.setdefault(sender, index)
+        if key is not None:
+            self.firsts.setdefault(key, index)
+
+    def holds(self, index: int, sender: int, key: str | None = None) -> bool:
+        """Tell whether a send handed on before this one holds it back."""
+        return any(self.firsts.get(subject, index) < index for subject in (sender, key) if subject)
+
+
 @dataclass(frozen=True)
 class _Opening:
     """A direct conversation a send would open."""
@@ -213,14 +238,14 @@ def _openings_allowed(
     to_open: dict[int, _Opening],
     outcomes: list[SendOutcome | None],
     sql: _Sql,
+    handed_on: _HandedOn,
 ) -> dict[int, _Opening]:
-    """Keep the openings the send rules decide, before any effect; count them.
+    """Decide the sends to someone with no conversation yet, in order, before any effect.
 
-    A send the rules answer otherwise (a retry, a refusal), or whose `client_id` an
-    earlier send of the batch used, opens nothing: it goes alone and gets its answer
-    there. Each conversation opened counts once against the limit of the sender of its
-    first send; when that one is over the limit it is refused here, and the others for the
-    same conversation go alone, to be counted as they would be one by one.
+    The rules open a conversation, or refuse (answered here); a retry goes alone. So does
+    a send whose `client_id` an earlier send of the batch used, since the batch cannot
+    know yet what became of that one, or whose name changed hands. Then the openings are
+    counted against the limit (_openings_within_limit).
     """
     if not to_open:
         return to_open
@@ -230,12 +255,24 @@ def _openings_allowed(
     for index, request in enumerate(requests):
         mark = (request.sender.pk, request.client_id)
         opening = to_open.get(index)
-        if opening is not None and mark not in earlier:
-            facts = _opening_facts(request, opening, people, blocks, sent.get(mark))
-            if facts is not None and send_rules.decide(facts) == send_rules.OPEN:
+        if opening is None:
+            earlier.add(mark)
+            continue
+        facts = _opening_facts(request, opening, people, blocks, sent.get(mark))
+        if (
+            mark in earlier
+            or facts is None
+            or handed_on.holds(index, request.sender.pk, opening.key)
+        ):
+            handed_on.hand_on(index, opening.sender, opening.key)
+        else:
+            decision = send_rules.decide(facts)
+            if decision == send_rules.OPEN:
                 allowed[index] = opening
+            elif decision.action is send_rules.Action.REFUSE:
+                outcomes[index] = SendOutcome(error=decision.error(request.client_id))
         earlier.add(mark)
-    return _openings_within_limit(requests, allowed, outcomes)
+    return _openings_within_limit(requests, allowed, outcomes, handed_on)
 
 
 def _opening_facts(
@@ -267,8 +304,12 @@ def _openings_within_limit(
     requests: Sequence[SendRequest],
     allowed: dict[int, _Opening],
     outcomes: list[SendOutcome | None],
+    handed_on: _HandedOn,
 ) -> dict[int, _Opening]:
-    """Count the openings against their senders' limit; refuse the ones over it."""
+    """Count the openings against their senders' limit; refuse the ones over it.
+
+    The other sends that would open a refused one go alone, counted as one by one.
+    """
     first_of = send_rules.first_opening_of_each({i: o.key for i, o in allowed.items()})
     if not first_of:
         return allowed
@@ -284,6 +325,9 @@ def _openings_within_limit(
             outcomes[index] = SendOutcome(
                 error=rate_limited("conversation", wait, client_id=requests[index].client_id)
             )
+            for other_index, opening in allowed.items():
+                if opening.key == key and other_index != index:
+                    handed_on.hand_on(other_index, opening.sender, key)
             allowed = {i: o for i, o in allowed.items() if o.key != key}
     return allowed
 
@@ -311,30 +355,35 @@ class _Locked:
     last_seqs: dict[int, int]
     # (sender id, client_id) -> the message stored with it, by now or by this batch
     sent: dict[tuple[int, str], send_rules.Earlier]
+    # sender id -> the sender, member or not
+    senders: dict[int, send_rules.Person]
     # (conversation id, member id) -> membership id, of the members not shown there yet
     # (Membership.visible_to_members): writing there shows them.
     hidden: dict[tuple[int, int], int] = field(default_factory=dict)
 
-    def can_take(self, request: SendRequest, conversation_id: int) -> bool:
-        """Tell whether the send rules store this send, as message_send alone would.
+    def decide(self, request: SendRequest, conversation_id: int) -> send_rules.Decision | None:
+        """Decide a send as message_send alone would; None if the batch cannot describe it.
 
-        A send the batch cannot describe (its sender not a member, a stream missing, a
-        name that changed hands) goes alone too, as does any answer but storing.
+        It cannot when the sender is gone, a name changed hands, or a member lacks a
+        change stream: the send goes alone.
         """
         facts = self.facts(request, conversation_id)
-        return facts is not None and send_rules.decide(facts) == send_rules.STORE
+        if facts is None:
+            return None
+        decision = send_rules.decide(facts)
+        members = self.members.get(conversation_id, {})
+        if decision == send_rules.STORE and any(u not in self.last_seqs for u in members):
+            return None
+        return decision
 
     def facts(self, request: SendRequest, conversation_id: int) -> send_rules.SendFacts | None:
-        """Describe a send to a conversation that exists, from what was read under lock."""
-        members = self.members.get(conversation_id, {})
-        sender = members.get(request.sender.pk)
-        if conversation_id not in self.kinds or sender is None:
+        """Describe a send to a conversation, from what was read under lock."""
+        sender = self.senders.get(request.sender.pk)
+        if sender is None:
             return None
-        if any(user not in self.last_seqs for user in members):
-            return None
-        place = self.place(conversation_id)
-        other_id = send_rules.other_member(place, sender.id)
-        other = members.get(other_id) if other_id is not None else None
+        place = self.place(conversation_id) if conversation_id in self.kinds else None
+        other_id = send_rules.other_member(place, sender.id) if place is not None else None
+        other = self.members[conversation_id].get(other_id) if other_id is not None else None
         if request.to is not None and (other is None or other.username != request.to):
             known_ids().direct_conversations.pop((sender.id, request.to), None)
             known_ids().user_ids.pop(request.to, None)
@@ -358,6 +407,22 @@ class _Locked:
             direct=self.kinds[conversation_id] == Conversation.Kind.DIRECT,
             members=frozenset(self.members.get(conversation_id, ())),
         )
+
+    def stamp(self, index: int, request: SendRequest, conversation_id: int) -> _Stamped:
+        """Stamp a send the batch stores, and note it: a later one with its client_id is
+        its retry."""
+        self.taken(request, conversation_id)
+        previous = {user: self.last_seqs[user] for user in self.members[conversation_id]}
+        seq = send_rules.stamp(previous)
+        self.last_seqs.update(dict.fromkeys(previous, seq))
+        fields = send_rules.message_fields(
+            conversation_id=conversation_id,
+            sender_id=request.sender.pk,
+            body=request.body,
+            client_id=request.client_id,
+            seq=seq,
+        )
+        return _Stamped(index, fields, previous)
 
     def taken(self, request: SendRequest, conversation_id: int) -> None:
         """Note a send the batch stores: a later one with its client_id is its retry."""
@@ -387,6 +452,7 @@ def _store_batch(
     to_open: dict[int, _Opening],
     outcomes: list[SendOutcome | None],
     sql: _Sql,
+    handed_on: _HandedOn,
 ) -> tuple[fanout.Routes, list[Event]]:
     """Store the sends the batch can take in one transaction; leave the others None.
 
@@ -404,7 +470,7 @@ def _store_batch(
             )
         locked = sql.read_locked(requests, conversation_of)
         _remember_pairs(locked)
-        stamped, to_show = _stamp_taken(requests, conversation_of, locked)
+        stamped, to_show = _stamp_taken(requests, conversation_of, locked, outcomes, handed_on)
         if not stamped:
             return {}, []
         ids, routes, shown = sql.write(
@@ -419,46 +485,51 @@ def _store_batch(
         request = requests[entry.index]
         if entry.index in to_open:
             _remember_direct(request, conversation_of[entry.index])
-        fields = entry.fields
-        message = Message(
-            id=ids[(fields["sender_id"], fields["client_id"])], created_at=now, **fields
-        )
-        message.sender = request.sender
-        outcomes[entry.index] = SendOutcome(
-            result=services.SendResult(message=message, created=True),
-            events=services.message_events(message, entry.previous, "message.new"),
-        )
+        outcomes[entry.index] = _stored(entry, request, ids, now)
     return routes, list(shown_events)
 
 
-def _stamp_taken(
-    requests: Sequence[SendRequest], conversation_of: dict[int, int], locked: _Locked
-) -> tuple[list[_Stamped], list[int]]:
-    """Stamp, in the order they came, the sends the rules store; note whom they show.
+def _stored(entry: _Stamped, request: SendRequest, ids: dict, now) -> SendOutcome:
+    """Answer a send the batch stored: its message, and a push to each member."""
+    fields = entry.fields
+    message = Message(id=ids[(fields["sender_id"], fields["client_id"])], created_at=now, **fields)
+    message.sender = request.sender
+    return SendOutcome(
+        result=services.SendResult(message=message, created=True),
+        events=services.message_events(message, entry.previous, "message.new"),
+    )
 
-    Return them, and the memberships of the senders who write where they were not shown.
+
+def _stamp_taken(
+    requests: Sequence[SendRequest],
+    conversation_of: dict[int, int],
+    locked: _Locked,
+    outcomes: list[SendOutcome | None],
+    handed_on: _HandedOn,
+) -> tuple[list[_Stamped], list[int]]:
+    """Decide, in the order they came, the sends to conversations; stamp those stored.
+
+    Answer the refusals; leave the retries and what the batch cannot describe alone.
+    Return the stamped sends, and the memberships of the senders who write where they
+    were not shown.
     """
     stamped = []
     to_show = []
     for index in sorted(conversation_of):
         request, conversation_id = requests[index], conversation_of[index]
-        if not locked.can_take(request, conversation_id):
+        held = handed_on.holds(index, request.sender.pk)
+        decision = None if held else locked.decide(request, conversation_id)
+        if decision is None or decision == send_rules.OPEN:
+            handed_on.hand_on(index, request.sender.pk)
             continue
-        locked.taken(request, conversation_id)
+        if decision.action is send_rules.Action.REFUSE:
+            outcomes[index] = SendOutcome(error=decision.error(request.client_id))
+        if decision != send_rules.STORE:
+            continue
         membership = locked.hidden.pop((conversation_id, request.sender.pk), None)
         if membership is not None:
             to_show.append(membership)
-        previous = {user: locked.last_seqs[user] for user in locked.members[conversation_id]}
-        seq = send_rules.stamp(previous)
-        locked.last_seqs.update(dict.fromkeys(previous, seq))
-        fields = send_rules.message_fields(
-            conversation_id=conversation_id,
-            sender_id=request.sender.pk,
-            body=request.body,
-            client_id=request.client_id,
-            seq=seq,
-        )
-        stamped.append(_Stamped(index, fields, previous))
+        stamped.append(locked.stamp(index, request, conversation_id))
     return stamped, to_show
 
 
@@ -530,7 +601,7 @@ class _Sql:
         """Return (direct_key, id) of the direct conversations with these keys."""
         if not keys:
             return []
-        (rows,) = self.run([self._direct_ids(keys)])
+        (rows,) = self.run([_direct_ids(keys)])
         return rows
 
     def prepare_openings(
@@ -547,38 +618,18 @@ class _Sql:
         stream row ahead of the conversations.
         """
         openings = list(to_open.values())
-        others = sorted({opening.other for opening in openings})
-        everyone = sorted({*others, *(opening.sender for opening in openings)})
+        everyone = sorted({user for opening in openings for user in _pair(opening)})
         senders = sorted({opening.sender for opening in openings})
         client_ids = sorted({requests[index].client_id for index in to_open})
-        anyone, anyone_params = sql_values.one_of("id", everyone)
-        blocker, blocker_params = sql_values.one_of("blocker_id", everyone)
-        blocked, blocked_params = sql_values.one_of("blocked_id", everyone)
         people, blocks, sent, _ = self.run(
             [
-                (
-                    f"SELECT id, is_active, username FROM {User._meta.db_table} WHERE {anyone}",
-                    anyone_params,
-                ),
-                (
-                    f"SELECT blocker_id, blocked_id FROM {Block._meta.db_table}"
-                    f" WHERE {blocker} AND {blocked}",
-                    blocker_params + blocked_params,
-                ),
-                self._sent_by(senders, client_ids),
-                (
-                    f"INSERT INTO {ChangeStream._meta.db_table} (user_id, last_seq)"
-                    f" SELECT id, 0 FROM {User._meta.db_table}"
-                    f" WHERE {anyone} ORDER BY id ON CONFLICT DO NOTHING",
-                    anyone_params,
-                ),
+                _people(everyone),
+                _blocks_among(everyone),
+                _sent_by(senders, client_ids),
+                _streams_made(everyone),
             ]
         )
-        return (
-            {user: send_rules.Person(user, bool(active), name) for user, active, name in people},
-            set(blocks),
-            _earlier_sends(sent),
-        )
+        return _persons(people), set(blocks), _earlier_sends(sent)
 
     def open_direct(self, openings: Iterable[_Opening], *, now) -> list[tuple]:
         """Create the direct conversations not there yet, with their members.
@@ -591,38 +642,11 @@ class _Sql:
             first.setdefault(opening.key, opening)
         keys = sorted(first)
         stamp = connection.ops.adapt_datetimefield_value(now)
-        opened, opened_params = sql_values.table(
-            "o",
-            {"direct_key": "text", "created_by": "bigint"},
-            [(key, first[key].sender) for key in keys],
-        )
-        pairs, pairs_params = sql_values.table(
-            "p",
-            {"direct_key": "text", "person": "bigint"},
-            [(key, user) for key in keys for user in _pair(first[key])],
-        )
         *_, rows = self.run(
             [
-                (
-                    f"INSERT INTO {_CONVERSATION}"
-                    " (kind, title, direct_key, created_by_id, created_at, last_activity_at)"
-                    f" SELECT %s, '', o.direct_key, o.created_by, %s, %s FROM {opened}"
-                    " ORDER BY o.direct_key ON CONFLICT DO NOTHING",
-                    [Conversation.Kind.DIRECT.value, stamp, stamp, *opened_params],
-                ),
-                # Members only of the conversations made just now: one that was there (its
-                # opener committed while this waited on the key) has its own.
-                (
-                    f"INSERT INTO {_MEMBERSHIP}"
-                    " (conversation_id, user_id, last_read_message_id, joined_at)"
-                    f" SELECT c.id, p.person, 0, %s"
-                    f" FROM {pairs} JOIN {_CONVERSATION} c ON c.direct_key = p.direct_key"
-                    f" WHERE NOT EXISTS (SELECT 1 FROM {_MEMBERSHIP} m"
-                    " WHERE m.conversation_id = c.id)"
-                    " ON CONFLICT DO NOTHING",
-                    [stamp, *pairs_params],
-                ),
-                self._direct_ids(keys),
+                _conversations_made([(key, first[key].sender) for key in keys], stamp),
+                _members_made([(key, user) for key in keys for user in _pair(first[key])], stamp),
+                _direct_ids(keys),
             ]
         )
         return rows
@@ -630,37 +654,15 @@ class _Sql:
     def read_locked(
         self, requests: Sequence[SendRequest], conversation_of: dict[int, int]
     ) -> _Locked:
+        """Lock the conversations and their members' streams; read what decides the sends."""
         conversations = sorted(set(conversation_of.values()))
         senders = sorted({requests[index].sender.pk for index in conversation_of})
         client_ids = sorted({requests[index].client_id for index in conversation_of})
-        chosen, params = sql_values.one_of("id", conversations)
-        in_chosen, _ = sql_values.one_of("conversation_id", conversations)
-        member_in_chosen, _ = sql_values.one_of("m.conversation_id", conversations)
-        members_of = f"(SELECT user_id FROM {_MEMBERSHIP} WHERE {in_chosen})"
-        kinds, members, blocks, streams, sent = self.run(
+        kinds, members, blocks, streams, sent, people = self.run(
             [
-                (
-                    f"SELECT id, kind FROM {_CONVERSATION} WHERE {chosen} ORDER BY id{self.lock}",
-                    params,
-                ),
-                (
-                    f"SELECT m.conversation_id, m.user_id, u.is_active, u.username,"
-                    " m.id, m.visible_to_members"
-                    f" FROM {_MEMBERSHIP} m JOIN {User._meta.db_table} u ON u.id = m.user_id"
-                    f" WHERE {member_in_chosen}",
-                    params,
-                ),
-                (
-                    f"SELECT blocker_id, blocked_id FROM {Block._meta.db_table}"
-                    f" WHERE blocker_id IN {members_of} AND blocked_id IN {members_of}",
-                    params * 2,
-                ),
-                (
-                    f"SELECT user_id, last_seq FROM {ChangeStream._meta.db_table}"
-                    f" WHERE user_id IN {members_of} ORDER BY user_id{self.lock}",
-                    params,
-                ),
-                self._sent_by(senders, client_ids),
+                *_locked_reads(conversations, lock=self.lock),
+                _sent_by(senders, client_ids),
+                _people(senders),
             ]
         )
         by_conversation: dict[int, dict[int, send_rules.Person]] = {}
@@ -669,9 +671,8 @@ class _Sql:
         # to a conversation where the sender wrote before costs no statement more.
         hidden: dict[tuple[int, int], int] = {}
         for conversation_id, user_id, active, username, membership_id, shown in members:
-            by_conversation.setdefault(conversation_id, {})[user_id] = send_rules.Person(
-                user_id, bool(active), username
-            )
+            person = send_rules.Person(user_id, bool(active), username)
+            by_conversation.setdefault(conversation_id, {})[user_id] = person
             if not shown:
                 hidden[(conversation_id, user_id)] = membership_id
         return _Locked(
@@ -680,25 +681,8 @@ class _Sql:
             blocks=set(blocks),
             last_seqs=dict(streams),
             sent=_earlier_sends(sent),
+            senders=_persons(people),
             hidden=hidden,
-        )
-
-    @staticmethod
-    def _direct_ids(keys: list[str]) -> tuple[str, list]:
-        """The statement reading (direct_key, id) of the direct conversations with these keys."""
-        keyed, params = sql_values.one_of("direct_key", keys, "text")
-        return (f"SELECT direct_key, id FROM {_CONVERSATION} WHERE {keyed}", params)
-
-    @staticmethod
-    def _sent_by(senders: list[int], client_ids: list[str]) -> tuple[str, list]:
-        """The statement reading the messages these senders stored with these client_ids."""
-        by_sender, sender_params = sql_values.one_of("m.sender_id", senders)
-        with_id, id_params = sql_values.one_of("m.client_id", client_ids, "text")
-        return (
-            "SELECT m.sender_id, m.client_id, m.conversation_id, c.direct_key, m.sent_hash"
-            f" FROM {Message._meta.db_table} m JOIN {_CONVERSATION} c"
-            f" ON c.id = m.conversation_id WHERE {by_sender} AND {with_id}",
-            sender_params + id_params,
         )
 
     def write(
@@ -716,58 +700,15 @@ class _Sql:
         (conversation id, user id) of the memberships this batch showed.
         """
         created_at = connection.ops.adapt_datetimefield_value(now)
-        messages, messages_params = sql_values.table(
-            "m", _MESSAGE_COLUMNS, [[row[column] for column in _MESSAGE_COLUMNS] for row in rows]
-        )
-        insert = (
-            f"INSERT INTO {Message._meta.db_table}"
-            f" ({', '.join(_MESSAGE_COLUMNS)}, created_at)"
-            f" SELECT {', '.join(f'm.{column}' for column in _MESSAGE_COLUMNS)}, %s"
-            f" FROM {messages} RETURNING id, sender_id, client_id"
-        )
-        insert_params = [created_at, *messages_params]
-        stamps, streams_params = sql_values.table(
-            "s", {"owner": "bigint", "seq": "bigint"}, list(last_seqs.items())
-        )
-        streams = (
-            f"UPDATE {ChangeStream._meta.db_table} SET last_seq = s.seq"
-            f" FROM {stamps} WHERE user_id = s.owner"
-        )
-        # The conversations' last activity is the time of their newest message.
-        conversations = sorted({row["conversation_id"] for row in rows})
-        touched, touched_params = sql_values.one_of("id", conversations)
-        touch = f"UPDATE {_CONVERSATION} SET last_activity_at = %s WHERE {touched}"
-        touch_params = [created_at, *touched_params]
-        if self.postgres:
-            # One statement: PostgreSQL runs data-modifying WITH parts to completion.
-            writes = [
-                (
-                    f"WITH streams AS ({streams}), touched AS ({touch}) {insert}",
-                    streams_params + touch_params + insert_params,
-                )
-            ]
-        else:
-            writes = [(streams, streams_params), (touch, touch_params), (insert, insert_params)]
+        writes = _message_writes(rows, last_seqs, created_at, postgres=self.postgres)
         if show:
             # In the same round trip; only writing's first time in a conversation has one.
-            to_show, show_params = sql_values.one_of("id", sorted(show))
-            writes.append(
-                (
-                    f"UPDATE {_MEMBERSHIP} SET visible_to_members = TRUE"
-                    f" WHERE {to_show} AND NOT visible_to_members"
-                    " RETURNING conversation_id, user_id",
-                    show_params,
-                )
-            )
+            writes.append(_members_shown(show))
         *written, sockets = self.run(
             writes, commit=True, after=[fanout.routes_statement(sorted(last_seqs))]
         )
         inserted = written[-2] if show else written[-1]
-        shown = (
-            [(conversation_id, user_id) for conversation_id, user_id in written[-1]]
-            if show
-            else []
-        )
+        shown = [(conversation, user) for conversation, user in written[-1]] if show else []
         ids = {(sender, client_id): id_ for id_, sender, client_id in inserted}
         return ids, fanout.routes_from_rows(sockets), shown
 
@@ -816,6 +757,168 @@ class _Sql:
         else:
             has_rows = self.cursor.description is not None
         return self.cursor.fetchall() if has_rows else []
+
+
+Statement = tuple[str, list]
+
+
+def _people(ids: list[int]) -> Statement:
+    """Read (id, is_active, username) of these users."""
+    anyone, params = sql_values.one_of("id", ids)
+    return f"SELECT id, is_active, username FROM {User._meta.db_table} WHERE {anyone}", params
+
+
+def _persons(rows: list[tuple]) -> dict[int, send_rules.Person]:
+    return {user: send_rules.Person(user, bool(active), name) for user, active, name in rows}
+
+
+def _blocks_among(ids: list[int]) -> Statement:
+    """Read the blocks between any two of these users."""
+    blocker, blocker_params = sql_values.one_of("blocker_id", ids)
+    blocked, blocked_params = sql_values.one_of("blocked_id", ids)
+    return (
+        f"SELECT blocker_id, blocked_id FROM {Block._meta.db_table} WHERE {blocker} AND {blocked}",
+        blocker_params + blocked_params,
+    )
+
+
+def _streams_made(ids: list[int]) -> Statement:
+    """Create the change streams these users lack, in id order."""
+    anyone, params = sql_values.one_of("id", ids)
+    return (
+        f"INSERT INTO {ChangeStream._meta.db_table} (user_id, last_seq)"
+        f" SELECT id, 0 FROM {User._meta.db_table}"
+        f" WHERE {anyone} ORDER BY id ON CONFLICT DO NOTHING",
+        params,
+    )
+
+
+def _direct_ids(keys: list[str]) -> Statement:
+    """Read (direct_key, id) of the direct conversations with these keys."""
+    keyed, params = sql_values.one_of("direct_key", keys, "text")
+    return (f"SELECT direct_key, id FROM {_CONVERSATION} WHERE {keyed}", params)
+
+
+def _sent_by(senders: list[int], client_ids: list[str]) -> Statement:
+    """Read the messages these senders stored with these client_ids (for _earlier_sends)."""
+    by_sender, sender_params = sql_values.one_of("m.sender_id", senders)
+    with_id, id_params = sql_values.one_of("m.client_id", client_ids, "text")
+    return (
+        "SELECT m.sender_id, m.client_id, m.conversation_id, c.direct_key, m.sent_hash"
+        f" FROM {Message._meta.db_table} m JOIN {_CONVERSATION} c"
+        f" ON c.id = m.conversation_id WHERE {by_sender} AND {with_id}",
+        sender_params + id_params,
+    )
+
+
+def _conversations_made(openers: list[tuple[str, int]], stamp) -> Statement:
+    """Create the direct conversations of these (key, opener) not there yet, in key order."""
+    opened, params = sql_values.table("o", {"direct_key": "text", "created_by": "bigint"}, openers)
+    return (
+        f"INSERT INTO {_CONVERSATION}"
+        " (kind, title, direct_key, created_by_id, created_at, last_activity_at)"
+        f" SELECT %s, '', o.direct_key, o.created_by, %s, %s FROM {opened}"
+        " ORDER BY o.direct_key ON CONFLICT DO NOTHING",
+        [Conversation.Kind.DIRECT.value, stamp, stamp, *params],
+    )
+
+
+def _members_made(people: list[tuple[str, int]], stamp) -> Statement:
+    """Add the (key, person) members to the direct conversations made just now.
+
+    Only to those: one that was there (its opener committed while this waited on the
+    key) has its own.
+    """
+    pairs, params = sql_values.table("p", {"direct_key": "text", "person": "bigint"}, people)
+    return (
+        f"INSERT INTO {_MEMBERSHIP}"
+        " (conversation_id, user_id, last_read_message_id, joined_at)"
+        f" SELECT c.id, p.person, 0, %s"
+        f" FROM {pairs} JOIN {_CONVERSATION} c ON c.direct_key = p.direct_key"
+        f" WHERE NOT EXISTS (SELECT 1 FROM {_MEMBERSHIP} m"
+        " WHERE m.conversation_id = c.id)"
+        " ON CONFLICT DO NOTHING",
+        [stamp, *params],
+    )
+
+
+def _locked_reads(conversations: list[int], *, lock: str) -> list[Statement]:
+    """Lock the conversations, then their members' streams in user-id order; read the
+    conversations' kinds, members, the blocks among them and their streams' stamps."""
+    chosen, params = sql_values.one_of("id", conversations)
+    in_chosen, _ = sql_values.one_of("conversation_id", conversations)
+    member_in_chosen, _ = sql_values.one_of("m.conversation_id", conversations)
+    members_of = f"(SELECT user_id FROM {_MEMBERSHIP} WHERE {in_chosen})"
+    return [
+        (f"SELECT id, kind FROM {_CONVERSATION} WHERE {chosen} ORDER BY id{lock}", params),
+        (
+            f"SELECT m.conversation_id, m.user_id, u.is_active, u.username,"
+            " m.id, m.visible_to_members"
+            f" FROM {_MEMBERSHIP} m JOIN {User._meta.db_table} u ON u.id = m.user_id"
+            f" WHERE {member_in_chosen}",
+            params,
+        ),
+        (
+            f"SELECT blocker_id, blocked_id FROM {Block._meta.db_table}"
+            f" WHERE blocker_id IN {members_of} AND blocked_id IN {members_of}",
+            params * 2,
+        ),
+        (
+            f"SELECT user_id, last_seq FROM {ChangeStream._meta.db_table}"
+            f" WHERE user_id IN {members_of} ORDER BY user_id{lock}",
+            params,
+        ),
+    ]
+
+
+def _message_writes(
+    rows: list[dict], last_seqs: dict[int, int], created_at, *, postgres: bool
+) -> list[Statement]:
+    """Insert the messages, record the members' stamps, touch the conversations.
+
+    On PostgreSQL one statement: it runs data-modifying WITH parts to completion.
+    """
+    messages, messages_params = sql_values.table(
+        "m", _MESSAGE_COLUMNS, [[row[column] for column in _MESSAGE_COLUMNS] for row in rows]
+    )
+    insert = (
+        f"INSERT INTO {Message._meta.db_table} ({', '.join(_MESSAGE_COLUMNS)}, created_at)"
+        f" SELECT {', '.join(f'm.{column}' for column in _MESSAGE_COLUMNS)}, %s"
+        f" FROM {messages} RETURNING id, sender_id, client_id"
+    )
+    insert_params = [created_at, *messages_params]
+    stamps, streams_params = sql_values.table(
+        "s", {"owner": "bigint", "seq": "bigint"}, list(last_seqs.items())
+    )
+    streams = (
+        f"UPDATE {ChangeStream._meta.db_table} SET last_seq = s.seq"
+        f" FROM {stamps} WHERE user_id = s.owner"
+    )
+    # The conversations' last activity is the time of their newest message.
+    touched, touched_params = sql_values.one_of(
+        "id", sorted({row["conversation_id"] for row in rows})
+    )
+    touch = f"UPDATE {_CONVERSATION} SET last_activity_at = %s WHERE {touched}"
+    touch_params = [created_at, *touched_params]
+    if postgres:
+        return [
+            (
+                f"WITH streams AS ({streams}), touched AS ({touch}) {insert}",
+                streams_params + touch_params + insert_params,
+            )
+        ]
+    return [(streams, streams_params), (touch, touch_params), (insert, insert_params)]
+
+
+def _members_shown(memberships: list[int]) -> Statement:
+    """Show these members to the others of their conversations, if not shown yet."""
+    to_show, params = sql_values.one_of("id", sorted(memberships))
+    return (
+        f"UPDATE {_MEMBERSHIP} SET visible_to_members = TRUE"
+        f" WHERE {to_show} AND NOT visible_to_members"
+        " RETURNING conversation_id, user_id",
+        params,
+    )
 
 
 def _earlier_sends(rows: list[tuple]) -> dict[tuple[int, str], send_rules.Earlier]:
