@@ -248,7 +248,11 @@ def user_data(user) -> dict[str, Any]:
 
 
 def message_data(message) -> dict[str, Any]:
-    """Show a message as the protocol does; a deleted one keeps its id, not its body."""
+    """Show a message as the protocol does; a deleted one keeps its id, not its body.
+
+    `removed_by` is "moderator" when staff hid the message, null otherwise (its sender
+    deleted it, or it is not deleted).
+    """
     deleted = message.deleted_at is not None
     return {
         "id": message.pk,
@@ -260,6 +264,7 @@ def message_data(message) -> dict[str, Any]:
         "created_at": iso_utc(message.created_at),
         "edited_at": iso_utc(message.edited_at),
         "deleted": deleted,
+        "removed_by": "moderator" if deleted and message.hidden_by_id is not None else None,
         "kind": message.kind,
     }
 

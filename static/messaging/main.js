@@ -27,8 +27,10 @@ import {
   forgetOtherPeople,
   outboxKey,
   wipeAreas,
+  writtenKey,
 } from "./state/storage.js";
-import { errorText, offlineText } from "./text/errors.js";
+import { createWrittenTimes, writtenAtFor } from "./state/written.js";
+import { errorText, offlineText, silentText } from "./text/errors.js";
 import { debounce } from "./lib/debounce.js";
 import { plainClick } from "./ui/dom.js";
 import { createBlocks } from "./ui/blocks.js";
@@ -57,6 +59,7 @@ function findElements() {
   const byId = (id) => document.getElementById(id);
   return {
     app: byId("app"),
+    skipLink: document.querySelector('[data-testid="skip-link"]'),
     inbox: byId("inbox"),
     inboxEmpty: document.querySelector('[data-testid="inbox-empty"]'),
     search: byId("user-search"),
@@ -168,6 +171,8 @@ function start(config, ui) {
     state: chat.createChatState({ me, isVisible: () => document.visibilityState === "visible" }),
   };
   const { state } = app;
+  app.written = createWrittenTimes({ store, key: writtenKey(me.id) });
+  app.settle = settle;
   app.outbox = createOutbox({ store, key: outboxKey(me.id), onRetryDue: () => app.composer.retryDue() });
   app.socket = createSocket({
     url: () => (location.protocol === "https:" ? "wss:" : "ws:") + "//" + location.host + (config.wsPath || "/ws/chat/"),
@@ -207,7 +212,7 @@ function start(config, ui) {
     if (frame && !app.socket.send(frame)) chat.syncNotSent(state);
   }
 
-  function onSocketClosed({ code, hadReady, attempt }) {
+  function onSocketClosed({ code, hadReady, attempt, silent }) {
     // Presence is unknown while disconnected; `ready` tells it again.
     if (chat.onSocketClosed(state)) {
       app.inbox.render();
@@ -225,6 +230,11 @@ function start(config, ui) {
         "The server paused this connection because of too many requests. Reconnecting shortly…",
         true
       );
+      return;
+    }
+    if (silent && navigator.onLine !== false) {
+      // A hung server shows nothing else: say so at once, a send may be waiting on it.
+      app.notices.setConnection("offline", silentText(), true);
       return;
     }
     app.notices.setConnection("offline", offlineText(navigator.onLine), false);
@@ -314,9 +324,20 @@ function start(config, ui) {
     }
   }
 
+  /**
+   * One of my messages is stored: out of the outbox. `storedAt`, when the server has just
+   * stored it (a live ack or push), tells whether it waited past its minute; if so the
+   * time it was written is kept and shown (state/written.js).
+   */
+  function settle(clientId, storedAt) {
+    const item = app.outbox.ack(clientId);
+    if (!item || !storedAt) return;
+    app.written.remember(clientId, writtenAtFor({ writtenLocal: item.created_at, ackedLocal: Date.now(), storedAt }));
+  }
+
   /** Show what applying messages changed. */
   function showApplied(result, { live }) {
-    for (const clientId of result.acked) app.outbox.ack(clientId);
+    for (const clientId of result.acked) settle(clientId, result.stored[clientId]);
     for (const { conv, message } of result.notify) app.notifications.show(conv, message);
     if (result.typingChanged) app.pane.renderTyping();
     if (result.forCur.length) app.pane.upsertMessages(result.forCur, { live });
@@ -360,7 +381,16 @@ function start(config, ui) {
     const change = chat.onConversationUpdated(state, frame);
     if (!change) return;
     if (change.gone !== undefined) {
-      dropConversation(change.gone, change.text);
+      // Removed by someone else: what was already on screen stays, read-only.
+      dropConversation(change.gone, change.text, { keepShown: change.removed });
+      return;
+    }
+    if (change.rejoined !== undefined) {
+      const focusWasOnNotice = ui.goneBar.contains(document.activeElement);
+      refreshInbox();
+      app.pane.setupConversation(change.rejoined, null);
+      if (focusWasOnNotice) ui.input.focus({ preventScroll: true });
+      app.notices.announce(change.text);
       return;
     }
     if (change.refresh) {
@@ -411,13 +441,13 @@ function start(config, ui) {
   }
 
   /** Forget a conversation the person is no longer in; if it is open, say so in its place. */
-  function dropConversation(id, text) {
+  function dropConversation(id, text, { keepShown = false } = {}) {
     const known = chat.dropConversation(state, id);
     app.outbox.dropConversation(id);
     store.remove(draftKey(me.id, id));
     app.inbox.render();
     app.groups.closeFor(id);
-    if (state.cur && state.cur.id === id) app.pane.showGone(state.cur, text, known);
+    if (state.cur && state.cur.id === id) app.pane.showGone(state.cur, text, known, keepShown);
     app.notices.announce(text);
   }
 
@@ -501,7 +531,8 @@ function start(config, ui) {
       if (document.visibilityState === "visible") {
         if (state.cur) app.notifications.close(state.cur.id);
         sendRead(true);
-        if (!app.socket.isOpen()) app.socket.reconnectSoon();
+        // Back in view: a closed socket tries at once, an open one is checked.
+        app.socket.reconnectSoon();
       } else {
         app.composer.saveDraft();
       }

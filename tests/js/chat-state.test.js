@@ -214,5 +214,48 @@ test("removed from a group, the person is told by whom; a rename changes the tit
     conversation: { id: 20, kind: "group", title: "Lake trip", members: [bob, carol] },
     change: { kind: "removed", by: bob },
   });
-  assert.deepEqual(gone, { gone: 20, text: "bob removed you from “Lake trip”. You’re no longer in this group." });
+  assert.deepEqual(gone, {
+    gone: 20,
+    text: "bob removed you from “Lake trip”. You’re no longer in this group.",
+    removed: true,
+  });
+});
+
+test("leaving is not being removed: only a removal keeps what was shown", () => {
+  const group = direct({ id: 20, kind: "group", title: "Trip", members: [alice, bob, carol] });
+  const state = aliceOnline({ conv: group });
+  const left = chat.onConversationUpdated(state, {
+    type: "conversation.updated",
+    conversation: { id: 20, kind: "group", title: "Trip", members: [bob, carol] },
+    change: { kind: "left", by: alice },
+  });
+  assert.equal(left.removed, false);
+});
+
+test("added back while the group is open on its removed notice, the group opens afresh", () => {
+  const group = direct({ id: 20, kind: "group", title: "Trip", members: [alice, bob, carol] });
+  const state = aliceOnline({ conv: group });
+  const cur = chat.openCurrent(state, 20);
+  chat.onConversationUpdated(state, {
+    type: "conversation.updated",
+    conversation: { id: 20, kind: "group", title: "Trip", members: [bob, carol] },
+    change: { kind: "removed", by: bob },
+  });
+  // What the page does with a removal: the conversation leaves the inbox, the pane says so.
+  chat.dropConversation(state, 20);
+  cur.gone = true;
+  const back = chat.onConversationUpdated(state, {
+    type: "conversation.updated",
+    conversation: { id: 20, kind: "group", title: "Trip", members: [alice, bob, carol] },
+    change: { kind: "added", by: bob, users: [alice] },
+  });
+  assert.deepEqual(back, { rejoined: 20, text: "bob added you back to “Trip”." });
+  // Added to a group that is not open: the inbox fetches it, as before.
+  state.cur = null;
+  const elsewhere = chat.onConversationUpdated(state, {
+    type: "conversation.updated",
+    conversation: { id: 20, kind: "group", title: "Trip", members: [alice, bob, carol] },
+    change: { kind: "added", by: bob, users: [alice] },
+  });
+  assert.deepEqual(elsewhere, { refresh: true });
 });

@@ -1,18 +1,38 @@
 /*
  * The one WebSocket of a tab: opening it, knowing when the server is ready, pinging it to
- * notice a dead line, and reconnecting with jittered exponential backoff. It knows frames
- * only as JSON; what they mean is the state's business.
+ * notice a dead or silent line, and reconnecting with jittered, capped exponential backoff.
+ * It knows frames only as JSON; what they mean is the state's business.
+ *
+ * Pings are limited per user across all tabs (CHAT_PING_RATE, 60 per 30 s), and so are
+ * handshakes (CHAT_CONNECT_RATE): a tab pings every 15 s when idle, and probes the line at
+ * most every few seconds right after it sent something that expects an answer.
  */
 
-export const PING_EVERY = 25000;
-export const PONG_TIMEOUT = 10000;
-const MAX_BACKOFF = 30000;
+export const PING_EVERY = 15000;
+// A server that does not answer a ping in this long is taken for silent (hung or cut off).
+export const PONG_TIMEOUT = 5000;
+// A probe after a send waits at least this long after the previous ping.
+export const PROBE_SPACING = 3000;
+// A handshake that brings no `ready` in this long is given up and tried again.
+export const CONNECT_TIMEOUT = 10000;
+// Waits between tries stop growing here, so that a server that is back is found soon...
+export const MAX_BACKOFF = 5000;
+// ...and grow further only after this many tries in a row (over a minute of trying), so
+// that a server refusing every handshake is not hammered by every tab.
+export const PATIENT_AFTER = 20;
+export const MAX_BACKOFF_PATIENT = 20000;
 // Closed for abuse (1008): the server asks for a pause before the next try.
 const PAUSE_AFTER_ABUSE = 30000;
+// Frames the server always answers: after one of these, silence means trouble.
+const EXPECTS_ANSWER = new Set(["message.send", "message.edit", "message.delete", "sync"]);
 
-/** The wait before reconnect attempt number `attempt` (1, 2, …): half to all of 1 s, 2 s, … 30 s. */
+/**
+ * The wait before reconnect attempt number `attempt` (1, 2, …): half to all of 0.5 s, 1 s,
+ * 2 s, 4 s, then of 5 s; of 20 s once `PATIENT_AFTER` tries in a row have failed.
+ */
 export function backoffDelay(attempt, random = Math.random) {
-  const base = Math.min(MAX_BACKOFF, 1000 * Math.pow(2, Math.min(attempt - 1, 5)));
+  const cap = attempt > PATIENT_AFTER ? MAX_BACKOFF_PATIENT : MAX_BACKOFF;
+  const base = Math.min(cap, 500 * Math.pow(2, Math.min(attempt - 1, 6)));
   return base / 2 + random() * (base / 2);
 }
 
@@ -28,8 +48,9 @@ export function minimumWaitAfterClose(code, random = Math.random) {
 
 /**
  * A socket that keeps itself connected. `onFrame(frame)` gets every frame (a `ready` one
- * first on each connection); `onClose({code, hadReady, attempt})` is told of each loss
- * before the next try is scheduled; `onConnecting()` when a new socket starts opening.
+ * first on each connection); `onClose({code, hadReady, attempt, silent})` is told of each
+ * loss before the next try is scheduled (`silent`: the server stopped answering, as a hung
+ * server does, rather than closing); `onConnecting()` when a new socket starts opening.
  */
 export function createSocket({
   url,
@@ -39,6 +60,8 @@ export function createSocket({
   WebSocketImpl = globalThis.WebSocket,
   timers = globalThis,
   random = Math.random,
+  // A monotonic clock: the wall clock may jump (a corrected time, a sleeping laptop).
+  now = () => (globalThis.performance ? globalThis.performance.now() : Date.now()),
 }) {
   let ws = null;
   // "closed": no socket; "connecting": opening, or open before the server's `ready`;
@@ -46,10 +69,13 @@ export function createSocket({
   let phase = "closed";
   let attempt = 0;
   let reconnectTimer = null;
+  let connectTimer = null;
   let pingTimer = null;
   let pongTimer = null;
+  let probeTimer = null;
+  let lastPingAt = -Infinity;
 
-  function send(frame) {
+  function write(frame) {
     if (!ws || phase !== "ready" || ws.readyState !== WebSocketImpl.OPEN) return false;
     try {
       ws.send(JSON.stringify(frame));
@@ -57,6 +83,33 @@ export function createSocket({
     } catch (e) {
       return false;
     }
+  }
+
+  function send(frame) {
+    const sent = write(frame);
+    if (sent && EXPECTS_ANSWER.has(frame.type)) probe();
+    return sent;
+  }
+
+  /** Ping now, unless a ping waits for its pong; a missing pong drops the socket. */
+  function ping() {
+    timers.clearTimeout(probeTimer);
+    probeTimer = null;
+    if (phase !== "ready" || pongTimer !== null) return;
+    if (!write({ type: "ping" })) return;
+    lastPingAt = now();
+    pongTimer = timers.setTimeout(() => {
+      pongTimer = null;
+      drop(true);
+    }, PONG_TIMEOUT);
+  }
+
+  /** Check soon that the server still answers, within the ping budget. */
+  function probe() {
+    if (phase !== "ready" || pongTimer !== null || probeTimer !== null) return;
+    const wait = lastPingAt + PROBE_SPACING - now();
+    if (wait <= 0) ping();
+    else probeTimer = timers.setTimeout(ping, wait);
   }
 
   function connect() {
@@ -73,6 +126,12 @@ export function createSocket({
     ws = sock;
     phase = "connecting";
     onConnecting();
+    // A server that accepts the connection but never answers (hung) leaves a handshake
+    // pending for minutes: give it up and try again.
+    connectTimer = timers.setTimeout(() => {
+      connectTimer = null;
+      if (sock === ws && phase === "connecting") drop(true);
+    }, CONNECT_TIMEOUT);
     sock.onmessage = (event) => {
       if (sock !== ws) return;
       let frame;
@@ -85,6 +144,8 @@ export function createSocket({
       if (frame.type === "ready") {
         phase = "ready";
         attempt = 0;
+        timers.clearTimeout(connectTimer);
+        connectTimer = null;
         startPing();
       } else if (frame.type === "pong") {
         timers.clearTimeout(pongTimer);
@@ -95,12 +156,12 @@ export function createSocket({
     sock.onclose = (event) => {
       if (sock !== ws) return;
       ws = null;
-      closed(event.code);
+      closed(event.code, false);
     };
   }
 
   /** Forget a socket that stopped answering and treat it as lost. */
-  function drop() {
+  function drop(silent) {
     const sock = ws;
     ws = null;
     if (sock) {
@@ -111,14 +172,16 @@ export function createSocket({
         /* ignore */
       }
     }
-    closed(1006);
+    closed(1006, silent);
   }
 
-  function closed(code) {
+  function closed(code, silent) {
     const hadReady = phase === "ready";
     phase = "closed";
     stopPing();
-    onClose({ code, hadReady, attempt });
+    timers.clearTimeout(connectTimer);
+    connectTimer = null;
+    onClose({ code, hadReady, attempt, silent });
     const wait = minimumWaitAfterClose(code, random);
     if (wait !== null) scheduleReconnect(wait);
   }
@@ -132,15 +195,7 @@ export function createSocket({
 
   function startPing() {
     stopPing();
-    pingTimer = timers.setInterval(() => {
-      if (phase !== "ready") return;
-      if (send({ type: "ping" }) && pongTimer === null) {
-        pongTimer = timers.setTimeout(() => {
-          pongTimer = null;
-          drop();
-        }, PONG_TIMEOUT);
-      }
-    }, PING_EVERY);
+    pingTimer = timers.setInterval(ping, PING_EVERY);
   }
 
   function stopPing() {
@@ -148,19 +203,28 @@ export function createSocket({
     pingTimer = null;
     timers.clearTimeout(pongTimer);
     pongTimer = null;
+    timers.clearTimeout(probeTimer);
+    probeTimer = null;
   }
 
   return {
     connect,
     send,
-    /** Try again at once, with the backoff started over (the person asked, or came back online). */
+    /** Try again at once, with the backoff started over (the person asked). */
     reconnectNow() {
       attempt = 0;
+      if (ws && phase !== "ready") drop(false); // a handshake that hangs is given up
       connect();
     },
-    /** Reconnect now unless a socket is open or opening. */
+    /**
+     * The page came back into view, or the network came back: reconnect at once if no
+     * socket is open, and make sure an open one still answers.
+     */
     reconnectSoon() {
-      if (ws) return;
+      if (ws) {
+        if (phase === "ready") probe();
+        return;
+      }
       attempt = 0;
       connect();
     },

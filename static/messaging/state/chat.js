@@ -294,6 +294,7 @@ function emptyResult() {
     announcements: [], // what a screen reader should say
     notify: [], // {conv, message}: new messages from others, for a notification
     acked: [], // client_ids of mine the server has stored
+    stored: {}, // client_id -> created_at of mine stored, from a live push or ack
     typingChanged: false, // someone in the open conversation stopped typing by writing
   };
 }
@@ -309,7 +310,10 @@ export function applyMessages(state, list, opts) {
     if (state.seenChanges.has(key)) continue;
     state.seenChanges.add(key);
 
-    if (m.sender.id === me.id && m.client_id) result.acked.push(m.client_id);
+    if (m.sender.id === me.id && m.client_id) {
+      result.acked.push(m.client_id);
+      if (opts.live && m.kind !== "system") result.stored[m.client_id] = m.created_at;
+    }
     const conv = state.convs.get(m.conversation);
     const fromOther = m.sender.id !== me.id && !m.deleted && !opts.ack && m.kind !== "system";
     if (fromOther && opts.live && opts.isNew && m.id > ((conv && conv.last_read) || 0)) {
@@ -540,7 +544,9 @@ export function typingText(state, convId) {
 
 /**
  * A group changed: its title or members. Answers null, {refresh: true} (added to a group:
- * fetch it), {changed: id}, or {gone: id, text} (I am no longer in it).
+ * fetch it), {changed: id}, {gone: id, text, removed} (I am no longer in it; `removed`:
+ * someone else removed me, rather than I left), or {rejoined: id,
+ * text} (added back to the group that is open on its "no longer in this group" notice).
  */
 export function onConversationUpdated(state, frame) {
   const c = frame.conversation;
@@ -557,9 +563,15 @@ export function onConversationUpdated(state, frame) {
       change.kind === "removed" && by
         ? by + " removed you from “" + name + "”. You’re no longer in this group."
         : "You left “" + name + "”. You’re no longer in this group.";
-    return { gone: c.id, text };
+    return { gone: c.id, text, removed: change.kind === "removed" && Boolean(by) };
   }
   const conv = state.convs.get(c.id);
+  if (state.cur && state.cur.id === c.id && state.cur.gone) {
+    // Added back while the group is still open on its "removed" notice: open it afresh.
+    const by = change.by && change.by.id !== me.id ? change.by.username : null;
+    const name = c.title || (conv ? convName(me, conv) : state.cur.goneName) || "the group";
+    return { rejoined: c.id, text: (by ? by + " added you back to " : "You’re back in ") + "“" + name + "”." };
+  }
   if (!conv) return { refresh: true };
   conv.kind = c.kind || conv.kind;
   conv.title = typeof c.title === "string" ? c.title : conv.title;

@@ -28,11 +28,18 @@ export function directPeer(me, conv) {
 export function previewText(me, conv) {
   const last = conv.last_message;
   if (!last) return "No messages yet";
+  if (last.deleted && last.removed_by === "moderator") return "Message removed by a moderator";
   if (last.deleted) return last.sender.id === me.id ? "You deleted a message" : "Message deleted";
   if (last.kind === "system") return truncate(oneLine(last.body), 120);
   const body = truncate(oneLine(last.body), 120);
   if (last.sender.id === me.id) return "You: " + body;
   return conv.kind === "group" ? last.sender.username + ": " + body : body;
+}
+
+/** An unsent draft as the inbox shows it ("Draft: see you at…"), or "" for none. */
+export function draftPreview(draft) {
+  const text = typeof draft === "string" ? oneLine(draft) : "";
+  return text ? "Draft: " + truncate(text, 120) : "";
 }
 
 /** Who is typing, in words: "bob is typing…", "bob and carol are typing…", "3 people are typing…". */

@@ -74,6 +74,7 @@ export function forgetOtherPeople(areas, userId) {
 }
 
 export const outboxKey = (userId) => "chat:" + userId + ":outbox";
+export const writtenKey = (userId) => "chat:" + userId + ":written";
 export const draftKey = (userId, conversationId) => "chat:" + userId + ":draft:" + conversationId;
 export const notifyKey = (userId) => "chat:" + userId + ":notify";
 export const previewKey = (userId) => "chat:" + userId + ":notify-previews";

@@ -103,3 +103,8 @@ export function offlineText(online) {
     ? "You’re offline. Messages will be sent when you’re back online."
     : "Connection lost. Reconnecting…";
 }
+
+/** The server took a connection but stopped answering (hung, or the line silently cut). */
+export function silentText() {
+  return "The server isn’t answering. Your messages are kept and go out once it does. Reconnecting…";
+}

@@ -17,3 +17,14 @@ export function truncate(text, max) {
 export function oneLine(text) {
   return text.replace(/\s+/g, " ").trim();
 }
+
+// Past this many code points or lines, a message shows folded, with "Show more".
+export const LONG_MESSAGE_CHARS = 600;
+export const LONG_MESSAGE_LINES = 12;
+
+/** Whether a body is long enough to show folded at first. */
+export function isLongMessage(text) {
+  if (typeof text !== "string") return false;
+  if (text.split("\n").length > LONG_MESSAGE_LINES) return true;
+  return codePoints(text) > LONG_MESSAGE_CHARS;
+}

@@ -18,6 +18,8 @@ import { convName, directPeer } from "../state/conversations.js";
 import { errorText, isGone, NO_LONGER_HERE } from "../text/errors.js";
 import { clockTime, dayLabel, fullTime, ms } from "../text/time.js";
 import * as api from "../net/api.js";
+import { isLongMessage } from "../text/words.js";
+import { messageTimes } from "../state/written.js";
 import { el, fillAvatar, linkify, timeEl } from "./dom.js";
 
 // A search hit further back than this many messages opens on its own stretch of history.
@@ -28,6 +30,7 @@ export function createConversationPane(app) {
   const { ui, state, me, urls } = app;
   const els = new Map(); // message id -> li
   const pendingEls = new Map(); // client_id -> li of a send in the outbox
+  const unfolded = new Set(); // ids (or client_ids) of long messages the reader opened
   let stickToBottom = true;
 
   // -- header and the top of the history -------------------------------------------------
@@ -120,6 +123,19 @@ export function createConversationPane(app) {
     ui.jump.hidden = true;
   }
 
+  /** Scroll as little as shows a message whole, or from its top when it is too tall. */
+  function bringIntoView(li) {
+    const view = ui.scroller.getBoundingClientRect();
+    const box = li.getBoundingClientRect();
+    const margin = 8;
+    if (box.top < view.top + margin || box.height > view.height - 2 * margin) {
+      ui.scroller.scrollTop += box.top - view.top - margin;
+    } else if (box.bottom > view.bottom - margin) {
+      ui.scroller.scrollTop += box.bottom - view.bottom + margin;
+    }
+    stickToBottom = isNearBottom();
+  }
+
   /** Show the newest messages, or the "New messages" divider if it would be scrolled past. */
   function scrollToFirstUnread() {
     scrollToBottom();
@@ -170,6 +186,35 @@ export function createConversationPane(app) {
     return li;
   }
 
+  /**
+   * A long body shows folded, with a button to show it all (and fold it again); answers
+   * the button, or null for a body short enough to show whole.
+   */
+  function foldIfLong(body, key, text) {
+    if (!isLongMessage(text)) return null;
+    const open = unfolded.has(key);
+    body.classList.toggle("is-folded", !open);
+    body.id = "msg-body-" + key;
+    const toggle = el("button", {
+      type: "button",
+      class: "link-button msg-more",
+      "data-testid": "message-more",
+      "aria-controls": body.id,
+      "aria-expanded": open ? "true" : "false",
+      text: open ? "Show less" : "Show more",
+    });
+    toggle.addEventListener("click", (event) => {
+      event.stopPropagation();
+      const opening = body.classList.contains("is-folded");
+      body.classList.toggle("is-folded", !opening);
+      if (opening) unfolded.add(key);
+      else unfolded.delete(key);
+      toggle.setAttribute("aria-expanded", opening ? "true" : "false");
+      toggle.textContent = opening ? "Show less" : "Show more";
+    });
+    return toggle;
+  }
+
   function buildActions(m, mine) {
     if (!mine) {
       const report = el("button", {
@@ -207,6 +252,7 @@ export function createConversationPane(app) {
   function buildMessageEl(m) {
     if (m.kind === "system") return buildSystemEl(m);
     const mine = m.sender.id === me.id;
+    const times = messageTimes(m.created_at, mine ? app.written.get(m.client_id) : null);
     const li = el("li", {
       class: "msg " + (mine ? "mine" : "theirs") + (m.deleted ? " is-deleted" : ""),
       "data-testid": "message",
@@ -215,7 +261,7 @@ export function createConversationPane(app) {
       "data-state": "sent",
       "data-sender": m.sender.username,
       "data-sender-id": m.sender.id,
-      "data-ts": ms(m.created_at),
+      "data-ts": ms(times.shown),
       "data-deleted": m.deleted ? "true" : "false",
     });
     li.appendChild(el("span", { class: "visually-hidden", text: (mine ? "You" : m.sender.username) + ": " }));
@@ -225,17 +271,32 @@ export function createConversationPane(app) {
     const body = el("p", { class: "msg-body", "data-testid": "message-body" });
     if (m.deleted) {
       body.classList.add("deleted-text");
-      body.textContent = "This message was deleted";
+      // A moderator's removal is not the sender's delete: the author above all must know.
+      body.textContent =
+        m.removed_by === "moderator" ? "This message was removed by a moderator" : "This message was deleted";
+      if (m.removed_by === "moderator") li.dataset.removedBy = "moderator";
     } else {
       linkify(body, m.body);
     }
-    const foot = el("span", { class: "msg-foot" }, [timeEl(m.created_at, false, "message-time")]);
+    const more = m.deleted ? null : foldIfLong(body, String(m.id), m.body);
+    const foot = el("span", { class: "msg-foot" }, [timeEl(times.shown, false, "message-time")]);
+    if (times.sent) {
+      // It waited to go out: the time it was written stays, and when it went is added.
+      const sent = new Date(ms(times.sent));
+      foot.appendChild(
+        el("span", { class: "msg-sent", "data-testid": "message-sent-time", title: "Sent " + fullTime(sent) }, [
+          "sent ",
+          el("time", { datetime: times.sent, text: clockTime(sent) }),
+        ])
+      );
+    }
     if (m.edited_at && !m.deleted) {
       foot.appendChild(el("span", { class: "msg-edited", "data-testid": "message-edited", text: "(edited)" }));
     }
-    const bubble = el("div", { class: "bubble" }, [body, foot]);
-    li.appendChild(el("div", { class: "msg-row" }, [bubble, m.deleted ? null : buildActions(m, mine)]));
-    if (!m.deleted) {
+    const bubble = el("div", { class: "bubble" }, [body, more, foot]);
+    const readOnly = m.deleted || Boolean(state.cur && state.cur.gone);
+    li.appendChild(el("div", { class: "msg-row" }, [bubble, readOnly ? null : buildActions(m, mine)]));
+    if (!readOnly) {
       // Touch screens have no hover: a tap on a bubble shows its actions.
       bubble.addEventListener("click", (event) => {
         if (event.target.closest("a") || !window.matchMedia("(pointer: coarse)").matches) return;
@@ -260,13 +321,14 @@ export function createConversationPane(app) {
     li.appendChild(el("span", { class: "visually-hidden", text: "You: " }));
     const body = el("p", { class: "msg-body", "data-testid": "message-body" });
     linkify(body, item.body);
+    const more = foldIfLong(body, "pending-" + item.client_id, item.body);
     const status = el("span", {
       class: "msg-status",
       "data-testid": "message-status",
       text: item.state === "failed" ? "Not sent" : "Sending…",
     });
     const foot = el("span", { class: "msg-foot" }, [timeEl(item.created_at, false, "message-time"), status]);
-    li.appendChild(el("div", { class: "msg-row" }, [el("div", { class: "bubble" }, [body, foot])]));
+    li.appendChild(el("div", { class: "msg-row" }, [el("div", { class: "bubble" }, [body, more, foot])]));
     if (item.state === "failed") {
       const retry = el("button", { type: "button", class: "link-button", "data-testid": "message-retry", text: "Retry" });
       const discard = el("button", {
@@ -285,6 +347,14 @@ export function createConversationPane(app) {
       );
     }
     return li;
+  }
+
+  /** Take the highlight off a search hit (the search is closed, or another hit shown). */
+  function clearFound() {
+    for (const old of Array.from(ui.messages.querySelectorAll(".is-found"))) {
+      old.classList.remove("is-found");
+      delete old.dataset.found;
+    }
   }
 
   function markFound(li) {
@@ -341,7 +411,9 @@ export function createConversationPane(app) {
         // A report being written (or its "thanks") stays with the message, unless it is gone.
         if (!m.deleted) for (const extra of old.querySelectorAll(":scope > .msg-extra")) node.appendChild(extra);
         if (old.classList.contains("is-found")) markFound(node);
+        const hadFocus = old.contains(document.activeElement) && !node.contains(document.activeElement);
         old.replaceWith(node);
+        if (hadFocus) focusWithin(node);
       } else {
         insertInOrder(node, m.id);
         if (m.id === newestId(cur)) {
@@ -361,6 +433,19 @@ export function createConversationPane(app) {
       if (wasAtBottom || ownAdded) scrollToBottom();
       else if (opts && opts.live) showJump();
     }
+  }
+
+  /**
+   * Keep the keyboard on a message that was drawn again while it had the focus (an edit
+   * saved, a delete confirmed): on its first action, or on the message itself.
+   */
+  function focusWithin(node) {
+    const action = node.querySelector(".msg-actions button");
+    if (action) action.focus({ preventScroll: true });
+    // On a touch screen the actions are hidden until tapped, and take no focus.
+    if (action && document.activeElement === action) return;
+    node.tabIndex = -1;
+    node.focus({ preventScroll: true });
   }
 
   /** Draw a message again as it is now (an edit was cancelled, a delete failed). */
@@ -482,6 +567,7 @@ export function createConversationPane(app) {
   }
 
   function clearMessages() {
+    unfolded.clear();
     els.clear();
     pendingEls.clear();
     ui.messages.replaceChildren();
@@ -506,15 +592,53 @@ export function createConversationPane(app) {
     }
     ui.composer.hidden = gone || blocked;
     ui.conversation.classList.toggle("is-gone", gone);
+    renderSkipLink();
   }
 
-  /** The open conversation is no longer mine: say so in its place. */
-  function showGone(cur, text, known) {
+  /** Where "skip" leads: the message box when one is shown, else the conversations. */
+  function skipTarget() {
+    const writing = ui.app.dataset.view === "conversation" && !ui.conversation.hidden && !ui.composer.hidden;
+    return writing ? "composer" : "inbox";
+  }
+
+  function renderSkipLink() {
+    if (!ui.skipLink) return;
+    const composer = skipTarget() === "composer";
+    ui.skipLink.textContent = composer ? "Skip to the message box" : "Skip to your conversations";
+    ui.skipLink.setAttribute("href", composer ? "#composer-input" : "#inbox");
+  }
+
+  /** Follow the skip link: move the focus there, without changing the page's address. */
+  function skip() {
+    if (skipTarget() === "composer") {
+      ui.input.focus();
+      return;
+    }
+    const first = ui.inbox.querySelector("a[data-conversation-id]");
+    if (first) first.focus();
+    else ui.search.focus();
+  }
+
+  /**
+   * The open conversation is no longer mine: say so in its place. What was already shown
+   * stays, read-only, when someone else removed me (`keep`); leaving clears it, as the
+   * person was told it would.
+   */
+  function showGone(cur, text, known, keep) {
     cur.gone = true;
-    cur.detached = false;
+    cur.editing = null;
+    cur.pendingChange = null;
     cur.goneName = known ? convName(me, known) : cur.goneName || ui.title.textContent;
-    cur.msgs.clear();
-    clearMessages();
+    for (const node of pendingEls.values()) node.remove();
+    pendingEls.clear();
+    if (keep) {
+      for (const id of Array.from(els.keys())) redraw(id);
+      for (const extra of Array.from(ui.messages.querySelectorAll(".msg-extra"))) extra.remove();
+    } else {
+      cur.detached = false;
+      cur.msgs.clear();
+      clearMessages();
+    }
     ui.jump.hidden = true;
     ui.input.value = "";
     ui.goneText.textContent = text;
@@ -581,7 +705,7 @@ export function createConversationPane(app) {
     const { firstLoad, fresh } = applyConversationPage(state, cur, detail, page);
     // Messages of my own that reached the server (the outbox may still hold them).
     for (const m of page.messages || []) {
-      if (m.sender && m.sender.id === me.id && m.client_id) app.outbox.ack(m.client_id);
+      if (m.sender && m.sender.id === me.id && m.client_id) app.settle(m.client_id, null);
     }
     upsertMessages(fresh, { live: false });
     if (firstLoad) {
@@ -655,10 +779,7 @@ export function createConversationPane(app) {
       if (state.cur !== cur) return;
     }
     cur.target = null;
-    for (const old of Array.from(ui.messages.querySelectorAll(".is-found"))) {
-      old.classList.remove("is-found");
-      delete old.dataset.found;
-    }
+    clearFound();
     const li = els.get(id);
     const m = cur.msgs.get(id);
     if (!li || !m || m.deleted) {
@@ -746,6 +867,7 @@ export function createConversationPane(app) {
     ui.emptyState.hidden = false;
     clearMessages();
     ui.jump.hidden = true;
+    renderSkipLink();
     app.inbox.render();
     // Back in the inbox: focus the conversation just left, so the keyboard carries on there.
     if (leaving !== null && !focusInSidebar && !ui.searchPanel.hidden) {
@@ -782,6 +904,12 @@ export function createConversationPane(app) {
       { passive: true }
     );
     ui.loadOlder.addEventListener("click", loadOlder);
+    if (ui.skipLink) {
+      ui.skipLink.addEventListener("click", (event) => {
+        event.preventDefault();
+        skip();
+      });
+    }
     ui.jump.addEventListener("click", () => {
       if (state.cur && state.cur.detached) {
         backToLatest();
@@ -795,6 +923,8 @@ export function createConversationPane(app) {
   return {
     bind,
     element: (id) => els.get(id) || null,
+    clearFound,
+    bringIntoView,
     hasPending: (clientId) => pendingEls.has(clientId),
     renderHeader,
     renderHistoryTop,

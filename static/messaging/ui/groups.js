@@ -126,9 +126,11 @@ export function createGroups(app) {
       text: "Remove",
     });
     actions.append(
-      app.blocks.button(user.username, "msg-action", "member-block-toggle", (text) => showError(ui.membersError, text)),
-      remove
+      app.blocks.button(user.username, "msg-action", "member-block-toggle", (text) => showError(ui.membersError, text))
     );
+    // Only the group's creator may remove people: nobody else is offered a button that fails.
+    if (!conv.created_by || conv.created_by.id !== me.id) return li;
+    actions.append(remove);
     remove.addEventListener("click", () => {
       const question = el("span", { class: "confirm-text", text: "Remove " + user.username + "?" });
       const keep = el("button", { type: "button", class: "msg-action", "data-testid": "group-member-remove-cancel", text: "Keep" });

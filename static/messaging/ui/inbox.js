@@ -4,7 +4,8 @@
  * The rows are drawn here only; the page's HTML holds the empty list and the data.
  */
 
-import { directPeer, convName, previewText } from "../state/conversations.js";
+import { directPeer, convName, draftPreview, previewText } from "../state/conversations.js";
+import { draftKey } from "../state/storage.js";
 import { totalUnread, typingText } from "../state/chat.js";
 import { el, fillAvatar, timeEl } from "./dom.js";
 
@@ -55,8 +56,11 @@ export function createInbox(app) {
     const stamp = conv.last_message ? conv.last_message.created_at : conv.created_at;
     if (stamp) p.timeSlot.appendChild(timeEl(stamp, true, "inbox-time"));
     const typing = typingText(state, conv.id);
+    // A draft left in another conversation shows in its row; the open one's is in the box.
+    const draft = typing || active ? "" : draftPreview(app.store.get(draftKey(state.me.id, conv.id), ""));
     p.preview.classList.toggle("is-typing", Boolean(typing));
-    p.preview.textContent = typing || previewText(state.me, conv);
+    p.preview.classList.toggle("is-draft", Boolean(draft));
+    p.preview.textContent = typing || draft || previewText(state.me, conv);
     p.badge.textContent = unread > 99 ? "99+" : String(unread);
     p.badge.hidden = unread === 0;
     const peer = directPeer(state.me, conv);

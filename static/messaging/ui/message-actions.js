@@ -104,11 +104,19 @@ export function createMessageActions(app) {
     const original = Array.from(actions.childNodes);
     actions.replaceChildren(question, no, yes);
     actions.classList.add("confirming");
-    no.addEventListener("click", () => {
+    const keep = () => {
       actions.replaceChildren(...original);
       actions.classList.remove("confirming");
+      actions.removeEventListener("keydown", escape);
       original[0].focus();
-    });
+    };
+    const escape = (event) => {
+      if (event.key !== "Escape" || no.disabled) return;
+      event.preventDefault();
+      keep();
+    };
+    no.addEventListener("click", keep);
+    actions.addEventListener("keydown", escape);
     yes.addEventListener("click", () => {
       if (state.link === "offline") {
         app.notices.showNotice("You’re offline. Try deleting again when the connection is back.");
@@ -116,6 +124,9 @@ export function createMessageActions(app) {
       }
       if (app.socket.send({ type: "message.delete", id })) {
         cur.pendingChange = { kind: "delete", id, at: Date.now() };
+        // A disabled button drops the focus to the page: the message holds it meanwhile.
+        li.tabIndex = -1;
+        li.focus({ preventScroll: true });
         yes.disabled = true;
         no.disabled = true;
         question.textContent = "Deleting…";
@@ -145,7 +156,11 @@ export function createMessageActions(app) {
         return;
       }
     }
-    if (change.kind === "delete" && li) app.pane.redraw(change.id);
+    if (change.kind === "delete" && li) {
+      const node = app.pane.redraw(change.id);
+      const again = node && node.querySelector('[data-testid="message-delete"]');
+      if (again) again.focus();
+    }
     app.notices.showNotice(text);
   }
 
@@ -243,8 +258,10 @@ export function createMessageActions(app) {
       }
     });
     li.appendChild(form);
-    input.focus();
-    form.scrollIntoView({ block: "nearest" });
+    // The reported message stays in view above its form: focusing alone would scroll the
+    // box to the middle and push the message off the top.
+    input.focus({ preventScroll: true });
+    app.pane.bringIntoView(li);
   }
 
   return { startEdit, askDelete, startReport, showChangeError };

@@ -90,6 +90,7 @@ export function createMessageSearch(app) {
     ui.inboxWrap.hidden = false;
     ui.searchHits.replaceChildren();
     delete ui.app.dataset.searching;
+    app.pane.clearFound();
     if (focusInput) {
       ui.msearch.value = "";
       ui.msearch.focus();
