@@ -301,7 +301,7 @@ CHAT_SOCKET_SEND_BUFFER = env.int("CHAT_SOCKET_SEND_BUFFER", default=1024 * 1024
 # A sync page stops at CHAT_SYNC_PAGE messages or at about this many characters of frame.
 CHAT_SYNC_MAX_CHARS = env.int("CHAT_SYNC_MAX_CHARS", default=512 * 1024)
 # Frames per user, across sockets and processes, beside sends and typing. A client syncs on
-# each reconnect and gap and pages through `more`; pings every 25 s per tab (20 tabs at
+# each reconnect and gap and pages through `more`; pings every 15 s per tab (20 tabs at
 # most); reads as messages are seen; edits and deletes share one rule (each one pushes a
 # frame to every member of the conversation).
 CHAT_SYNC_RATE = env.str("CHAT_SYNC_RATE", default="30/10s,600/600s")
