@@ -1,26 +1,35 @@
-"""Debian's Chromium, driven by Selenium, for the browser tests.
+"""Debian's Chromium, driven by Selenium, for the browser tests, and what they share.
 
 Both the browser and the driver are named explicitly, so Selenium Manager never looks for
 (or downloads) anything. Every browser gets a profile of its own, so two browsers are two
 people with their own cookies and localStorage.
+
+A browser test module says `pytestmark = BROWSER_MARKS` and imports the `live` and
+`browsers` fixtures from here: one daphne per test, one browser per person.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import signal
 import tempfile
 from pathlib import Path
 
+import pytest
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
+from messaging.domain import services
+from messaging.models import Message
 from tests.factories import PASSWORD
+from tests.live import Daphne
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("CHROMIUM_BINARY", "/usr/bin/chromium")
@@ -29,6 +38,17 @@ CHROMEDRIVER = os.environ.get("CHROMEDRIVER_BINARY", "/usr/bin/chromedriver")
 ARTIFACTS = Path(os.environ.get("BROWSER_ARTIFACTS", ROOT / "var" / "test-artifacts" / "browser"))
 
 WAIT = 10  # seconds an explicit wait may take before the test fails
+
+# The marks of every browser test module. They need PostgreSQL and Redis (`services`):
+# daphne runs in a process of its own and must see the rows the test commits, which
+# pytest-django's in-memory SQLite database cannot offer to another process.
+BROWSER_MARKS = [
+    pytest.mark.browser,
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True),
+    # Only when Chromium itself stalls on a loaded machine; any other failure fails.
+    pytest.mark.flaky(reruns=1, only_rerun=["Timed out receiving message from renderer"]),
+]
 
 # Records every dialog a page tries to open, before any of the page's own scripts run.
 # A real dialog would also be caught by `no_dialog_opened`, through the driver.
@@ -371,3 +391,86 @@ class Browser:
 def screenshot_path(test_name: str, who: str) -> Path:
     safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", test_name)
     return ARTIFACTS / f"{safe}-{who}.png"
+
+
+class LiveServer:
+    """The chat served by daphne on one port, which a test may kill and start again."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.processes: list[Daphne] = []
+        self.port: int | None = None
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> LiveServer:
+        daphne = Daphne(log_path=self.log_dir / f"daphne-{len(self.processes)}.log")
+        if self.port is not None:
+            daphne.port = self.port  # the same address, as after a real restart
+        self.processes.append(daphne)
+        daphne.start()
+        self.port = daphne.port
+        return self
+
+    def kill(self) -> None:
+        self.processes[-1].stop(signal.SIGKILL)
+
+    def stop(self) -> None:
+        for daphne in self.processes:
+            daphne.stop()
+
+    def logs(self) -> str:
+        return "".join(p.read_text() for p in sorted(self.log_dir.glob("daphne-*.log")))
+
+
+@pytest.fixture
+def live(transactional_db, tmp_path):
+    server = LiveServer(tmp_path).start()
+    yield server
+    server.stop()
+    assert "Traceback" not in server.logs()
+
+
+@pytest.fixture
+def browsers(live, request):
+    """Open a browser for a person; on teardown, keep a screenshot of each and close it."""
+    opened: list[Browser] = []
+
+    def open_browser(name: str, **options) -> Browser:
+        browser = Browser(name=name, base_url=live.http_url, **options)
+        opened.append(browser)
+        return browser
+
+    yield open_browser
+    errors = {}
+    for browser in opened:
+        try:
+            errors[browser.name] = browser.script_errors()
+        finally:
+            browser.quit(screenshot=screenshot_path(request.node.name, browser.name))
+    assert not any(errors.values()), f"errors in the pages' scripts: {errors}"
+
+
+def direct(a, b):
+    conversation, _ = services.conversation_open_direct(user=a, other=b)
+    return conversation
+
+
+_sent = iter(range(1, 1_000_000))
+
+
+def say(sender, conversation, body: str) -> Message:
+    """Send a message the way the socket does (the one write path)."""
+    return services.message_send(
+        sender=sender, body=body, client_id=f"seed-{next(_sent)}", conversation_id=conversation.pk
+    ).message
+
+
+def stored(body: str) -> int:
+    return Message.objects.filter(body=body).count()
+
+
+def hover(browser: Browser, element) -> None:
+    ActionChains(browser.driver).move_to_element(element).perform()

@@ -4,122 +4,31 @@ Each test opens one browser per person (a profile of their own), signs in throug
 form and asserts what the person sees; where it matters, the database is checked too. Each
 browser leaves a screenshot of its final state in `tests.browser.ARTIFACTS`.
 
-These tests need PostgreSQL and Redis (`services`): daphne runs in a process of its own and
-must see the rows the test commits, which pytest-django's in-memory SQLite database cannot
-offer to another process.
+These tests need PostgreSQL and Redis (`services`): see `tests.browser.BROWSER_MARKS`.
 """
 
 from __future__ import annotations
 
-import signal
 import time
-from pathlib import Path
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-import pytest
 from django.contrib.auth import get_user_model
-from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.keys import Keys
 
 from messaging.domain import services
 from messaging.models import Block, Conversation, Membership, Message, Report
-from tests.browser import Browser, hook, screenshot_path
+from tests import browser as shared
+from tests.browser import Browser, direct, hook, hover, say, stored
 from tests.factories import UserFactory
-from tests.live import Daphne
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.services,
-    pytest.mark.django_db(transaction=True),
-    # Only when Chromium itself stalls on a loaded machine; any other failure fails.
-    pytest.mark.flaky(reruns=1, only_rerun=["Timed out receiving message from renderer"]),
-]
+pytestmark = shared.BROWSER_MARKS
+
+# One daphne per test and one browser per person (tests/browser.py), as this module's fixtures.
+live = shared.live
+browsers = shared.browsers
 
 User = get_user_model()
-
-
-class LiveServer:
-    """The chat served by daphne on one port, which a test may kill and start again."""
-
-    def __init__(self, log_dir: Path) -> None:
-        self.log_dir = log_dir
-        self.processes: list[Daphne] = []
-        self.port: int | None = None
-
-    @property
-    def http_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> LiveServer:
-        daphne = Daphne(log_path=self.log_dir / f"daphne-{len(self.processes)}.log")
-        if self.port is not None:
-            daphne.port = self.port  # the same address, as after a real restart
-        self.processes.append(daphne)
-        daphne.start()
-        self.port = daphne.port
-        return self
-
-    def kill(self) -> None:
-        self.processes[-1].stop(signal.SIGKILL)
-
-    def stop(self) -> None:
-        for daphne in self.processes:
-            daphne.stop()
-
-    def logs(self) -> str:
-        return "".join(p.read_text() for p in sorted(self.log_dir.glob("daphne-*.log")))
-
-
-@pytest.fixture
-def live(transactional_db, tmp_path):
-    server = LiveServer(tmp_path).start()
-    yield server
-    server.stop()
-    assert "Traceback" not in server.logs()
-
-
-@pytest.fixture
-def browsers(live, request):
-    """Open a browser for a person; on teardown, keep a screenshot of each and close it."""
-    opened: list[Browser] = []
-
-    def open_browser(name: str, **options) -> Browser:
-        browser = Browser(name=name, base_url=live.http_url, **options)
-        opened.append(browser)
-        return browser
-
-    yield open_browser
-    errors = {}
-    for browser in opened:
-        try:
-            errors[browser.name] = browser.script_errors()
-        finally:
-            browser.quit(screenshot=screenshot_path(request.node.name, browser.name))
-    assert not any(errors.values()), f"errors in the pages' scripts: {errors}"
-
-
-def direct(a, b):
-    conversation, _ = services.conversation_open_direct(user=a, other=b)
-    return conversation
-
-
-_sent = iter(range(1, 1_000_000))
-
-
-def say(sender, conversation, body: str) -> Message:
-    """Send a message the way the socket does (the one write path)."""
-    return services.message_send(
-        sender=sender, body=body, client_id=f"seed-{next(_sent)}", conversation_id=conversation.pk
-    ).message
-
-
-def stored(body: str) -> int:
-    return Message.objects.filter(body=body).count()
-
-
-def hover(browser: Browser, element) -> None:
-    ActionChains(browser.driver).move_to_element(element).perform()
 
 
 # -----------------------------------------------------------------------------------------

@@ -3,34 +3,27 @@ finding people by any part of a name, and the pages checked by axe-core.
 
 axe-core comes from npm, pinned by tests/a11y/package-lock.json (`scripts/test` runs
 `npm ci` there); its `axe.min.js` is injected with Selenium, never fetched from a CDN.
-Like tests/test_browser.py, these need PostgreSQL and Redis (`services`).
+Like every browser test, these need PostgreSQL and Redis (`services`).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
 from django.contrib.auth import get_user_model
 from selenium.webdriver.common.keys import Keys
 
-from tests import test_browser
-from tests.browser import Browser, hook
+from tests import browser as shared
+from tests.browser import Browser, direct, hook, say
 from tests.factories import UserFactory
-from tests.test_browser import direct, say
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.services,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.flaky(reruns=1, only_rerun=["Timed out receiving message from renderer"]),
-]
+pytestmark = shared.BROWSER_MARKS
 
 User = get_user_model()
 
-# The live daphne and the browsers of tests/test_browser.py, as fixtures of this module.
-live = test_browser.live
-browsers = test_browser.browsers
+# One daphne per test and one browser per person (tests/browser.py), as this module's fixtures.
+live = shared.live
+browsers = shared.browsers
 
 AXE = Path(__file__).resolve().parent / "a11y" / "node_modules" / "axe-core" / "axe.min.js"
 

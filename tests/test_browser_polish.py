@@ -3,7 +3,7 @@
 What a new user tripped over: a member added back to a group, reconnecting after an outage
 and a server that hangs, the time of a message that waited to go out, the keyboard's focus,
 controls that cannot work, a moderator's removal, and small things a person notices.
-Like tests/test_browser.py, these need PostgreSQL and Redis (`services`).
+Like every browser test, these need PostgreSQL and Redis (`services`).
 """
 
 from __future__ import annotations
@@ -13,30 +13,23 @@ import signal
 from contextlib import contextmanager
 from datetime import UTC
 
-import pytest
 from django.contrib.auth import get_user_model
 from selenium.webdriver.common.keys import Keys
 
 from messaging.domain import groups, services
 from messaging.models import Conversation, Message
 from messaging.protocol import message_data
-from tests import test_browser
-from tests.browser import Browser, hook
+from tests import browser as shared
+from tests.browser import Browser, direct, hook, hover, say
 from tests.factories import UserFactory
-from tests.test_browser import direct, hover, say
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.services,
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.flaky(reruns=1, only_rerun=["Timed out receiving message from renderer"]),
-]
+pytestmark = shared.BROWSER_MARKS
 
 User = get_user_model()
 
-# One daphne per test and one browser per person, as in tests/test_browser.py.
-live = test_browser.live
-browsers = test_browser.browsers
+# One daphne per test and one browser per person (tests/browser.py), as this module's fixtures.
+live = shared.live
+browsers = shared.browsers
 
 # Counts the page's WebSocket handshakes, before any of the page's own scripts run.
 COUNT_SOCKETS = """
