@@ -168,9 +168,10 @@ class ChatClient:
                 await self._open(ready_timeout)
                 break
             except (OSError, InvalidHandshake, TimeoutError, ConnectionClosed):
-                if time.monotonic() + self._backoff(attempt) > deadline:
+                pause = self._backoff(attempt)
+                if time.monotonic() + pause > deadline:
                     raise
-                await asyncio.sleep(self._backoff(attempt))
+                await asyncio.sleep(pause)
                 attempt += 1
         if self._resuming:
             await self.catch_up()
