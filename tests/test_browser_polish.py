@@ -352,3 +352,88 @@ def test_small_things_drafts_long_messages_search_highlight_and_report(browsers)
     assert alice.find_all("#messages .is-found") == []
     assert re.search(r"/c/\d+/", alice.driver.current_url)
     assert Conversation.objects.count() == 2
+
+
+def find_person(browser: Browser, name: str) -> None:
+    """Type a name in the people finder and press Enter on the first one found."""
+    search = browser.by_testid("user-search")
+    search.send_keys(name)
+    browser.until(
+        lambda: name
+        in [
+            r.get_attribute("data-username") for r in browser.find_all(hook("user-search-result"))
+        ],
+        f"{browser.name}: {name} was not found",
+    )
+    search.send_keys(Keys.ENTER)
+    browser.until(
+        lambda: browser.by_testid("conversation-title").text == name,
+        f"{browser.name}: no pane for {name}",
+    )
+
+
+def test_a_person_found_opens_empty_and_the_first_message_makes_the_conversation(browsers, live):
+    alice_user = UserFactory(username="alice")
+    bob_user = UserFactory(username="bob")
+    carol_user = UserFactory(username="carol")
+    bob = browsers("bob")
+    bob.log_in("bob", "/")
+    alice = browsers("alice")
+    alice.log_in("alice", "/")
+
+    # Enter on Bob in the people finder: an empty pane for him, ready to write in, and
+    # nothing made or shown anywhere yet.
+    find_person(alice, "bob")
+    start = alice.visible(hook("history-start"))
+    assert start.text == "No messages yet. Say hello to bob!"
+    assert alice.focused_testid() == "composer-input"
+    assert alice.conversation_id() is None
+    assert alice.driver.current_url.endswith("/?to=bob"), alice.driver.current_url
+    assert alice.inbox_ids() == []
+    assert not Conversation.objects.exists()
+    assert bob.inbox_ids() == []
+
+    # The first message makes the conversation: Alice's pane is that conversation now.
+    alice.send("Hi Bob, it is Alice")
+    alice.wait_message("Hi Bob, it is Alice")
+    alice.until(lambda: alice.conversation_id() is not None, "alice: the pane kept no address")
+    conversation = Conversation.objects.get()
+    assert alice.conversation_id() == conversation.pk
+    assert {m.user_id for m in conversation.memberships.all()} == {alice_user.pk, bob_user.pk}
+    alice.until(lambda: alice.inbox_ids() == [conversation.pk], "alice: not in her inbox")
+    preview = alice.find(hook("inbox-preview"), alice.inbox_item(conversation.pk))
+    assert preview.text == "You: Hi Bob, it is Alice"
+    bob.until(lambda: bob.inbox_ids() == [conversation.pk], "bob: nothing arrived")
+    alice.send("Are you free later?")
+    bob.inbox_item(conversation.pk).click()
+    bob.wait_message("Are you free later?")
+    assert bob.bodies() == ["Hi Bob, it is Alice", "Are you free later?"]
+    assert Message.objects.filter(conversation=conversation).count() == 2
+    alice.reload()
+    alice.wait_message("Are you free later?")
+    assert alice.bodies() == ["Hi Bob, it is Alice", "Are you free later?"]
+
+    # Someone already written to opens as before, on the conversation.
+    find_person(alice, "bob")
+    assert alice.conversation_id() == conversation.pk
+    assert alice.bodies() == ["Hi Bob, it is Alice", "Are you free later?"]
+
+    # Written to while the server is down: the first message waits, and goes once when
+    # the server is back, opening the conversation then.
+    find_person(alice, "carol")
+    live.kill()
+    alice.visible(hook("connection-banner"))
+    alice.send("Carol, are you there?")
+    alice.wait_message("Carol, are you there?", state="pending")
+    assert Conversation.objects.count() == 1
+    live.start()
+    alice.wait_online(timeout=30)
+    alice.wait_message("Carol, are you there?")
+    alice.until(lambda: alice.conversation_id() is not None, "alice: the pane kept no address")
+    with_carol = Conversation.objects.exclude(pk=conversation.pk).get()
+    assert alice.conversation_id() == with_carol.pk
+    assert {m.user_id for m in with_carol.memberships.all()} == {alice_user.pk, carol_user.pk}
+    assert Message.objects.filter(body="Carol, are you there?").count() == 1
+    alice.until(
+        lambda: alice.inbox_ids() == [with_carol.pk, conversation.pk], "alice: the inbox is off"
+    )

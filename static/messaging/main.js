@@ -143,7 +143,17 @@ function pageUrls(root) {
       const pattern = root.dataset.directUrl || "/dm/__username__/";
       return pattern.replace("__username__", encodeURIComponent(username));
     },
+    /** A new conversation with someone, in this page: nothing is made until written in. */
+    newDirect(username) {
+      return (root.dataset.inboxUrl || "/") + "?to=" + encodeURIComponent(username);
+    },
   };
+}
+
+/** `?to=<username>` in the inbox's address: a person to write to for the first time. */
+function personFromUrl() {
+  const name = new URLSearchParams(location.search).get("to");
+  return name && name.length <= 150 ? name : null;
 }
 
 /** `?m=<id>` in a conversation's address: a message to show (a search hit opened in a new tab). */
@@ -260,6 +270,11 @@ function start(config, ui) {
     }
     if (!data || !Array.isArray(data.conversations)) return;
     chat.setConversations(state, data.conversations);
+    if (state.cur && state.cur.to) {
+      // Written to from elsewhere (by them, or in another tab): the new pane is that one.
+      const known = chat.findDirectWith(state, state.cur.to.username);
+      if (known) app.pane.adopt(known.id, { fetch: true });
+    }
     if (state.cur) {
       const conv = state.convs.get(state.cur.id);
       if (conv && chat.isViewing(state, conv.id) && conv.unread) {
@@ -285,6 +300,7 @@ function start(config, ui) {
         if (state.sync === "idle") caughtUp();
         return;
       case "sync.result": {
+        adoptOpened(frame.messages);
         const { applied, next } = chat.onSyncResult(state, frame);
         showApplied(applied, { live: false });
         if (next === "sync") syncNow();
@@ -293,6 +309,7 @@ function start(config, ui) {
       }
       case "message.new":
       case "message.updated": {
+        adoptOpened([frame.message]);
         const pushed = chat.onPush(state, frame);
         if (!pushed) return;
         showApplied(pushed.applied, { live: true });
@@ -300,6 +317,7 @@ function start(config, ui) {
         return;
       }
       case "message.ack":
+        adoptOpened([frame.message]);
         showApplied(chat.onAck(state, frame), { live: true });
         return;
       case "read":
@@ -321,6 +339,19 @@ function start(config, ui) {
         return onError(frame);
       default:
         return;
+    }
+  }
+
+  /** A first message to the person of the open new pane is stored: the pane becomes its conversation. */
+  function adoptOpened(messages) {
+    if (!state.cur || !state.cur.to || !Array.isArray(messages)) return;
+    for (const m of messages) {
+      const item = m && m.client_id ? app.outbox.get(m.client_id) : null;
+      const id = chat.conversationOpenedBy(state, m, item);
+      if (id !== null) {
+        app.pane.adopt(id, { at: m.created_at });
+        return;
+      }
     }
   }
 
@@ -474,6 +505,7 @@ function start(config, ui) {
     window.addEventListener("popstate", () => {
       const match = location.pathname.match(/\/c\/(\d+)\/$/);
       if (match) app.pane.openConversation(Number(match[1]), { push: false, target: targetFromUrl() });
+      else if (location.pathname === urls.inbox && personFromUrl()) openPersonFromUrl();
       else if (location.pathname === urls.inbox) app.pane.showInbox({ push: false });
       else location.reload();
     });
@@ -500,8 +532,7 @@ function start(config, ui) {
     if (ui.settings) closesOnEscapeAndClickAway(ui.settings);
     if (ui.menu) closesOnEscapeAndClickAway(ui.menu);
     ui.menuBlock.addEventListener("click", async () => {
-      const conv = state.cur ? state.convs.get(state.cur.id) : null;
-      const peer = directPeer(me, conv);
+      const peer = directPeer(me, chat.currentConv(state));
       ui.menu.open = false;
       if (!peer) return;
       const blocking = !state.blocked.has(peer.username);
@@ -548,6 +579,20 @@ function start(config, ui) {
     setInterval(() => app.inbox.render(), 60000);
   }
 
+  /** Open the new pane the address names, and look its person up to know their presence. */
+  async function openPersonFromUrl() {
+    const username = personFromUrl();
+    app.pane.openPerson({ username }, { push: false, focus: window.innerWidth > 700 });
+    let data;
+    try {
+      data = await api.findUsers(username);
+    } catch (e) {
+      return;
+    }
+    const user = ((data && data.users) || []).find((u) => u.username === username);
+    if (user) app.pane.personFound(user);
+  }
+
   // -- boot -----------------------------------------------------------------------------------
 
   chat.setConversations(state, readJSON("chat-conversations", []));
@@ -570,6 +615,9 @@ function start(config, ui) {
     app.pane.setupConversation(id, { history: config.history || [], hasMore: config.hasMore }, targetFromUrl());
     for (const m of config.history || []) state.seenChanges.add(m.id + ":" + m.seq);
     if (window.innerWidth > 700 && !targetFromUrl()) ui.input.focus({ preventScroll: true });
+  } else if (personFromUrl()) {
+    history.replaceState({ to: personFromUrl(), fromInbox: false }, "");
+    openPersonFromUrl();
   } else {
     history.replaceState({ conversation: null }, "");
     app.pane.showInbox({ push: false });

@@ -259,3 +259,59 @@ test("added back while the group is open on its removed notice, the group opens 
   });
   assert.deepEqual(elsewhere, { refresh: true });
 });
+
+// -----------------------------------------------------------------------------------------
+// Writing to someone for the first time
+// -----------------------------------------------------------------------------------------
+
+/** Alice's tab with nothing in her inbox, writing to Carol for the first time. */
+function aliceWritingToCarol() {
+  const state = chat.createChatState({ me: alice });
+  chat.setConversations(state, []);
+  chat.openNewDirect(state, carol);
+  return state;
+}
+
+test("a new conversation with someone is only a pane addressed to them: nothing in the inbox", () => {
+  const state = aliceWritingToCarol();
+  assert.equal(state.cur.id, null);
+  assert.deepEqual(state.cur.to, carol);
+  assert.equal(state.cur.loaded, true, "there is nothing to load: it is empty");
+  assert.deepEqual(state.order, []);
+  const shown = chat.currentConv(state);
+  assert.equal(shown.kind, "direct");
+  assert.deepEqual(shown.members, [alice, carol]);
+  assert.equal(chat.readToSend(state).frame, null, "nothing to read, nothing sent");
+});
+
+test("the answer to the first message names the conversation it opened, which the pane becomes", () => {
+  const state = aliceWritingToCarol();
+  const first = message({ id: 40, conversation: 31, sender: alice, client_id: "first" });
+  assert.equal(chat.conversationOpenedBy(state, first, { client_id: "first", to: "carol", conversation: null }), 31);
+  assert.equal(chat.conversationOpenedBy(state, first, null), null, "not one of the outbox's");
+  assert.equal(
+    chat.conversationOpenedBy(state, first, { client_id: "first", to: "bob", conversation: null }),
+    null,
+    "a first message to someone else"
+  );
+  const theirs = message({ id: 41, conversation: 31, sender: carol, client_id: "first" });
+  assert.equal(chat.conversationOpenedBy(state, theirs, { to: "carol" }), null);
+
+  chat.adoptConversation(state, 31, first.created_at);
+  assert.equal(state.cur.id, 31);
+  assert.equal(state.cur.to, null);
+  assert.deepEqual(state.order, [31]);
+  const applied = chat.onAck(state, { type: "message.ack", client_id: "first", message: first });
+  assert.deepEqual(applied.forCur.map((m) => m.id), [40], "shown in the pane");
+  assert.deepEqual(applied.acked, ["first"]);
+  assert.equal(state.convs.get(31).last_message.id, 40, "and in the inbox's row");
+  assert.equal(state.convs.get(31).unread, 0);
+});
+
+test("a pane already on a conversation adopts nothing", () => {
+  const state = aliceOnline();
+  chat.openCurrent(state, 12);
+  const mine = message({ id: 50, conversation: 12, sender: alice, client_id: "x" });
+  assert.equal(chat.conversationOpenedBy(state, mine, { client_id: "x", to: "bob", conversation: null }), null);
+  assert.equal(chat.currentConv(state).id, 12);
+});

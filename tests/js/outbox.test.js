@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { createStore } from "../../static/messaging/state/storage.js";
-import { createOutbox, retryDelay } from "../../static/messaging/state/outbox.js";
+import { createOutbox, retryDelay, sendFrame } from "../../static/messaging/state/outbox.js";
 import { fakeStorage, fakeTimers } from "./helpers.js";
 
 const KEY = "chat:1:outbox";
@@ -135,4 +135,39 @@ test("after logging out nothing more is written to the browser", () => {
   store.seal();
   write(outbox, "a");
   assert.equal(area.getItem(KEY), null);
+});
+
+test("a first message to someone waits with their name and goes to it, also after a reload", () => {
+  const area = fakeStorage();
+  const outbox = outboxOn(area);
+  outbox.add({ clientId: "a", to: "carol", body: "Hi Carol", createdAt: "2026-11-26T10:00:00Z" });
+  const afterReload = outboxOn(area);
+  const [item] = afterReload.unsent();
+  assert.equal(item.conversation, null);
+  assert.equal(item.to, "carol");
+  assert.deepEqual(sendFrame(item), { type: "message.send", body: "Hi Carol", client_id: "a", to: "carol" });
+  assert.deepEqual(sendFrame(write(afterReload, "b")), {
+    type: "message.send",
+    body: "hello",
+    client_id: "b",
+    conversation: 12,
+  });
+});
+
+test("once the conversation is open, first messages show there and still go to the name", () => {
+  const outbox = outboxOn(fakeStorage());
+  outbox.add({ clientId: "a", to: "carol", body: "one", createdAt: "2026-11-26T10:00:00Z" });
+  outbox.add({ clientId: "b", to: "dave", body: "two", createdAt: "2026-11-26T10:00:00Z" });
+  outbox.assign("carol", 31);
+  assert.deepEqual(
+    outbox.all().map((i) => [i.client_id, i.conversation]),
+    [
+      ["a", 31],
+      ["b", null],
+    ]
+  );
+  // A retry names the same place as the first try, or the server would call it a conflict.
+  assert.equal(sendFrame(outbox.get("a")).to, "carol");
+  outbox.dropConversation(31);
+  assert.deepEqual(outbox.all().map((i) => i.client_id), ["b"]);
 });

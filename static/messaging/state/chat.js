@@ -58,10 +58,66 @@ export function openCurrent(state, id) {
     detachedTop: 0,
     target: null, // a message to show once the history is in (from a search hit)
     olderPromise: null,
+    to: null, // {id, username}: a person written to for the first time (id is null until then)
   };
   const known = state.convs.get(id);
   if (known && known.unread > 0) cur.dividerAfter = known.last_read || 0;
   state.cur = cur;
+  return cur;
+}
+
+/**
+ * Open an empty pane for writing to someone with no conversation yet: nothing exists
+ * until the first message, which goes `to` their username and opens the conversation.
+ */
+export function openNewDirect(state, user) {
+  const cur = openCurrent(state, null);
+  cur.to = { id: typeof user.id === "number" ? user.id : null, username: user.username };
+  cur.loaded = true;
+  return cur;
+}
+
+/** The open conversation as the pane shows it; a new direct one is its two people. */
+export function currentConv(state) {
+  const cur = state.cur;
+  if (!cur) return null;
+  if (cur.to) return { id: null, kind: "direct", title: "", members: [state.me, cur.to], last_message: null };
+  return state.convs.get(cur.id) || null;
+}
+
+/**
+ * The conversation that `m` shows a first message opened: the id, when `m` is mine and
+ * `item` (its outbox entry) went to the person the open new pane writes to; else null.
+ */
+export function conversationOpenedBy(state, m, item) {
+  const cur = state.cur;
+  if (!cur || !cur.to || !m || !m.sender || typeof m.conversation !== "number") return null;
+  if (m.sender.id !== state.me.id || !item || item.to !== cur.to.username) return null;
+  return m.conversation;
+}
+
+/** The open new pane's conversation exists now (`id`): it becomes that conversation. */
+export function adoptConversation(state, id, at) {
+  const cur = state.cur;
+  const to = cur.to;
+  cur.id = id;
+  cur.to = null;
+  if (!state.convs.has(id)) {
+    // Known this far until the list is fetched again: enough for its row and header.
+    state.convs.set(id, {
+      id,
+      kind: "direct",
+      title: "",
+      members: [state.me, to],
+      unread: 0,
+      last_read: 0,
+      last_message: null,
+      created_at: at,
+      last_activity_at: at,
+    });
+    state.order.push(id);
+    sortInbox(state);
+  }
   return cur;
 }
 

@@ -1,7 +1,9 @@
 /*
  * The outbox: messages written here that the server has not acknowledged yet, kept in the
  * browser's storage so that a reload or a lost connection loses none of them. Each item is
- * {client_id, conversation, body, created_at, state: "pending"|"failed", error, attempts}.
+ * {client_id, conversation, to, body, created_at, state: "pending"|"failed", error, attempts}.
+ * A first message to someone has `to` (their username) and no conversation until the
+ * server's answer names the one it opened; it goes, and goes again, with `to`.
  * A send that failed for a passing reason (rate limit, database unavailable) is retried on
  * its own; any other failure waits for the person to retry or discard it.
  */
@@ -25,8 +27,16 @@ function valid(item) {
     item &&
     typeof item.client_id === "string" &&
     typeof item.body === "string" &&
-    typeof item.conversation === "number"
+    (typeof item.conversation === "number" || (item.conversation === null && typeof item.to === "string"))
   );
+}
+
+/** The `message.send` frame of an item: to the person it was first written to, if so. */
+export function sendFrame(item) {
+  const frame = { type: "message.send", body: item.body, client_id: item.client_id };
+  if (typeof item.to === "string") frame.to = item.to;
+  else frame.conversation = item.conversation;
+  return frame;
 }
 
 /**
@@ -80,19 +90,32 @@ export function createOutbox({ store, key, onRetryDue = () => {}, timers = globa
   return {
     all,
     get,
-    /** A new message to send, in state "pending"; answers the item. */
-    add({ clientId, conversation, body, createdAt }) {
+    /** A new message to send, in state "pending"; `to` instead of a conversation for a first one. */
+    add({ clientId, conversation = null, to = null, body, createdAt }) {
       const item = {
         client_id: clientId,
-        conversation,
+        conversation: to === null ? conversation : null,
         body,
         created_at: createdAt,
         state: "pending",
         error: null,
         attempts: 0,
       };
+      if (to !== null) item.to = to;
       replace(item.client_id, item);
       return item;
+    },
+    /** The conversation first messages to `to` opened: they show there from now on. */
+    assign(to, conversationId) {
+      const items = all();
+      let changed = false;
+      for (const item of items) {
+        if (item.to === to && item.conversation === null) {
+          item.conversation = conversationId;
+          changed = true;
+        }
+      }
+      if (changed) save(items);
     },
     /** The server has the message: forget it; answers the item, or null if unknown. */
     ack: remove,

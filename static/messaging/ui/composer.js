@@ -4,6 +4,7 @@
  * failed.
  */
 
+import { sendFrame } from "../state/outbox.js";
 import { draftKey } from "../state/storage.js";
 import { errorText } from "../text/errors.js";
 import { codePoints } from "../text/words.js";
@@ -30,6 +31,11 @@ export function newClientId() {
   return [hex.slice(0, 8), hex.slice(8, 12), hex.slice(12, 16), hex.slice(16, 20), hex.slice(20)].join("-");
 }
 
+/** Where the open pane's draft is kept: by conversation, or by the person of a new one. */
+export function draftPlace(cur) {
+  return cur.to ? "to:" + cur.to.username : cur.id;
+}
+
 export function createComposer(app) {
   const { ui, state, me, store, outbox } = app;
   const maxBody = app.maxBody;
@@ -40,15 +46,15 @@ export function createComposer(app) {
     const cur = state.cur;
     if (!cur) return;
     const value = ui.input.value;
-    if (value.trim()) store.set(draftKey(me.id, cur.id), value);
-    else store.remove(draftKey(me.id, cur.id));
+    if (value.trim()) store.set(draftKey(me.id, draftPlace(cur)), value);
+    else store.remove(draftKey(me.id, draftPlace(cur)));
   }
 
   const saveDraftSoon = debounce(saveDraft, 250);
 
   function restoreDraft() {
     const cur = state.cur;
-    const value = cur ? store.get(draftKey(me.id, cur.id), "") : "";
+    const value = cur ? store.get(draftKey(me.id, draftPlace(cur)), "") : "";
     ui.input.value = typeof value === "string" ? value : "";
     autosize();
     updateCounter();
@@ -82,7 +88,8 @@ export function createComposer(app) {
     updateCounter();
     saveDraftSoon();
     const cur = state.cur;
-    if (!cur || !ui.input.value.trim()) return;
+    // Nothing exists to type in before a first message: no one is told of it.
+    if (!cur || cur.to || !ui.input.value.trim()) return;
     const now = Date.now();
     if (now - lastTypingSent >= TYPING_SEND_EVERY && app.socket.send({ type: "typing", conversation: cur.id })) {
       lastTypingSent = now;
@@ -90,12 +97,7 @@ export function createComposer(app) {
   }
 
   function transmit(item) {
-    return app.socket.send({
-      type: "message.send",
-      conversation: item.conversation,
-      body: item.body,
-      client_id: item.client_id,
-    });
+    return app.socket.send(sendFrame(item));
   }
 
   function send() {
@@ -111,15 +113,17 @@ export function createComposer(app) {
       app.notices.showNotice(errorText({ code: "too_long" }, maxBody));
       return;
     }
+    // A first message to someone goes to their name: the server opens the conversation.
     const item = outbox.add({
       clientId: newClientId(),
       conversation: cur.id,
+      to: cur.to ? cur.to.username : null,
       body,
       createdAt: new Date().toISOString(),
     });
     cur.dividerAfter = null; // answering means the new ones were read
     ui.input.value = "";
-    store.remove(draftKey(me.id, cur.id));
+    store.remove(draftKey(me.id, draftPlace(cur)));
     if (cur.detached) {
       cur = app.pane.setupConversation(cur.id, null); // back to the newest messages, where this one goes
     }

@@ -6,11 +6,15 @@
  */
 
 import {
+  adoptConversation,
   applyConversationPage,
+  currentConv,
+  findDirectWith,
   newestId,
   isViewing,
   oldestId,
   openCurrent,
+  openNewDirect,
   seenMarker,
   typingText,
 } from "../state/chat.js";
@@ -19,6 +23,7 @@ import { errorText, isGone, NO_LONGER_HERE } from "../text/errors.js";
 import { clockTime, dayLabel, fullTime, ms } from "../text/time.js";
 import * as api from "../net/api.js";
 import { isLongMessage } from "../text/words.js";
+import { draftKey } from "../state/storage.js";
 import { messageTimes } from "../state/written.js";
 import { el, fillAvatar, linkify, timeEl } from "./dom.js";
 
@@ -38,7 +43,7 @@ export function createConversationPane(app) {
   function renderHeader() {
     const cur = state.cur;
     if (!cur || !ui.title) return;
-    const conv = state.convs.get(cur.id);
+    const conv = currentConv(state);
     if (ui.menu) ui.menu.hidden = !conv || cur.gone;
     if (!conv) {
       ui.title.textContent = cur.goneName || "Conversation";
@@ -93,7 +98,7 @@ export function createConversationPane(app) {
       ui.historyStart.hidden = false;
       ui.historyStart.textContent = "Loading messages…";
     } else {
-      const peer = directPeer(me, state.convs.get(cur.id));
+      const peer = directPeer(me, currentConv(state));
       ui.historyStart.textContent = cur.msgs.size
         ? "This is the beginning of the conversation."
         : peer
@@ -527,10 +532,16 @@ export function createConversationPane(app) {
     if (li) li.appendChild(el("div", { class: "msg-seen", "data-testid": "seen-marker", text: marker.text }));
   }
 
+  /** Whether an outbox item shows in the open pane (a first message: in its person's new one). */
+  function shownHere(cur, item) {
+    if (cur.to) return item.conversation === null && item.to === cur.to.username;
+    return cur.id === item.conversation;
+  }
+
   /** Show (or update) a send that waits in the outbox. */
   function renderPending(item) {
     const cur = state.cur;
-    if (!cur || cur.id !== item.conversation) return;
+    if (!cur || !shownHere(cur, item)) return;
     if (cur.msgs.size && [...cur.msgs.values()].some((m) => m.client_id === item.client_id && m.sender.id === me.id)) {
       return;
     }
@@ -562,7 +573,7 @@ export function createConversationPane(app) {
 
   function renderOutboxFor(cur) {
     for (const item of app.outbox.all()) {
-      if (item.conversation === cur.id) renderPending(item);
+      if (shownHere(cur, item)) renderPending(item);
     }
   }
 
@@ -578,7 +589,7 @@ export function createConversationPane(app) {
   /** The composer, or in its place why one cannot write here. */
   function renderComposerState() {
     const cur = state.cur;
-    const conv = cur ? state.convs.get(cur.id) : null;
+    const conv = currentConv(state);
     const gone = Boolean(cur && cur.gone);
     const peer = directPeer(me, conv);
     const blocked = Boolean(!gone && peer && state.blocked.has(peer.username));
@@ -651,18 +662,15 @@ export function createConversationPane(app) {
 
   // -- loading ------------------------------------------------------------------------------
 
-  /** Open a conversation view: from boot data or by fetching; `target` is a message to show. */
-  function setupConversation(id, boot, target) {
-    app.composer.saveDraft();
-    const cur = openCurrent(state, id);
-    cur.target = typeof target === "number" && target > 0 ? target : null;
-    app.notifications.close(id);
+  /** Show the pane just opened, empty: its header, its draft and the composer. */
+  function showPane(cur) {
     clearMessages();
     ui.jump.hidden = true;
     app.notices.hideNotice();
     ui.emptyState.hidden = true;
     ui.conversation.hidden = false;
-    ui.conversation.dataset.conversationId = String(id);
+    if (cur.id === null) delete ui.conversation.dataset.conversationId;
+    else ui.conversation.dataset.conversationId = String(cur.id);
     ui.app.dataset.view = "conversation";
     if (ui.menu) ui.menu.open = false;
     renderHeader();
@@ -670,6 +678,15 @@ export function createConversationPane(app) {
     app.inbox.render();
     app.composer.restoreDraft();
     renderComposerState();
+  }
+
+  /** Open a conversation view: from boot data or by fetching; `target` is a message to show. */
+  function setupConversation(id, boot, target) {
+    app.composer.saveDraft();
+    const cur = openCurrent(state, id);
+    cur.target = typeof target === "number" && target > 0 ? target : null;
+    app.notifications.close(id);
+    showPane(cur);
     if (boot) {
       cur.loaded = true;
       cur.hasMore = Boolean(boot.hasMore);
@@ -685,6 +702,7 @@ export function createConversationPane(app) {
 
   /** Fetch the conversation (read pointers, members) and its newest page, and merge. */
   async function refreshConversation(cur) {
+    if (cur.id === null) return; // a new one: nothing on the server yet
     let detail;
     let page;
     try {
@@ -853,6 +871,68 @@ export function createConversationPane(app) {
     else if (opts.push) ui.title.focus({ preventScroll: true });
   }
 
+  /**
+   * Write to someone (`user`: {username, id?}): their direct conversation if there is one,
+   * else an empty pane addressed to them. Nothing is made or told until the first message.
+   */
+  function openPerson(user, opts) {
+    opts = opts || {};
+    const known = findDirectWith(state, user.username);
+    if (known) {
+      if (!opts.push) history.replaceState({ conversation: known.id, fromInbox: false }, "", urls.conversation(known.id));
+      openConversation(known.id, opts);
+      return;
+    }
+    if (opts.push) {
+      history.pushState(
+        { to: user.username, fromInbox: ui.app.dataset.view === "inbox" },
+        "",
+        urls.newDirect(user.username)
+      );
+    }
+    app.composer.saveDraft();
+    const cur = openNewDirect(state, user);
+    showPane(cur);
+    renderOutboxFor(cur);
+    renderHistoryTop();
+    scrollToBottom();
+    if (opts.focus) ui.input.focus({ preventScroll: true });
+    else if (opts.push) ui.title.focus({ preventScroll: true });
+  }
+
+  /** The person of the open new pane is known now (looked up by name). */
+  function personFound(user) {
+    const cur = state.cur;
+    if (!cur || !cur.to || cur.to.username !== user.username) return;
+    cur.to.id = user.id;
+    renderHeader();
+  }
+
+  /**
+   * The open new pane's conversation exists now: the first message opened it (`fetch`
+   * false: the answer carries that message), or it was found (`fetch`: load it whole).
+   * The pane is that conversation from here on, at its own address.
+   */
+  function adopt(id, { at = new Date().toISOString(), fetch = false } = {}) {
+    const cur = state.cur;
+    if (!cur || !cur.to) return;
+    const username = cur.to.username;
+    adoptConversation(state, id, at);
+    app.outbox.assign(username, id);
+    app.store.remove(draftKey(me.id, "to:" + username));
+    const fromInbox = Boolean(history.state && history.state.fromInbox);
+    history.replaceState({ conversation: id, fromInbox }, "", urls.conversation(id));
+    ui.conversation.dataset.conversationId = String(id);
+    if (fetch) {
+      cur.loaded = false; // what was said there before is fetched as a first page
+      renderHistoryTop();
+    }
+    renderHeader();
+    renderComposerState();
+    app.inbox.render();
+    refreshConversation(cur);
+  }
+
   function showInbox(opts) {
     opts = opts || {};
     app.composer.saveDraft();
@@ -942,6 +1022,9 @@ export function createConversationPane(app) {
     refreshConversation,
     revealMessage,
     openConversation,
+    openPerson,
+    personFound,
+    adopt,
     showInbox,
   };
 }

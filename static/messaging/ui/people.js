@@ -1,7 +1,6 @@
 /* Finding people by username: the sidebar's "Start a conversation" and the pickers of the group dialogs. */
 
 import * as api from "../net/api.js";
-import { findDirectWith } from "../state/chat.js";
 import { debounce } from "../lib/debounce.js";
 import { el, plainClick, userAvatar } from "./dom.js";
 
@@ -83,7 +82,7 @@ export function createPeopleSearch(app) {
     for (const user of users) {
       const a = el("a", {
         class: "search-result",
-        href: urls.direct(user.username),
+        href: urls.newDirect(user.username),
         "data-testid": "user-search-result",
         "data-username": user.username,
       });
@@ -91,15 +90,11 @@ export function createPeopleSearch(app) {
       if (state.online.has(user.id)) a.appendChild(el("span", { class: "search-online", text: "online" }));
       a.addEventListener("click", (event) => {
         if (!plainClick(event)) return;
-        const conv = findDirectWith(state, user.username);
-        if (conv) {
-          event.preventDefault();
-          ui.search.value = "";
-          close();
-          app.pane.openConversation(conv.id, { push: true, focus: true });
-        } else {
-          app.composer.saveDraft();
-        }
+        // Their conversation, or an empty one for them that exists once written in.
+        event.preventDefault();
+        ui.search.value = "";
+        close();
+        app.pane.openPerson(user, { push: true, focus: true });
       });
       const li = el("li", { class: "search-item" }, [a]);
       li.appendChild(
