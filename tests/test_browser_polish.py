@@ -437,3 +437,58 @@ def test_a_person_found_opens_empty_and_the_first_message_makes_the_conversation
     alice.until(
         lambda: alice.inbox_ids() == [with_carol.pk, conversation.pk], "alice: the inbox is off"
     )
+
+
+def online_dot(browser: Browser, conversation_id: int) -> str | None:
+    """Whether the inbox row shows its person online ("true"), as its green dot says."""
+    row = browser.inbox_item(conversation_id)
+    return browser.find(hook("online-dot"), row).get_attribute("data-online")
+
+
+def test_a_new_contact_shows_online_at_once_on_every_tab_once_she_writes(browsers):
+    UserFactory(username="alice")
+    UserFactory(username="bob")
+    bob = browsers("bob")
+    bob.log_in("bob", "/")
+    tabs = [bob.driver.current_window_handle]
+    bob.driver.switch_to.new_window("tab")
+    bob.open("/")
+    bob.visible(hook("app"))
+    bob.wait_online()
+    tabs.append(bob.driver.current_window_handle)
+    alice = browsers("alice")
+    alice.log_in("alice", "/")
+
+    # Alice is about to write to Bob, a stranger: he sees nothing of her yet.
+    find_person(alice, "bob")
+    for tab in tabs:
+        bob.driver.switch_to.window(tab)
+        bob.by_testid("user-search").send_keys("alice")
+        found = bob.visible(f'{hook("user-search-result")}[data-username="alice"]')
+        assert bob.find_all(".search-online", found) == [], "her presence showed before she wrote"
+        bob.by_testid("user-search").send_keys(Keys.ESCAPE)
+        assert bob.inbox_ids() == []
+
+    # She writes: on every tab of Bob's, her conversation arrives with her online, no reload.
+    alice.send("Hi Bob, new here")
+    alice.wait_message("Hi Bob, new here")
+    conversation = Conversation.objects.get().pk
+    for tab in tabs:
+        bob.driver.switch_to.window(tab)
+        bob.until(lambda: conversation in bob.inbox_ids(), "bob: her conversation did not arrive")
+        bob.until(lambda: online_dot(bob, conversation) == "true", "bob: she is not shown online")
+        bob.inbox_item(conversation).click()
+        bob.wait_message("Hi Bob, new here")
+        status = bob.by_testid("conversation-status")
+        assert status.text == "Online" and status.get_attribute("data-online") == "true"
+        head = bob.find(hook("online-dot"), bob.by_testid("conversation"))
+        assert head.get_attribute("data-online") == "true"
+
+    # Bob has not written there: Alice sees nothing of him until he answers, then at once.
+    assert alice.by_testid("conversation-status").text == "Offline"
+    bob.send("Welcome!")
+    alice.wait_message("Welcome!")
+    alice.until(
+        lambda: alice.by_testid("conversation-status").text == "Online",
+        "alice: he is not shown online after answering",
+    )
