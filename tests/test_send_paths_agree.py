@@ -32,11 +32,11 @@ from messaging.singletons import reset_all
 
 User = get_user_model()
 
-NAMES = ["ann", "ben", "cat", "dan", "eve"]
+NAMES = ["ann", "ben", "cat", "dan"]
 BODIES = ["hi", "hello", "  ", "x" * 4001]
 CLIENT_IDS = ["c0", "c1", "c2"]
 PAIRS = [(a, b) for a in range(len(NAMES)) for b in range(a + 1, len(NAMES))]
-MAX_EXAMPLES = 60
+MAX_EXAMPLES = 80
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,11 @@ def mixes(draw) -> Mix:
     """Draw a world and a list of sends in it."""
     people = st.integers(0, len(NAMES) - 1)
     directs = draw(st.lists(st.sampled_from(PAIRS), unique=True, max_size=4))
+    # Mostly between people who talk, so that a block meets their sends.
+    blocked_pairs = st.sampled_from(directs) if directs else st.sampled_from(PAIRS)
+    blocks_between = st.tuples(blocked_pairs | st.sampled_from(PAIRS), st.booleans()).map(
+        lambda pair_and_way: pair_and_way[0][:: -1 if pair_and_way[1] else 1]
+    )
     group_list = draw(
         st.lists(
             st.tuples(
@@ -83,16 +88,32 @@ def mixes(draw) -> Mix:
             max_size=2,
         )
     )
-    conversation_count = len(directs) + len(group_list)
-    places = st.tuples(st.just("to"), st.none() | people) | st.tuples(
-        st.just("conversation"),
-        st.none() | st.integers(0, conversation_count - 1) if conversation_count else st.none(),
-    )
+    members = [set(pair) for pair in directs] + [
+        others | {creator} for creator, others, _ in group_list
+    ]
     sends = st.builds(
         Send,
         sender=people,
-        place=places,
+        place=st.tuples(st.just("to"), st.none() | people),
         body=st.sampled_from(BODIES),
+        client_id=st.sampled_from(CLIENT_IDS),
+    )
+    if members:
+        # Mostly by someone who is (or was) in the conversation.
+        sends |= st.integers(0, len(members) - 1).flatmap(
+            lambda place: st.builds(
+                Send,
+                sender=st.sampled_from(sorted(members[place])) | people,
+                place=st.just(("conversation", place)),
+                body=st.sampled_from(BODIES),
+                client_id=st.sampled_from(CLIENT_IDS),
+            )
+        )
+    sends |= st.builds(
+        Send,
+        sender=people,
+        place=st.just(("conversation", None)),
+        body=st.just("hi"),
         client_id=st.sampled_from(CLIENT_IDS),
     )
     send_list = draw(st.lists(sends, min_size=1, max_size=10))
@@ -100,9 +121,7 @@ def mixes(draw) -> Mix:
         directs=directs,
         groups=group_list,
         earlier=draw(st.lists(st.tuples(sends, st.booleans()), max_size=3)),
-        blocks=draw(
-            st.lists(st.tuples(people, people).filter(lambda b: b[0] != b[1]), max_size=2)
-        ),
+        blocks=draw(st.lists(blocks_between, max_size=2)),
         inactive=draw(st.frozensets(people, max_size=2)),
         conversation_limit=draw(st.sampled_from([1, 2, 1000])),
         sends=send_list,
