@@ -8,7 +8,8 @@ send queue calls it), each on a fresh database, and the two runs must give the s
 answers, the same rows and memberships, and every member the same stamp chain.
 
 Sends the batch hands to the single path are stored after the batch's own, in commit
-order: that is the one difference allowed, and the chains must show exactly it.
+order: that is the one difference allowed, and the chains must show exactly it. Asking
+the rules costs the batch no round trip (the last test).
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from dataclasses import dataclass, field
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -388,3 +391,40 @@ def test_the_batch_and_the_single_path_answer_store_and_stamp_alike(monkeypatch)
     both_paths_agree()
     print(f"\n{len(examples)} mixes of sends ran through both paths")
     assert len(examples) >= MAX_EXAMPLES // 2
+
+
+def _round_trips(requests: list[SendRequest]) -> tuple[int, list]:
+    """Store a batch; return how many queries it sent (one a round trip) and its answers."""
+    with CaptureQueriesContext(connection) as queries:
+        outcomes, _ = messages_send_many(requests)
+    answers = [o.error.code if o.error else o.result.created for o in outcomes]
+    return len(queries.captured_queries), answers
+
+
+@pytest.mark.django_db(transaction=True)
+def test_asking_the_rules_costs_the_batch_no_round_trip(make_user):
+    users = [make_user(username=f"p{number}") for number in range(20)]
+    pairs = []
+    for first, second in zip(users[::2], users[1::2], strict=True):
+        services.message_send(sender=first, body="hi", client_id="c-0", to=second.username)
+        services.message_send(sender=second, body="hi", client_id="c-0", to=first.username)
+        pairs.append(Conversation.direct_key_for(first.pk, second.pk))
+    conversations = dict(Conversation.objects.values_list("direct_key", "pk"))
+    blocks.block_create(blocker=users[1], username=users[0].username)
+
+    one, one_answers = _round_trips(
+        [SendRequest(users[2], "one", "c-1", conversation_id=conversations[pairs[1]])]
+    )
+    ten, ten_answers = _round_trips(
+        [
+            SendRequest(users[2 * n], "ten", "c-2", conversation_id=conversations[pairs[n]])
+            for n in range(1, 10)
+        ]
+        + [SendRequest(users[0], "blocked", "c-2", conversation_id=conversations[pairs[0]])]
+    )
+
+    assert one_answers == [True] and ten_answers == [True] * 9 + ["cannot_send"]
+    # The refusal is answered inside the batch's own trips, not by a send of its own.
+    assert ten == one
+    if connection.vendor == "postgresql":
+        assert one == 2  # BEGIN and the reads under lock; the writes, COMMIT, the routes
