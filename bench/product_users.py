@@ -27,8 +27,13 @@ django.setup()
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.db import transaction  # noqa: E402
 
-from messaging.domain.services import conversation_open_direct  # noqa: E402
-from messaging.domain.tokens import token_issue  # noqa: E402
+try:
+    from messaging.domain.services import conversation_open_direct
+    from messaging.domain.tokens import token_issue
+except ImportError:
+    # A product checkout from before the layer packages (BENCH_PRODUCT_DIR, to compare).
+    from messaging.services import conversation_open_direct
+    from messaging.tokens import token_issue
 
 
 def main() -> None:

@@ -411,7 +411,6 @@ class _Locked:
     def stamp(self, index: int, request: SendRequest, conversation_id: int) -> _Stamped:
         """Stamp a send the batch stores, and note it: a later one with its client_id is
         its retry."""
-        self.taken(request, conversation_id)
         previous = {user: self.last_seqs[user] for user in self.members[conversation_id]}
         seq = send_rules.stamp(previous)
         self.last_seqs.update(dict.fromkeys(previous, seq))
@@ -422,9 +421,10 @@ class _Locked:
             client_id=request.client_id,
             seq=seq,
         )
+        self.taken(request, conversation_id, sent_hash=fields["sent_hash"])
         return _Stamped(index, fields, previous)
 
-    def taken(self, request: SendRequest, conversation_id: int) -> None:
+    def taken(self, request: SendRequest, conversation_id: int, *, sent_hash: str) -> None:
         """Note a send the batch stores: a later one with its client_id is its retry."""
         place = self.place(conversation_id)
         self.sent[(request.sender.pk, request.client_id)] = send_rules.Earlier(
@@ -432,7 +432,7 @@ class _Locked:
             direct_key=Conversation.direct_key_for(*place.members)
             if place.direct and len(place.members) == 2
             else None,
-            sent_hash=Message.hash_body(request.body),
+            sent_hash=sent_hash,
         )
 
 
