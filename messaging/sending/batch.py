@@ -360,6 +360,7 @@ class _Locked:
     # (conversation id, member id) -> membership id, of the members not shown there yet
     # (Membership.visible_to_members): writing there shows them.
     hidden: dict[tuple[int, int], int] = field(default_factory=dict)
+    places: dict[int, send_rules.Place] = field(default_factory=dict)
 
     def decide(self, request: SendRequest, conversation_id: int) -> send_rules.Decision | None:
         """Decide a send as message_send alone would; None if the batch cannot describe it.
@@ -402,11 +403,15 @@ class _Locked:
         )
 
     def place(self, conversation_id: int) -> send_rules.Place:
-        return send_rules.Place(
-            id=conversation_id,
-            direct=self.kinds[conversation_id] == Conversation.Kind.DIRECT,
-            members=frozenset(self.members.get(conversation_id, ())),
-        )
+        # Once per conversation: the sends of a batch mostly go to a few of them.
+        place = self.places.get(conversation_id)
+        if place is None:
+            place = self.places[conversation_id] = send_rules.Place(
+                id=conversation_id,
+                direct=self.kinds[conversation_id] == Conversation.Kind.DIRECT,
+                members=frozenset(self.members.get(conversation_id, ())),
+            )
+        return place
 
     def stamp(self, index: int, request: SendRequest, conversation_id: int) -> _Stamped:
         """Stamp a send the batch stores, and note it: a later one with its client_id is
