@@ -42,7 +42,7 @@ def _may(request, model, action: str) -> bool:
     return request.user.has_perm(f"{opts.app_label}.{get_permission_codename(action, opts)}")
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class NothingChanged:
     """Rows staff may look at but neither add, change nor delete here."""
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -55,7 +55,11 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
-class MembershipInline(admin.TabularInline):
+class ReadOnlyAdmin(NothingChanged, admin.ModelAdmin):
+    """A list and pages of rows that are only looked at here."""
+
+
+class MembershipInline(NothingChanged, admin.TabularInline):
     """Who is in a conversation: shown, never changed here.
 
     Adding oneself to a private conversation would read it silently; members join and
@@ -66,15 +70,6 @@ class MembershipInline(admin.TabularInline):
     extra = 0
     fields = ["user", "joined_at", "last_read_message_id", "visible_to_members"]
     readonly_fields = fields
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Conversation)
