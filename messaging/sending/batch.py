@@ -267,7 +267,7 @@ def _openings_allowed(
             handed_on.hand_on(index, opening.sender, opening.key)
         else:
             decision = send_rules.decide(facts)
-            if decision == send_rules.OPEN:
+            if decision.action is send_rules.Action.OPEN:
                 allowed[index] = opening
             elif decision.action is send_rules.Action.REFUSE:
                 outcomes[index] = SendOutcome(error=decision.error(request.client_id))
@@ -373,7 +373,9 @@ class _Locked:
             return None
         decision = send_rules.decide(facts)
         members = self.members.get(conversation_id, {})
-        if decision == send_rules.STORE and any(u not in self.last_seqs for u in members):
+        if decision.action is send_rules.Action.STORE and any(
+            u not in self.last_seqs for u in members
+        ):
             return None
         return decision
 
@@ -524,12 +526,12 @@ def _stamp_taken(
         request, conversation_id = requests[index], conversation_of[index]
         held = handed_on.holds(index, request.sender.pk)
         decision = None if held else locked.decide(request, conversation_id)
-        if decision is None or decision == send_rules.OPEN:
+        if decision is None or decision.action is send_rules.Action.OPEN:
             handed_on.hand_on(index, request.sender.pk)
             continue
         if decision.action is send_rules.Action.REFUSE:
             outcomes[index] = SendOutcome(error=decision.error(request.client_id))
-        if decision != send_rules.STORE:
+        if decision.action is not send_rules.Action.STORE:
             continue
         membership = locked.hidden.pop((conversation_id, request.sender.pk), None)
         if membership is not None:
