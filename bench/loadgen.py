@@ -28,7 +28,9 @@ received set (pushes plus sync): a DM acked but missing from its recipient is lo
 --mode idle opens --sockets authenticated sockets that only wait, and reports the server's
 RSS growth per socket.
 
-Every loop here is bounded in count and time; the only network peer is 127.0.0.1.
+What this shares with bench/group_load.py (the meter, pacing, settling, the final sync) is
+in bench/load_base.py. Every loop here is bounded in count and time; the only network peer
+is 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -36,35 +38,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import re
-import subprocess
 import sys
-import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
+from load_base import (
+    PRODUCT_COMPRESSION,  # noqa: F401 (bench/storm_load.py imports it from here)
+    SOCKET_OPTIONS,
+    Budget,
+    LoadHarness,
+    Meter,  # noqa: F401 (bench/storm_load.py imports it from here)
+    _ms,
+    _round,
+    apply_check,
+    check_url,
+    common_arguments,
+    cpu_fields,
+    cpu_use,
+    now,
+    percentiles,  # noqa: F401 (bench/storm_load.py imports it from here)
+    product_client,
+    rounded_percentiles,
+    run_and_write,
+    stored_rows,
+)
 from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from messaging.client import ChatClient
-
-try:  # The generator's own speed; the servers are not affected.
-    import uvloop
-except ImportError:  # pragma: no cover
-    uvloop = None
-if os.environ.get("BENCH_NO_UVLOOP"):
-    uvloop = None
-
-now = time.monotonic
-
-# An open-loop phase stops sending when its DMs arrive this late (median of the latest 50):
-# the server is overloaded, and more sends would only lengthen its queue.
-MAX_BEHIND_S = 2.0
-
 
 # --------------------------------------------------------------------------- accounting
 
@@ -84,106 +87,6 @@ class Rec:
         self.recv = None
         self.echo = None
         self.err = None
-
-
-def _ms(at: float | None, since: float) -> float | None:
-    return None if at is None else round((at - since) * 1000, 2)
-
-
-def percentiles(values: list[float]) -> dict[str, float | None]:
-    """Return p50/p95/p99/max of values (nearest rank), in the values' unit."""
-    if not values:
-        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
-    ordered = sorted(values)
-
-    def rank(p: float) -> float:
-        return ordered[max(0, min(len(ordered) - 1, math.ceil(p / 100 * len(ordered)) - 1))]
-
-    return {
-        "p50": rank(50),
-        "p95": rank(95),
-        "p99": rank(99),
-        "max": ordered[-1],
-        "mean": sum(ordered) / len(ordered),
-    }
-
-
-class Meter:
-    """CPU and memory of the server under test, of PostgreSQL and Redis, and of this process."""
-
-    def __init__(self, server_pid: int | None) -> None:
-        self.server = psutil.Process(server_pid) if server_pid else None
-        self.me = psutil.Process()
-        self.postmaster = None
-        self.redis = []
-        for proc in psutil.process_iter(["name", "ppid"]):
-            try:
-                name = proc.info["name"] or ""
-                if name == "redis-server":
-                    self.redis.append(proc)
-                elif name.startswith("postgres") and psutil.Process(
-                    proc.info["ppid"]
-                ).name() not in (
-                    "postgres",
-                    "postmaster",
-                ):
-                    self.postmaster = proc
-            except psutil.Error:
-                continue
-
-    def _infra_cpu(self) -> float:
-        total = 0.0
-        for proc in self.redis:
-            try:
-                times = proc.cpu_times()
-                total += times.user + times.system
-            except psutil.Error:
-                pass
-        if self.postmaster is not None:
-            try:
-                times = self.postmaster.cpu_times()
-                # Backends that exited are reaped by the postmaster: their time is here.
-                total += times.user + times.system + times.children_user + times.children_system
-                for child in self.postmaster.children():
-                    try:
-                        ctimes = child.cpu_times()
-                        total += ctimes.user + ctimes.system
-                    except psutil.Error:
-                        pass
-            except psutil.Error:
-                pass
-        return total
-
-    def sample(self) -> dict[str, float]:
-        sample = {"t": now(), "infra": self._infra_cpu()}
-        machine = psutil.cpu_times()
-        sample["busy"] = (
-            machine.user + machine.nice + machine.system + machine.irq + machine.softirq
-        )
-        sample["steal"] = getattr(machine, "steal", 0.0)
-        mine = self.me.cpu_times()
-        sample["gen"] = mine.user + mine.system
-        if self.server is not None:
-            try:
-                times = self.server.cpu_times()
-                sample["server"] = times.user + times.system
-                sample["rss"] = self.server.memory_info().rss
-            except psutil.Error:
-                sample["server"] = float("nan")
-                sample["rss"] = float("nan")
-        return sample
-
-    def server_busy(self, seconds: float) -> float:
-        """Return the server's CPU use over a short interval, as a fraction of one core."""
-        if self.server is None:
-            return 0.0
-        try:
-            before = self.server.cpu_times()
-        except psutil.Error:
-            return 0.0
-        time.sleep(seconds)
-        after = self.server.cpu_times()
-        return (after.user + after.system - before.user - before.system) / seconds
 
 
 # --------------------------------------------------------------------------- clients
@@ -207,14 +110,11 @@ class Client:
     closed: bool = False
 
 
-class Harness:
+class Harness(LoadHarness):
     def __init__(self, args, users: list[dict]) -> None:
-        self.args = args
+        super().__init__(args, recent=50, recent_min=20)
         self.kind = args.kind
         self.recs: dict[str, Rec] = {}
-        self.waiters: dict[str, asyncio.Future] = {}
-        self.errors: dict[str, int] = {}
-        self.frames_in = 0
         self.clients = [
             Client(index=i, name=u["username"], token=u.get("token")) for i, u in enumerate(users)
         ]
@@ -222,9 +122,6 @@ class Harness:
             client.partner = client.index ^ 1
         self.by_name = {c.name: c for c in self.clients}
         self.seq_counter = 0
-        self.recent: deque[float] = deque(maxlen=50)  # latest delivery latencies, s
-        self.current_phase = ""
-        self.meter = Meter(args.server_pid)
 
     # --- per-server adapter
 
@@ -284,18 +181,7 @@ class Harness:
             if client.ready is not None and not client.ready.done():
                 client.ready.set_result(frame)
         elif kind == "error":
-            code = frame.get("code", "?")
-            self.errors[code] = self.errors.get(code, 0) + 1
-            cid = frame.get("client_id")
-            rec = self.recs.get(cid) if cid else None
-            if rec is not None and rec.err is None:
-                rec.err = code
-                self._done(cid)
-
-    def _done(self, cid: str) -> None:
-        waiter = self.waiters.pop(cid, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+            self._on_error(frame)
 
     # --- connections
 
@@ -311,11 +197,7 @@ class Harness:
                     self.url(client),
                     additional_headers=self.headers(client),
                     compression=None,
-                    open_timeout=30,
-                    ping_interval=None,
-                    close_timeout=2,
-                    max_size=2**24,
-                    max_queue=4096,
+                    **SOCKET_OPTIONS,
                 )
                 client.reader = asyncio.create_task(self._read(client))
                 await asyncio.wait_for(client.ready, 30)
@@ -338,30 +220,13 @@ class Harness:
         def timed(frame: dict) -> None:
             self.on_frame(client, frame, now())
 
-        client.chat = ChatClient(
-            self.url(client),
-            client.token,
-            # Nothing reads `events()` here: the frames are counted as they arrive, and the
-            # final check syncs every user from 0.
-            max_events=0,
-            on_frame=timed,
-            compression=None,
-            open_timeout=30,
-            ping_interval=None,
-            close_timeout=2,
-            max_size=2**24,
-            max_queue=4096,
-        )
+        client.chat = product_client(self.url(client), client.token, timed)
         try:
             await client.chat.connect(retry_for=5, ready_timeout=30)
         except Exception as exc:
             raise RuntimeError(f"could not open socket of {client.name}: {exc!r}") from exc
         client.ws = client.chat.ws
         client.reader = asyncio.create_task(self._watch_closed(client))
-
-    async def _watch_closed(self, client: Client) -> None:
-        await client.chat.wait_closed()
-        client.closed = True
 
     async def _read(self, client: Client) -> None:
         ws = client.ws
@@ -424,15 +289,10 @@ class Harness:
 
     # --- phases
 
-    async def _answered(self, rec: Rec, cap: float) -> bool:
+    def _is_answered(self, rec: Rec) -> bool:
         if self.kind != "product":
             return True  # the baselines answer nothing but the copies, which may be lost
-        deadline = now() + cap
-        while now() < deadline:
-            if rec.ack is not None or rec.err is not None or rec.echo is not None:
-                return True
-            await asyncio.sleep(0.05)
-        return False
+        return rec.ack is not None or rec.err is not None or rec.echo is not None
 
     async def closed_loop(
         self, phase: str, duration: float, window: int, timeout: float, hard_cap: float = 10
@@ -462,11 +322,8 @@ class Harness:
                     self.waiters.pop(cid, None)
                     return
 
-        profiler = self._start_profiler(phase, duration)
-        await asyncio.gather(*(slot(c) for c in self.clients for _ in range(window)))
-        end_sample = self.meter.sample()
-        if profiler is not None:
-            await asyncio.to_thread(profiler.wait, 60)
+        slots = (slot(c) for c in self.clients for _ in range(window))
+        end_sample = await self._gather_profiled(phase, duration, slots)
         return {
             "name": phase,
             "mode": "closed",
@@ -486,40 +343,22 @@ class Harness:
         start_sample = self.meter.sample()
         t0 = start_sample["t"] + 0.05
         interval = 1.0 / rate
-        lag_max = 0.0
-        k = 0
         phase_cids = []
         self.recent.clear()
         self.current_phase = phase
-        stopped_at = None
-        next_check = t0 + 1
+
+        async def send(k: int, due: float) -> None:
+            sender = clients[k % n]
+            if not sender.closed:
+                cid, rec = self.new_rec(phase, sender, due)
+                phase_cids.append(cid)
+                try:
+                    await self.send(sender, cid, rec)
+                except Exception:
+                    pass
+
         profiler = self._start_profiler(phase, duration)
-        while k < total:
-            t = now()
-            if t >= next_check:
-                next_check = t + 0.25
-                if self._overloaded(t - t0):
-                    # Far behind schedule: more sends would only queue up in the server.
-                    stopped_at = t - t0
-                    break
-            while k < total and t0 + k * interval <= t:
-                sender = clients[k % n]
-                if not sender.closed:
-                    cid, rec = self.new_rec(phase, sender, t0 + k * interval)
-                    phase_cids.append(cid)
-                    try:
-                        await self.send(sender, cid, rec)
-                    except Exception:
-                        pass
-                k += 1
-                t = now()
-            lag_max = max(lag_max, t - (t0 + (k - 1) * interval))
-            if k < total:
-                wait = t0 + k * interval - now()
-                if wait > 0:
-                    # Event-loop timers have millisecond resolution: below that, sleeping
-                    # would spin; the DMs due meanwhile go out together, timed from schedule.
-                    await asyncio.sleep(max(wait, 0.001))
+        stopped_at = await self._pace(t0, total, interval, send)
         sched_end = now()
         sched_sample = self.meter.sample()
         if profiler is not None:
@@ -560,54 +399,6 @@ class Harness:
             "_samples": (start_sample, end_sample),
         }
 
-    def _overloaded(self, elapsed: float) -> bool:
-        """Tell whether recent DMs reach their recipients MAX_BEHIND_S after schedule, or
-        none has arrived at all that long into the phase."""
-        if len(self.recent) >= 20:
-            ordered = sorted(self.recent)
-            return ordered[len(ordered) // 2] > MAX_BEHIND_S
-        return elapsed > MAX_BEHIND_S + 1 and not self.recent
-
-    async def settle(self, limit: float) -> bool:
-        """Wait until the server is quiet: no frame for 0.5 s and under 30 % of a core.
-
-        Return False when it is still delivering after `limit` seconds (a backlog).
-        Lost messages do not count: a server that drops instead of queueing settles.
-        """
-        deadline = now() + limit
-        while now() < deadline:
-            frames = self.frames_in
-            busy = await asyncio.to_thread(self.meter.server_busy, 0.5)
-            if frames == self.frames_in and busy < 0.3:
-                return True
-        return False
-
-    def _start_profiler(self, phase: str, duration: float):
-        if not self.args.profile_out or phase != self.args.profile_phase:
-            return None
-        if not self.args.server_pid:
-            return None
-        spy = Path(sys.executable).with_name("py-spy")
-        out = Path(self.args.profile_out)
-        command = [
-            str(spy),
-            "record",
-            "--pid",
-            str(self.args.server_pid),
-            "--duration",
-            str(max(1, int(duration) - 1)),
-            "--rate",
-            os.environ.get("BENCH_PROFILE_RATE", "200"),
-            "--format",
-            "raw",
-            "--output",
-            str(out.with_suffix(".txt")),
-            "--nonblocking",
-            # Only the thread holding the GIL: where the server's CPU goes, not its waits.
-            "--gil",
-        ]
-        return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
     # --- the product's final check
 
     async def sync_all(self, client: Client) -> set[str]:
@@ -616,34 +407,8 @@ class Harness:
 
     async def product_check(self, answer_wait: float, deadline: float) -> dict:
         """Compare acked sends, database rows and what each client can see after sync."""
-        answered_by = now() + answer_wait
-        while now() < answered_by:
-            unanswered = sum(
-                1
-                for r in self.recs.values()
-                if r.sent is not None and r.ack is None and r.err is None
-            )
-            if unanswered == 0:
-                break
-            await asyncio.sleep(0.2)
-        started = now()
-        gate = asyncio.Semaphore(20)
-        synced: dict[int, set[str]] = {}
-
-        failed_syncs = []
-
-        async def one(client: Client) -> None:
-            async with gate:
-                try:
-                    left = deadline - now()
-                    if left <= 0:
-                        raise TimeoutError("no time left")
-                    synced[client.index] = await asyncio.wait_for(self.sync_all(client), left)
-                except Exception as exc:
-                    failed_syncs.append(f"{client.name}: {type(exc).__name__}")
-
-        await asyncio.gather(*(one(c) for c in self.clients if not c.closed))
-        sync_s = now() - started
+        await self._wait_answered(answer_wait)
+        synced, failed_syncs, sync_s = await self._sync_each(self.clients, deadline, self.sync_all)
         names = {c.index: c.name for c in self.clients}
         stored = self._stored_client_ids(list(names.values()))
         totals = {
@@ -702,14 +467,12 @@ class Harness:
 
     def _stored_client_ids(self, usernames: list[str]) -> set[tuple[str, str]]:
         """Return (sender, client_id) of every message these users sent, from the database."""
-        import psycopg
-
-        with psycopg.connect(self.args.db_url) as db:
-            rows = db.execute(
-                "SELECT u.username, m.client_id FROM messaging_message m "
-                "JOIN auth_user u ON u.id = m.sender_id WHERE u.username = ANY(%s)",
-                (usernames,),
-            ).fetchall()
+        rows = stored_rows(
+            self.args.db_url,
+            "SELECT u.username, m.client_id FROM messaging_message m "
+            "JOIN auth_user u ON u.id = m.sender_id WHERE u.username = ANY(%s)",
+            (usernames,),
+        )
         return {(username, cid) for username, cid in rows}
 
     # --- reporting
@@ -734,11 +497,8 @@ class Harness:
         echo = [(r.echo - r.sched) * 1000 for r in sent if r.echo is not None]
         acks = [(r.ack - r.sched) * 1000 for r in sent if r.ack is not None]
         lag = [(r.sent - r.sched) * 1000 for r in sent]
-        server_cpu = end_sample.get("server", 0) - start_sample.get("server", 0)
-        infra_cpu = end_sample["infra"] - start_sample["infra"]
-        gen_cpu = end_sample["gen"] - start_sample["gen"]
-        busy = end_sample["busy"] - start_sample["busy"]
-        foreign = busy - gen_cpu - infra_cpu - (server_cpu if server_cpu == server_cpu else 0)
+        use = cpu_use(start_sample, end_sample)
+        server_cpu = use["server"]
         count = max(len(delivered), 1)
         report = dict(info)
         sched_end = report.pop("_sched_end", None)
@@ -753,19 +513,14 @@ class Harness:
                 "not_delivered": len(sent) - len(delivered),
                 "errors": sum(1 for r in sent if r.err is not None),
                 "delivered_per_s": round(in_window / info["duration_s"], 1),
-                "latency_ms": {k: _round(v) for k, v in percentiles(latencies).items()},
-                "sender_copy_latency_ms": {k: _round(v) for k, v in percentiles(echo).items()},
-                "ack_latency_ms": {k: _round(v) for k, v in percentiles(acks).items()},
-                "send_lag_ms": {k: _round(v) for k, v in percentiles(lag).items()},
+                "latency_ms": rounded_percentiles(latencies),
+                "sender_copy_latency_ms": rounded_percentiles(echo),
+                "ack_latency_ms": rounded_percentiles(acks),
+                "send_lag_ms": rounded_percentiles(lag),
                 "server_cpu_s": _round(server_cpu),
                 "server_cpu_ms_per_dm": _round(server_cpu * 1000 / count),
-                "server_cpu_pct": _round(100 * server_cpu / wall) if wall else None,
-                "server_rss_mb": _round(end_sample.get("rss", 0) / 2**20),
-                "pg_redis_cpu_ms_per_dm": _round(infra_cpu * 1000 / count),
-                "generator_cpu_pct": _round(100 * gen_cpu / wall) if wall else None,
-                # Everything else this machine ran meanwhile (another user's tests, say):
-                # far above 0 means the figures of this phase are disturbed.
-                "other_cpu_pct": _round(100 * foreign / wall) if wall else None,
+                "pg_redis_cpu_ms_per_dm": _round(use["infra"] * 1000 / count),
+                **cpu_fields(use, end_sample),
                 "steal_pct": _round(100 * (end_sample["steal"] - start_sample["steal"]) / wall)
                 if wall
                 else None,
@@ -776,14 +531,6 @@ class Harness:
             report["schedule_overrun_ms"] = _round((sched_end - end) * 1000)
             report["drain_s"] = _round(drain)
         return report
-
-
-def _round(value):
-    if value is None:
-        return None
-    if isinstance(value, float) and value != value:
-        return None
-    return round(value, 2)
 
 
 # --------------------------------------------------------------------------- modes
@@ -815,10 +562,7 @@ async def run_load(args, users: list[dict]) -> dict:
     result["skipped_rates"] = []
     for step in plan.get("open", []):
         rate = step["rate"]
-        if any(p.get("saturated") for p in result["phases"]) or not budget.allows(
-            step["duration_s"] + plan.get("drain_s", 3) + plan.get("settle_max_s", 10) + 5
-        ):
-            # Higher rates than one the server could not keep up with only grow its backlog.
+        if budget.skips(result, plan, step["duration_s"]):
             result["skipped_rates"].append(rate)
             continue
         info = await harness.open_loop(
@@ -831,14 +575,9 @@ async def run_load(args, users: list[dict]) -> dict:
         result["phases"].append(harness.phase_report(info))
         budget.save(result)
     if args.kind == "product" and args.db_url and plan.get("check", True):
-        result["check"] = await harness.product_check(
-            min(plan.get("answer_wait_s", 30), max(budget.left() - 30, 5)),
-            deadline=now() + max(budget.left() - 5, 10),
-        )
-        for phase in result["phases"]:
-            counts = result["check"]["per_phase"].get(phase["name"], {})
-            phase["lost"] = counts.get("lost", 0)
-            phase["push_missed_healed_by_sync"] = counts.get("push_missed", 0)
+        answer_wait, deadline = budget.check_times(plan)
+        result["check"] = await harness.product_check(answer_wait, deadline=deadline)
+        apply_check(result)
     else:
         # No sync in the baselines: a DM is lost when its recipient never got the push.
         await asyncio.sleep(plan.get("drain_s", 3) / 3)
@@ -849,23 +588,6 @@ async def run_load(args, users: list[dict]) -> dict:
     result["sockets_dropped"] = sum(1 for c in harness.clients if c.closed)
     await harness.close_all(harness.clients)
     return result
-
-
-class Budget:
-    """The time this run may take; partial results are saved as phases finish."""
-
-    def __init__(self, seconds: float, out: Path) -> None:
-        self.deadline = now() + seconds
-        self.out = out
-
-    def left(self) -> float:
-        return self.deadline - now()
-
-    def allows(self, seconds: float) -> bool:
-        return self.left() > seconds
-
-    def save(self, result: dict) -> None:
-        self.out.write_text(json.dumps(dict(result, partial=True), indent=2))
 
 
 async def _settle(harness: Harness, plan: dict) -> None:
@@ -913,22 +635,16 @@ def main() -> None:
     parser.add_argument("--mode", choices=["load", "idle"], default="load")
     parser.add_argument("--kind", choices=["product", "relay", "channels"], required=True)
     parser.add_argument("--label", required=True)
-    parser.add_argument("--url", required=True, help="ws://127.0.0.1:PORT")
     parser.add_argument("--users", help="JSON list of {username, token} (product)")
     parser.add_argument("--count", type=int, help="number of users (baselines)")
-    parser.add_argument("--server-pid", type=int)
     parser.add_argument("--plan", default="{}")
     parser.add_argument("--db-url", help="product database, for the final check")
-    parser.add_argument("--profile-out", help="py-spy the server during one phase")
-    parser.add_argument("--profile-phase", default="closed", help="the phase to profile")
     parser.add_argument("--idle-warm", type=int, default=20)
     parser.add_argument("--idle-parallel", type=int, default=32)
     parser.add_argument("--idle-hold", type=float, default=3)
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--budget", type=float, default=600, help="seconds for the whole run")
+    common_arguments(parser)
     args = parser.parse_args()
-    if not args.url.startswith("ws://127.0.0.1:"):
-        parser.error("the benchmark only drives servers on 127.0.0.1")
+    check_url(parser, args.url)
     if args.users:
         users = json.loads(Path(args.users).read_text())
         if args.count:
@@ -937,16 +653,7 @@ def main() -> None:
         users = [{"username": str(i)} for i in range(args.count)]
     if len(users) % 2:
         users = users[:-1]
-    if uvloop is not None:
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    runner = run_idle if args.mode == "idle" else run_load
-    result = asyncio.run(runner(args, users))
-    result["generator"] = {
-        "pid": os.getpid(),
-        "event_loop": "uvloop" if uvloop is not None else "asyncio",
-        "cpu_affinity": psutil.Process().cpu_affinity(),
-    }
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    run_and_write(args, run_idle if args.mode == "idle" else run_load, users)
 
 
 if __name__ == "__main__":

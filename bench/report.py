@@ -287,6 +287,24 @@ def write_report(results: dict, outdir: Path) -> None:
         "well above 0 means something else was running and the phase is disturbed."
     )
     add("")
+    if results.get("bigdb"):
+        from bigdb import report_lines
+
+        lines += report_lines(results["bigdb"])
+    elif results.get("bigdb_failed"):
+        lines += ["## Big database", "", f"FAILED: {results['bigdb_failed']}", ""]
+    if results.get("groups"):
+        from groups import report_lines as group_lines
+
+        lines += group_lines(results["groups"])
+    elif results.get("groups_failed"):
+        lines += ["## Groups", "", f"FAILED: {results['groups_failed']}", ""]
+    if results.get("reconnect"):
+        from storm import report_lines as storm_lines
+
+        lines += storm_lines(results["reconnect"])
+    elif results.get("reconnect_failed"):
+        lines += ["## Reconnect storm", "", f"FAILED: {results['reconnect_failed']}", ""]
     (outdir / "summary.md").write_text("\n".join(lines))
     _plot(servers, many, rates, outdir / "latency.png", machine)
 

@@ -17,7 +17,13 @@ user's 20 never-reading sockets flood it while two people chat (tests/abuse.py).
 Knobs (environment): BENCH_QUICK=1, BENCH_USERS (200), BENCH_RATES ("250,500,1000,2000"),
 BENCH_OPEN_S, BENCH_CLOSED_S, BENCH_WINDOW, BENCH_IDLE_SOCKETS (5000), BENCH_MANY_USERS
 (2000), BENCH_SERVERS (comma list of the above, plus "idle" and "abuse"), BENCH_ABUSE_S
-(30), BENCH_PROFILE=1 (py-spy of
+(30), BENCH_BIGDB_DB, BENCH_BIGDB_SIZE, BENCH_BIGDB_REUSE (the `bigdb` phase: heavy users'
+reads on a seeded database, bench/bigdb.py), BENCH_GROUPS, BENCH_GROUP_SIZE, BENCH_GROUP_RATES
+(the `groups` phase: fan-out to groups whose members are all online, bench/groups.py),
+BENCH_STORM_USERS, BENCH_STORM_TALKERS, BENCH_STORM_RATE, BENCH_STORM_S (the `reconnect`
+phase: every socket cut at once, bench/storm.py),
+BENCH_PRODUCT_DB, BENCH_TUTORIAL_DB, BENCH_PRODUCT_REDIS_DB, BENCH_TUTORIAL_REDIS_DB (the
+databases it empties: chat_bench, chat_bench_tutorial, 12, 13), BENCH_PROFILE=1 (py-spy of
 the product during its closed loop, or the phase named by BENCH_PROFILE_PHASE such as
 open1000, and its many-users phase; slows it: its figures are not
 for quoting), BENCH_DAPHNE_ARGS (options added to the product's daphne).
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import atexit
 import datetime as dt
+import importlib
 import json
 import os
 import platform
@@ -50,21 +57,35 @@ PY = str(ROOT / ".venv" / "bin" / "python")
 DAPHNE = str(ROOT / ".venv" / "bin" / "daphne")
 HOST = "127.0.0.1"
 PG = ["-h", HOST, "-p", "5432", "-U", "postgres"]
-PRODUCT_DB = "chat_bench"
-TUTORIAL_DB = "chat_bench_tutorial"
-PRODUCT_REDIS_DB = 12
-TUTORIAL_REDIS_DB = 13
+PRODUCT_DB = os.environ.get("BENCH_PRODUCT_DB") or "chat_bench"
+TUTORIAL_DB = os.environ.get("BENCH_TUTORIAL_DB") or "chat_bench_tutorial"
+PRODUCT_REDIS_DB = int(os.environ.get("BENCH_PRODUCT_REDIS_DB") or 12)
+TUTORIAL_REDIS_DB = int(os.environ.get("BENCH_TUTORIAL_REDIS_DB") or 13)
 
 QUICK = os.environ.get("BENCH_QUICK", "") not in ("", "0")
 PROFILE = os.environ.get("BENCH_PROFILE", "") not in ("", "0")
-RESULTS = BENCH / "results" / ("quick" if QUICK else "")
-TMP = BENCH / "results" / "tmp"
+# BENCH_RESULTS_DIR: somewhere else than bench/results (a run that must not replace them).
+RESULTS_BASE = Path(os.environ.get("BENCH_RESULTS_DIR") or BENCH / "results").resolve()
+RESULTS = RESULTS_BASE / ("quick" if QUICK else "")
+TMP = RESULTS_BASE / "tmp"
 
 SERVERS = {
     "product": "product: daphne + PostgreSQL + Redis, all guarantees",
     "tutorial": "Channels tutorial: RedisChannelLayer + 1 INSERT/DM",
     "inmemory": "bare daphne + in-memory layer, nothing stored",
     "node": "Node ws relay, nothing stored",
+}
+
+
+# Phases in modules of their own: key -> (module, its entry point, what the log says).
+MODULE_PHASES = {
+    "groups": ("groups", "bench_groups", "fan-out to groups whose members are all online"),
+    "reconnect": (
+        "storm",
+        "bench_reconnect",
+        "every socket cut at once and back as browsers come back",
+    ),
+    "bigdb": ("bigdb", "bench_bigdb", "heavy users' reads on a big seeded database"),
 }
 
 
@@ -78,7 +99,10 @@ def env_float(name: str, default: float) -> float:
 
 def config() -> dict:
     rates = os.environ.get("BENCH_RATES") or ("250,500" if QUICK else "250,500,1000,2000")
-    servers = os.environ.get("BENCH_SERVERS") or "product,tutorial,inmemory,node,idle,abuse"
+    servers = (
+        os.environ.get("BENCH_SERVERS")
+        or "product,tutorial,inmemory,node,idle,abuse,groups,reconnect,bigdb"
+    )
     return {
         "quick": QUICK,
         "users": env_int("BENCH_USERS", 200),
@@ -103,6 +127,11 @@ def config() -> dict:
 # --------------------------------------------------------------------------- processes
 
 _started: list[subprocess.Popen] = []
+
+
+def shown(path: Path) -> str:
+    """Name a path from the checkout when it lies inside it."""
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def log(text: str) -> None:
@@ -595,7 +624,7 @@ def main() -> None:
     busy = wait_for_quiet(cfg["quiet_wait_s"])
     info = machine_info(cfg)
     info["machine_busy_pct_at_start"] = round(busy, 1)
-    log(f"{'quick' if QUICK else 'full'} run; results in {RESULTS.relative_to(ROOT)}")
+    log(f"{'quick' if QUICK else 'full'} run; results in {shown(RESULTS)}")
     for old in RESULTS.glob("*.json"):
         old.unlink()
 
@@ -638,7 +667,7 @@ def main() -> None:
 
     results: dict = {"machine": info, "servers": {}}
     for key in cfg["servers"]:
-        if key in ("idle", "abuse"):
+        if key in ("idle", "abuse", *MODULE_PHASES):
             continue
         if time.monotonic() - started > cfg["max_total_s"]:
             log(f"time budget spent: {key} skipped")
@@ -668,6 +697,16 @@ def main() -> None:
         except (RuntimeError, subprocess.SubprocessError, ValueError, IndexError) as exc:
             log(f"abuse FAILED: {exc}")
             results["abuse_failed"] = str(exc)
+    for key, (module_name, function, what) in MODULE_PHASES.items():
+        if key not in cfg["servers"] or time.monotonic() - started > cfg["max_total_s"]:
+            continue
+        module = importlib.import_module(module_name)
+        log(f"product: {what} ({key})")
+        try:
+            results[key] = getattr(module, function)(cfg, ctx, sys.modules[__name__])
+        except (RuntimeError, subprocess.SubprocessError, ValueError, OSError) as exc:
+            log(f"{key} FAILED: {exc}")
+            results[f"{key}_failed"] = str(exc)
     results["machine"]["elapsed_s"] = round(time.monotonic() - started, 1)
     results["machine"]["loadavg_at_end"] = os.getloadavg()
     (RESULTS / "summary.json").write_text(json.dumps(results, indent=2))
@@ -676,21 +715,28 @@ def main() -> None:
     from report import write_report
 
     write_report(results, RESULTS)
-    for name in ("product-profile", "many-users-profile"):
+    for name in ("product-profile", "many-users-profile", "groups-profile"):
         profile = RESULTS / f"{name}.txt"
         if PROFILE and profile.exists():
             from profile_summary import summarise
 
             (RESULTS / f"{name}-summary.txt").write_text(summarise(profile, 40))
-            log(f"py-spy profile: {RESULTS.relative_to(ROOT)}/{name}-summary.txt")
-    log(f"done in {results['machine']['elapsed_s']} s: {RESULTS.relative_to(ROOT)}/summary.md")
+            log(f"py-spy profile: {shown(RESULTS)}/{name}-summary.txt")
+    log(f"done in {results['machine']['elapsed_s']} s: {shown(RESULTS)}/summary.md")
     print((RESULTS / "summary.md").read_text())
     failed = [k for k, v in results["servers"].items() if v.get("failed")]
     if failed or results.get("idle_failed") or results.get("abuse_failed"):
         raise SystemExit(f"bench: failed: {', '.join(failed) or 'idle or abuse'}")
+    for key in MODULE_PHASES:
+        if results.get(f"{key}_failed"):
+            raise SystemExit(f"bench: {key} failed: {results[f'{key}_failed']}")
     product = results["servers"].get("product") or {}
     product_lost = sum(phase.get("lost", 0) for phase in product.get("phases", []))
     product_lost += (results.get("abuse") or {}).get("lost", 0)
+    for key in ("groups", "reconnect"):
+        if results.get(key):
+            module = importlib.import_module(MODULE_PHASES[key][0])
+            product_lost += module.lost_total(results[key])
     if product_lost:
         # The other servers make no promise; the product does.
         raise SystemExit(f"bench: the product lost {product_lost} message(s)")

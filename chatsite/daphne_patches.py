@@ -1,4 +1,4 @@
-"""Two changes to daphne's WebSocket protocol: standard close codes, a bounded send buffer.
+"""Changes to daphne: standard close codes, a bounded send buffer, lighter idle sockets.
 
 Both reach into daphne (and the Twisted transport under it) because daphne offers no hook
 for either; tests/test_daphne_patches.py fails when a daphne or Twisted release moves what
@@ -17,11 +17,31 @@ transport still holds of earlier frames are compared with CHAT_SOCKET_SEND_BUFFE
 it, the socket is closed with 1008 (if the client never reads that close frame either,
 autobahn drops the connection one second later). The client reconnects and syncs: nothing
 stored is lost.
+
+Lighter, bounded queue: daphne hands a socket's frames to the application through an
+asyncio.Queue, which allocates four deques when made, about 2.5 KB that each idle socket
+held for nothing, and has no bound. A WebSocket's queue is a WaitingFrames
+(messaging/realtime/backpressure.py) instead, which allocates only while something waits
+and, once the application has set its bound, closes a socket whose client writes faster
+than it is answered as daphne puts the frames in: no task per socket copies them to
+another queue.
+
+Handshake leftovers: once a socket is open, the HTTP request it was upgraded from (Twisted
+keeps it in its HTTP channel, which stays the transport's producer) and autobahn's copy of
+the request's bytes and headers are no longer read, yet each socket kept them, about 4 KB.
+They are let go when the socket opens; daphne keeps only the path for its access log.
+
+Options read from the factory: autobahn copies its factory's 29 protocol options (timeouts,
+sizes, origins) into every connection's instance dict when it connects, unless the class
+already has them; the class has them as properties reading the factory instead, so a socket
+holds only an option set on it alone (autobahn sets none of them differently).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from functools import partial
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +58,20 @@ def unsent_bytes(transport) -> int:
     return len(buffered) - transport.offset + transport._tempDataLen
 
 
+class _Handshake:
+    """What daphne still reads of a socket's handshake request once it is open."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
 def patch_daphne() -> None:
-    """Apply both changes to daphne's WebSocket protocol, once."""
+    """Apply the changes to daphne, once."""
     try:
+        from daphne.http_protocol import WebRequest
+        from daphne.server import Server
         from daphne.ws_protocol import WebSocketProtocol
     except ImportError:  # Not running under daphne.
         return
@@ -48,6 +79,9 @@ def patch_daphne() -> None:
         return
     _allow_standard_close_codes(WebSocketProtocol)
     _bound_send_buffer(WebSocketProtocol)
+    _light_socket_queues(Server)
+    _forget_handshakes(WebRequest, WebSocketProtocol)
+    _options_from_factory(WebSocketProtocol)
     WebSocketProtocol._chat_patched = True
 
 
@@ -91,3 +125,85 @@ def _bound_send_buffer(protocol_class) -> None:
             self.serverClose(CLOSE_POLICY_VIOLATION)
 
     protocol_class.serverSend = server_send
+
+
+def _light_socket_queues(server_class) -> None:
+    from messaging.realtime.backpressure import WaitingFrames
+
+    original = server_class.create_application
+
+    def create_application(self, protocol, scope):
+        if scope.get("type") != "websocket":
+            return original(self, protocol, scope)
+        # As daphne's own (4.2), with a WaitingFrames in place of the asyncio.Queue.
+        assert "application_instance" not in self.connections[protocol]
+        input_queue = WaitingFrames()
+        scope.setdefault("asgi", {"version": "3.0"})
+        application_instance = self.application(
+            scope=scope,
+            receive=input_queue.get,
+            send=partial(self.handle_reply, protocol),
+        )
+        if protocol not in self.connections:
+            return None
+        self.connections[protocol]["application_instance"] = asyncio.ensure_future(
+            application_instance, loop=asyncio.get_event_loop()
+        )
+        return input_queue
+
+    server_class.create_application = create_application
+
+
+def _forget_handshakes(request_class, protocol_class) -> None:
+    original_process = request_class.process
+    original_open = protocol_class.onOpen
+
+    def process(self):
+        result = original_process(self)
+        # daphne sets the request's transport to None only when it handed the connection
+        # to a WebSocket protocol; the HTTP channel would keep the request until it closes.
+        channel = self.channel
+        if self.transport is None and channel is not None and self in channel.requests:
+            channel.requests.remove(self)
+        return result
+
+    def on_open(self):
+        original_open(self)
+        for name in ("http_request_data", "http_headers", "http_status_line"):
+            if hasattr(self, name):
+                setattr(self, name, None)
+        request = getattr(self, "request", None)
+        if request is not None:
+            self.request = _Handshake(request.path)
+
+    request_class.process = process
+    protocol_class.onOpen = on_open
+
+
+def _options_from_factory(protocol_class) -> None:
+    for name in protocol_class.CONFIG_ATTRS:
+        if name not in vars(protocol_class):
+            setattr(protocol_class, name, _factory_option(name))
+
+
+def _factory_option(name: str) -> property:
+    """Make a protocol option read from the factory unless set to another value on a socket."""
+    own = "_own_" + name
+
+    def get(self):
+        mine = vars(self)
+        if own in mine:
+            return mine[own]
+        return getattr(self.factory, name)
+
+    def set_(self, value) -> None:
+        factory = getattr(self, "factory", None)
+        if factory is not None and getattr(factory, name, _UNSET) is value:
+            vars(self).pop(own, None)
+        else:
+            vars(self)[own] = value
+
+    return property(get, set_, doc=f"autobahn's {name}, as the factory has it.")
+
+
+_UNSET = object()

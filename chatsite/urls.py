@@ -5,6 +5,7 @@ from django.urls import include, path
 from messaging.metrics import metrics_view
 from messaging.ops.health import healthz
 from messaging.web.http import limit_posts
+from messaging.web.installable import LogoutView
 from messaging.web.views import LoginForm
 
 urlpatterns = [
@@ -17,6 +18,8 @@ urlpatterns = [
         limit_posts(auth_views.LoginView.as_view(authentication_form=LoginForm)),
         name="login",
     ),
+    # Before Django's own: the answer also clears what the browser keeps of the chat.
+    path("accounts/logout/", LogoutView.as_view(), name="logout"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("healthz", healthz, name="healthz"),
     path("metrics", metrics_view, name="metrics"),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import emoji
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 INT64_MIN = -(2**63)
@@ -62,12 +64,18 @@ ClientId = Annotated[str, Field(min_length=1, max_length=64)]
 MessageId = Annotated[int, Field(ge=1, le=INT64_MAX)]
 
 
+UploadId = Annotated[str, Field(min_length=1, max_length=64)]
+MAX_ATTACHMENTS = 10
+
+
 class SendFrame(_Frame):
     type: Literal["message.send"]
     body: str
     client_id: ClientId
     to: str | None = None
     conversation: MessageId | None = None
+    reply_to: MessageId | None = None
+    attachments: Annotated[list[UploadId], Field(max_length=MAX_ATTACHMENTS)] = []
 
 
 class SyncFrame(_Frame):
@@ -101,13 +109,37 @@ class PingFrame(_Frame):
     type: Literal["ping"]
 
 
+class ReactionFrame(_Frame):
+    type: Literal["reaction.add", "reaction.remove"]
+    id: MessageId
+    emoji: Annotated[str, Field(min_length=1, max_length=64)]
+
+
 InboundFrame = (
-    SendFrame | SyncFrame | ReadFrame | TypingFrame | EditFrame | DeleteFrame | PingFrame
+    SendFrame
+    | SyncFrame
+    | ReadFrame
+    | TypingFrame
+    | EditFrame
+    | DeleteFrame
+    | PingFrame
+    | ReactionFrame
 )
 
+_FRAME_MODELS = (
+    SendFrame,
+    SyncFrame,
+    ReadFrame,
+    TypingFrame,
+    EditFrame,
+    DeleteFrame,
+    PingFrame,
+    ReactionFrame,
+)
 FRAME_TYPES: dict[str, TypeAdapter] = {
-    model.model_fields["type"].annotation.__args__[0]: TypeAdapter(model)
-    for model in (SendFrame, SyncFrame, ReadFrame, TypingFrame, EditFrame, DeleteFrame, PingFrame)
+    frame_type: TypeAdapter(model)
+    for model in _FRAME_MODELS
+    for frame_type in model.model_fields["type"].annotation.__args__
 }
 
 
@@ -214,7 +246,40 @@ def parse_frame(text: str, *, max_chars: int) -> InboundFrame:
         raise ChatError(
             ErrorCode.BAD_FRAME, "give exactly one of 'to' and 'conversation'", client_id=echo
         )
+    if isinstance(frame, SendFrame) and len(set(frame.attachments)) != len(frame.attachments):
+        raise ChatError(ErrorCode.BAD_FRAME, "attachments: an upload twice", client_id=echo)
+    if isinstance(frame, ReactionFrame):
+        qualified = canonical_emoji(frame.emoji)
+        if qualified is None:
+            raise ChatError(ErrorCode.BAD_FRAME, "emoji: give exactly one emoji")
+        frame = frame.model_copy(update={"emoji": qualified})
     return frame
+
+
+_VARIATION_SELECTOR = "\ufe0f"
+
+
+def _without_selectors(text: str) -> str:
+    return text.replace(_VARIATION_SELECTOR, "")
+
+
+@functools.cache
+def _fully_qualified() -> dict[str, str]:
+    """Map each emoji, its presentation selectors left out, to its fully qualified form."""
+    return {
+        _without_selectors(text): text
+        for text, data in emoji.EMOJI_DATA.items()
+        if data["status"] == emoji.STATUS["fully_qualified"]
+    }
+
+
+def canonical_emoji(text: str) -> str | None:
+    """Return one emoji in its fully qualified form, or None if the text is not one emoji.
+
+    "❤" and "❤️", "👍" and "👍" with a selector are each one reaction, however a client
+    wrote them.
+    """
+    return _fully_qualified().get(_without_selectors(text))
 
 
 def _validation_detail(exc: ValidationError) -> str:
@@ -247,13 +312,45 @@ def user_data(user) -> dict[str, Any]:
     return {"id": user.pk, "username": user.username}
 
 
+@dataclass(frozen=True)
+class MessageParts:
+    """What a message shows beside its text: the reply's quote, reactions, files, mentions.
+
+    Read in bulk for a page of messages (messaging.domain.message_parts); a message
+    without them is shown with none, as a new plain message is.
+    """
+
+    reply_to: dict[str, Any] | None = None
+    reactions: list[dict[str, Any]] = field(default_factory=list)
+    attachments: list[dict[str, Any]] = field(default_factory=list)
+    mentions: list[int] = field(default_factory=list)
+
+
+NO_PARTS = MessageParts()
+# How much of a quoted message a reply shows, in code points (PROTOCOL.md).
+QUOTE_CHARS = 200
+
+
+def quote_data(original) -> dict[str, Any]:
+    """Show the message a reply answers: who wrote it and the start of its text."""
+    deleted = original.deleted_at is not None
+    return {
+        "id": original.pk,
+        "sender": user_data(original.sender),
+        "body": "" if deleted else original.body[:QUOTE_CHARS],
+        "deleted": deleted,
+    }
+
+
 def message_data(message) -> dict[str, Any]:
     """Show a message as the protocol does; a deleted one keeps its id, not its body.
 
     `removed_by` is "moderator" when staff hid the message, null otherwise (its sender
-    deleted it, or it is not deleted).
+    deleted it, or it is not deleted). A deleted message shows no quote, reactions, files
+    or mentions either.
     """
     deleted = message.deleted_at is not None
+    parts = NO_PARTS if deleted else getattr(message, "parts", NO_PARTS)
     return {
         "id": message.pk,
         "seq": message.seq,
@@ -266,6 +363,10 @@ def message_data(message) -> dict[str, Any]:
         "deleted": deleted,
         "removed_by": "moderator" if deleted and message.hidden_by_id is not None else None,
         "kind": message.kind,
+        "reply_to": parts.reply_to,
+        "reactions": parts.reactions,
+        "attachments": parts.attachments,
+        "mentions": parts.mentions,
     }
 
 

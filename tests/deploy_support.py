@@ -26,6 +26,7 @@ from tests.live import ROOT, Daphne, LiveClient
 DEPLOY = ROOT / "deploy"
 SITE = DEPLOY / "nginx" / "chat.conf"
 UNIT = DEPLOY / "systemd" / "chat@.service"
+WORKER_UNIT = DEPLOY / "systemd" / "chat-worker@.service"
 PROCFILE = DEPLOY / "Procfile"
 ENV_EXAMPLE = DEPLOY / "chat.env.example"
 CHAT_MANAGE = DEPLOY / "chat-manage"
@@ -91,8 +92,12 @@ def render_site(
     key: Path,
     static_root: Path,
     upstream_ports: list[int],
+    media_root: Path | None = None,
 ) -> str:
-    """Fill in deploy/nginx/chat.conf as docs/operations.md tells ops to, for this machine."""
+    """Fill in deploy/nginx/chat.conf as docs/operations.md tells ops to, for this machine.
+
+    `media_root` defaults to a `media` folder beside `static_root`.
+    """
     text = SITE.read_text()
     values = {
         "@SERVER_NAME@": HOSTNAME,
@@ -101,6 +106,7 @@ def render_site(
         "@TLS_CERT@": str(cert),
         "@TLS_KEY@": str(key),
         "@STATIC_ROOT@": str(static_root),
+        "@MEDIA_ROOT@": str(media_root or static_root.with_name("media")),
     }
     for placeholder, value in values.items():
         assert placeholder in text, f"{placeholder} is not in {SITE}"
@@ -122,9 +128,9 @@ def render_site(
     return text[: upstream.start()] + block + text[upstream.end() :]
 
 
-def unit_setting(name: str) -> str:
-    """Return the value of a `Name=` line of deploy/systemd/chat@.service."""
-    for line in UNIT.read_text().splitlines():
+def unit_setting(name: str, unit: Path = UNIT) -> str:
+    """Return the value of a `Name=` line of deploy/systemd/chat@.service (or `unit`)."""
+    for line in unit.read_text().splitlines():
         if line.startswith(f"{name}="):
             return line.removeprefix(f"{name}=")
     raise KeyError(name)
@@ -187,6 +193,48 @@ class UnitDaphne(Daphne):
         return re.findall(r'^(\S+) .*"WSCONNECT /ws/chat/"', self.access_log.read_text(), re.M)
 
 
+def unit_worker_command(instance: int, metrics_port: int) -> list[str]:
+    """Return the worker unit's ExecStart for an instance, its metrics on a port of our own."""
+    program, *arguments = shlex.split(unit_setting("ExecStart", WORKER_UNIT))
+    assert program == "/srv/chat/.venv/bin/python", program
+    arguments = [argument.replace("%i", str(instance)) for argument in arguments]
+    at = arguments.index("--metrics-port")
+    arguments[at + 1] = str(metrics_port)
+    return [sys.executable, *arguments]
+
+
+class UnitWorker:
+    """A `manage.py chat_worker` process run as deploy/systemd/chat-worker@.service runs it."""
+
+    def __init__(self, *, env: dict[str, str], log_path: Path):
+        self.metrics_port = free_port()
+        self.env = {**Daphne(env=env).env}
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 20) -> UnitWorker:
+        self._log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            unit_worker_command(1, self.metrics_port),
+            cwd=ROOT,
+            env=self.env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for_port(self.metrics_port, timeout=timeout, process=self.process, name="worker")
+        return self
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()
+
+
 @dataclass
 class Reply:
     status: int
@@ -209,7 +257,15 @@ class Nginx:
     """nginx of the test's own: the rendered site on free ports of 127.0.0.1, everything
     (pid, logs, temporary files) in one folder; the system's nginx is left alone."""
 
-    def __init__(self, folder: Path, *, cert: Path, static_root: Path, upstream_ports: list[int]):
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        cert: Path,
+        static_root: Path,
+        upstream_ports: list[int],
+        media_root: Path | None = None,
+    ):
         self.binary = ensure_nginx()
         self.folder = folder
         self.cert = cert
@@ -222,6 +278,7 @@ class Nginx:
             key=cert.with_name("privkey.pem"),
             static_root=static_root,
             upstream_ports=upstream_ports,
+            media_root=media_root,
         )
         self.process: subprocess.Popen | None = None
 

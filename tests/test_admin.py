@@ -283,3 +283,34 @@ async def test_revoking_a_token_in_the_admin_closes_its_sockets(connect, alice, 
         closed = await socket.communicator.receive_output(timeout=3)
     assert closed["code"] == 4401
     assert not await database_sync_to_async(AuthToken.objects.exists)()
+
+
+def test_an_actions_note_speaks_the_staff_members_language(make_user, alice, bob):
+    from messaging.models import Report
+
+    _, report = reported_message(alice, bob)
+    staff = make_user(username="moderatorin", is_staff=True, is_superuser=True)
+    client = HttpClient(HTTP_ACCEPT_LANGUAGE="de")
+    client.force_login(staff)
+    page = client.post(
+        "/admin/messaging/report/",
+        {"action": "dismiss", "_selected_action": [report.pk]},
+        follow=True,
+    ).content.decode()
+    assert "1 Meldung verworfen." in page
+    assert "Verwerfen" in page  # the action itself, in the list's menu
+    assert Report.objects.get().status != "open"
+
+
+def test_the_lists_columns_and_states_speak_the_staff_members_language(make_user, alice, bob):
+    from messaging.domain import services
+
+    services.message_send(sender=alice, body="hola", client_id="c", to="bob")
+    staff = make_user(username="moderadora", is_staff=True, is_superuser=True)
+    client = HttpClient(HTTP_ACCEPT_LANGUAGE="es")
+    client.force_login(staff)
+    page = client.get("/admin/messaging/message/").content.decode()
+    assert "Texto" in page and "Estado" in page  # the columns' headers
+    assert ">visible<" in page
+    page = client.get("/admin/messaging/conversation/").content.decode()
+    assert "Miembros" in page and "Mensajes" in page

@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from messaging.domain import services
+from messaging.domain import message_changes, reading, services
 from messaging.domain.tokens import token_issue
 from tests.factories import PASSWORD
 from tests.helpers import post_json
@@ -26,7 +26,8 @@ def test_register_returns_a_working_token(client):
     body = response.json()
     assert body["user"]["username"] == "erin"
     me = client.get("/api/conversations/", HTTP_AUTHORIZATION=f"Bearer {body['token']}")
-    assert me.status_code == 200 and me.json() == {"conversations": []}
+    assert me.status_code == 200
+    assert me.json() == {"conversations": [], "has_more": False, "next_cursor": None}
 
 
 def test_register_reports_field_errors(client, alice):
@@ -150,9 +151,7 @@ def test_inbox_orders_by_last_activity_with_unread_counts(client, alice, bob, ca
         "from bob 2",
     ]
     assert [c["unread"] for c in conversations] == [1, 2]
-    services.conversation_mark_read(
-        user=alice, conversation_id=last.conversation_id, up_to=last.id
-    )
+    reading.conversation_mark_read(user=alice, conversation_id=last.conversation_id, up_to=last.id)
     conversations = client.get("/api/conversations/", **bearer(alice)).json()["conversations"]
     assert [c["unread"] for c in conversations] == [0, 2]
 
@@ -160,7 +159,7 @@ def test_inbox_orders_by_last_activity_with_unread_counts(client, alice, bob, ca
 def test_unread_skips_deleted_messages(client, alice, bob):
     kept = send(bob, "kept", "alice")
     gone = send(bob, "gone", "alice")
-    services.message_delete(actor=bob, message_id=gone.id)
+    message_changes.message_delete(actor=bob, message_id=gone.id)
     conversations = client.get("/api/conversations/", **bearer(alice)).json()["conversations"]
     assert conversations[0]["unread"] == 1
     assert kept.id
@@ -244,7 +243,7 @@ def test_healthz_reports_database_and_channel_layer(client):
     assert response.status_code == 200
     assert response.json() == {
         "status": "ok",
-        "checks": {"database": "ok", "channel_layer": "ok"},
+        "checks": {"database": "ok", "channel_layer": "ok", "jobs": "ok"},
     }
 
 

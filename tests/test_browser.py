@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from django.contrib.auth import get_user_model
 from selenium.webdriver.common.keys import Keys
 
-from messaging.domain import services
+from messaging.domain import reading, services
 from messaging.models import Block, Conversation, Membership, Message, Report
 from tests import browser as shared
 from tests.browser import Browser, direct, hook, hover, say, stored
@@ -391,7 +391,7 @@ def test_the_phone_layout_switches_between_inbox_and_conversation(browsers):
     with_bob = direct(alice_user, bob_user)
     for n in range(1, 61):
         say(bob_user if n % 3 else alice_user, with_bob, f"Earlier {n}")
-    services.conversation_mark_read(
+    reading.conversation_mark_read(
         user=alice_user, conversation_id=with_bob.pk, up_to=Message.objects.latest("id").pk
     )
     say(bob_user, with_bob, "Are you on your phone?")

@@ -16,7 +16,7 @@ from datetime import UTC
 from django.contrib.auth import get_user_model
 from selenium.webdriver.common.keys import Keys
 
-from messaging.domain import groups, services
+from messaging.domain import groups, message_changes, services
 from messaging.models import Conversation, Message
 from messaging.protocol import message_data
 from tests import browser as shared
@@ -208,9 +208,17 @@ def test_after_an_outage_the_page_is_back_within_seconds_of_the_server(browsers,
         "alice: the page stopped trying",
         timeout=9,
     )
+    # Screen readers are told what the banner shows, and that the connection is back.
+    said = "return document.querySelector('[data-testid=\"status-region\"]').textContent"
+    alice.until(
+        lambda: alice.js(said)
+        and alice.js(said) == alice.find(hook("connection-banner") + " .banner-text").text,
+        "alice: the lost connection was not said",
+    )
     live.start()
     alice.wait_online(timeout=7)
     alice.gone(hook("connection-banner"))
+    alice.until(lambda: alice.js(said) == "Connected again.", "alice: not told it is back")
     alice.send("Back so soon")
     alice.wait_message("Back so soon")
 
@@ -277,7 +285,7 @@ def test_focus_stays_put_after_edit_and_delete_and_the_skip_link_leads_somewhere
     bob = browsers("bob")
     bob.log_in("bob", f"/c/{conversation.pk}/")
     bob.wait_message("Cheap watches")
-    services.message_hide(moderator=staff, message_id=spam.pk)
+    message_changes.message_hide(moderator=staff, message_id=spam.pk)
     removed = "This message was removed by a moderator"
     for person in (alice, bob):
         person.until(lambda p=person: removed in p.bodies(), f"{person.name}: not told")

@@ -193,6 +193,24 @@ async def test_a_lost_push_is_synced_before_the_next_one_is_handed_on(server, us
         await bob.close()
 
 
+async def test_an_unasked_pong_syncs_what_was_missed(server, users, client_of):
+    """The server's channel layer came back: pushes may have been lost, and it says so with
+    a pong nobody asked for (its `last_seq`)."""
+    alice = await client_of("alice")
+    bob = await LossyClient(server.ws_url, users["bob"]["token"], lose={"two"}).connect()
+    try:
+        await alice.send("one", to=users["bob"]["username"])
+        [first] = await next_events(bob, 1)
+        last = await alice.send("two", to=users["bob"]["username"])
+        assert await nothing_more(bob) == []  # lost, and nothing shows the gap yet
+        bob._receive({"type": "pong", "last_seq": last["seq"]})
+        [synced] = await next_events(bob, 1)
+        assert synced["type"] == SYNCED and synced["message"]["body"] == "two"
+        assert bob.last_seq == last["seq"] > first["message"]["seq"]
+    finally:
+        await bob.close()
+
+
 async def test_pushes_dropped_while_nobody_reads_are_synced_again(client_of, users):
     alice = await client_of("alice")
     bob = await client_of("bob", max_events=2)
@@ -280,7 +298,10 @@ async def test_edit_delete_read_and_typing(client_of, users):
     assert {"typing", "read"} <= seen
 
 
-async def test_a_refused_handshake_raises_and_is_retried_only_when_asked(server):
+async def test_a_refused_handshake_raises_and_is_retried_only_when_asked(server, monkeypatch):
+    # Without jitter the pauses are 0.2 s and 0.4 s before the third try, so a client that
+    # retries takes at least 0.6 s; with jitter a retry could give up sooner, by chance.
+    monkeypatch.setattr("messaging.client.connection.random.uniform", lambda low, high: 1.0)
     client = ChatClient(server.ws_url, "not-a-token")
     with pytest.raises(InvalidStatus) as refused:
         await client.connect()

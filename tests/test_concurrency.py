@@ -6,7 +6,7 @@ import threading
 import pytest
 from django.db import connection
 
-from messaging.domain import selectors, services
+from messaging.domain import message_changes, selectors, services
 from messaging.domain.events import collecting, user_group
 from messaging.models import ChangeStream, Message
 
@@ -67,12 +67,12 @@ def test_a_reader_that_syncs_while_many_write_misses_nothing(make_user):
                 ).message
                 mine.append(message.pk)
                 if rng.random() < 0.3:
-                    services.message_edit(
+                    message_changes.message_edit(
                         editor=writer, message_id=rng.choice(mine), body=f"edited {n}"
                     )
                 if rng.random() < 0.1:
                     target = mine.pop(rng.randrange(len(mine)))
-                    services.message_delete(actor=writer, message_id=target)
+                    message_changes.message_delete(actor=writer, message_id=target)
 
         return run
 

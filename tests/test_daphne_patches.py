@@ -1,4 +1,4 @@
-"""The two changes to daphne (chatsite/daphne_patches.py) still hold on the daphne we run.
+"""The changes to daphne (chatsite/daphne_patches.py) still hold on the daphne we run.
 
 These fail when a daphne, autobahn or Twisted release moves what the patches rely on.
 """
@@ -12,6 +12,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from chatsite.daphne_patches import patch_daphne, unsent_bytes
+from messaging.delivery.light_queue import LightQueue
 from tests.abuse import _open_never_reading, prepare
 from tests.live import Daphne, LiveClient, wait_closed
 
@@ -24,6 +25,16 @@ def test_the_internals_the_patches_use_are_there():
     assert WebSocketProtocol._chat_patched
     for name in ("serverClose", "serverSend", "sendCloseFrame", "STATE_OPEN"):
         assert hasattr(WebSocketProtocol, name), name
+    from daphne.http_protocol import WebRequest
+    from daphne.server import Server
+    from twisted.web.http import HTTPChannel
+
+    # The socket queue's replacement mirrors daphne's create_application and what it keeps.
+    assert Server.create_application.__name__ == "create_application"
+    assert hasattr(Server, "handle_reply")
+    # What an open socket lets go of: the upgraded request, autobahn's handshake copy.
+    assert hasattr(WebRequest, "process") and hasattr(WebSocketProtocol, "onOpen")
+    assert isinstance(HTTPChannel().requests, list)
     assert issubclass(tcp.Connection, abstract.FileDescriptor)
     assert abstract.FileDescriptor.dataBuffer == b""
     assert abstract.FileDescriptor.offset == 0
@@ -40,6 +51,39 @@ def test_unsent_bytes_counts_what_a_transport_holds():
     assert unsent_bytes(transport) == 1500
     transport.dataBuffer, transport.offset, transport._tempDataLen = b"z" * 800, 300, 0
     assert unsent_bytes(transport) == 500
+
+
+async def test_a_sockets_frames_reach_the_application_in_order_and_none_is_lost():
+    queue = LightQueue()
+    queue.put_nowait({"n": 1})
+    queue.put_nowait({"n": 2})
+    assert [await queue.get(), await queue.get()] == [{"n": 1}, {"n": 2}]
+    # A read cancelled while waiting (the application stopping) takes no frame with it.
+    waiting = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    waiting.cancel()
+    await asyncio.sleep(0)
+    queue.put_nowait({"n": 3})
+    assert await queue.get() == {"n": 3}
+    # A frame that arrives while the application waits is handed to it at once.
+    waiting = asyncio.ensure_future(queue.get())
+    await asyncio.sleep(0)
+    queue.put_nowait({"n": 4})
+    assert await waiting == {"n": 4}
+    assert queue.empty() and queue.items is None and queue.getters is None
+
+
+def test_a_channel_buffer_its_socket_does_not_empty_keeps_only_the_newest():
+    from messaging.delivery.layer import ChatRedisChannelLayer
+
+    layer = ChatRedisChannelLayer(hosts=["redis://127.0.0.1:6379/10"], capacity=3)
+    queue = layer.receive_buffer["specific.x!y"]
+    assert isinstance(queue, LightQueue) and queue.empty()
+    for n in range(5):
+        queue.put_nowait(n)
+    assert queue.full() and [queue.get_nowait() for _ in range(3)] == [2, 3, 4]
+    with pytest.raises(asyncio.QueueEmpty):
+        queue.get_nowait()
 
 
 def closed_for(server: Daphne, reason: str) -> float:

@@ -6,6 +6,7 @@ deploy/chat-manage; and a clean stop (SIGTERM) behind the proxy."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import pwd
@@ -36,6 +37,7 @@ from tests.deploy_support import (
     Nginx,
     ProxiedClient,
     UnitDaphne,
+    UnitWorker,
     self_signed_certificate,
     unit_daphne_arguments,
     unit_setting,
@@ -89,7 +91,9 @@ def test_the_unit_and_the_procfile_run_daphne_behind_the_proxy():
         for line in PROCFILE.read_text().splitlines()
         if line.startswith("web:")
     ]
-    program, *procfile_arguments = shlex.split(command)
+    wrapper, program, *procfile_arguments = shlex.split(command)
+    # The wrapper starts a daphne that died again (tests/test_ops_procfile.py).
+    assert wrapper == "deploy/keep-running"
     assert program == ".venv/bin/daphne"
     assert [a.replace("$PORT", "8001") for a in procfile_arguments] == arguments
 
@@ -153,7 +157,9 @@ def test_the_example_environment_collects_static_files_and_passes_the_deploy_che
 
 @pytest.fixture
 def stack(transactional_db, tmp_path, certificate, static_root):
-    """Start two daphne processes as chat@.service does and nginx with the site in front."""
+    """Start two daphne processes as chat@.service does, a worker as chat-worker@.service
+    does, and nginx with the site in front."""
+    worker = UnitWorker(env=SERVER_ENV, log_path=tmp_path / "worker.log")
     daphnes = [
         UnitDaphne(
             env={**SERVER_ENV, "STATIC_ROOT": str(static_root)},
@@ -172,16 +178,19 @@ def stack(transactional_db, tmp_path, certificate, static_root):
         for daphne in daphnes:
             daphne.launch()
         nginx.start()
+        worker.start()
         for daphne in daphnes:
             daphne.wait_listening()
         yield nginx, daphnes
     finally:
         nginx.stop()
+        worker.stop()
         for daphne in daphnes:
             daphne.stop()
-    for daphne in daphnes:
-        log = daphne.log_path.read_text()
+    for log_path in [*(daphne.log_path for daphne in daphnes), worker.log_path]:
+        log = log_path.read_text()
         assert "Traceback" not in log, log
+    assert worker.process.returncode == 0, "the worker did not stop cleanly on SIGTERM"
 
 
 async def open_on(client: ProxiedClient, daphnes: list[UnitDaphne]) -> int:
@@ -319,11 +328,16 @@ async def test_two_users_chat_over_wss_through_nginx_one_on_each_process(
     assert "immutable" in hashed.headers["Cache-Control"]
     missing = await asyncio.to_thread(nginx.https, "GET", "/static/messaging/nothing.css")
     assert missing.status == 404
+    # server_tokens off: nginx names itself without its version, in headers and pages.
+    assert missing.headers["Server"] == "nginx"
+    assert b"<center>nginx</center>" in missing.body
     for daphne in daphnes:
         assert "/static/" not in daphne.access_log.read_text()
 
     health = await asyncio.to_thread(nginx.https, "GET", "/healthz")
     assert health.status == 200 and json.loads(health.body)["status"] == "ok"
+    # The worker of chat-worker@.service runs the jobs: the queue moves.
+    assert json.loads(health.body)["checks"]["jobs"] == "ok"
     redirect = await asyncio.to_thread(nginx.plain_http, "/c/1/?x=1")
     assert redirect.status == 301
     assert redirect.headers["Location"] == f"https://{HOSTNAME}/c/1/?x=1"
@@ -438,3 +452,135 @@ async def test_nginx_refuses_a_burst_of_token_requests_and_lets_a_normal_pace_th
     for _ in range(4):
         await asyncio.sleep(1.1)
         assert (await asyncio.to_thread(post_token, nginx, "alice")).status == 200
+
+
+# --- Files through nginx ------------------------------------------------------------------
+
+
+@pytest.fixture
+def upload_stack(transactional_db, tmp_path, certificate, static_root):
+    """One daphne that leaves the bytes of downloads to nginx (X-Accel-Redirect)."""
+    media_root = tmp_path / "media"
+    daphne = UnitDaphne(
+        env={
+            **SERVER_ENV,
+            "STATIC_ROOT": str(static_root),
+            "MEDIA_ROOT": str(media_root),
+            "CHAT_UPLOADS_X_ACCEL": "/internal-media/",
+        },
+        log_path=tmp_path / "daphne.log",
+        access_log=tmp_path / "access.log",
+    )
+    nginx = Nginx(
+        tmp_path / "nginx",
+        cert=certificate,
+        static_root=static_root,
+        media_root=media_root,
+        # The site names two processes; both lines lead to this one.
+        upstream_ports=[daphne.port, daphne.port],
+    )
+    try:
+        daphne.launch()
+        nginx.start()
+        daphne.wait_listening()
+        yield nginx, daphne, media_root
+    finally:
+        nginx.stop()
+        daphne.stop()
+    log = daphne.log_path.read_text()
+    assert "Traceback" not in log, log
+
+
+def multipart_file(name: str, content: bytes) -> tuple[bytes, str]:
+    boundary = secrets.token_hex(12)
+    body = (
+        (
+            f"--{boundary}\r\n"
+            f'Content-Disposition: form-data; name="file"; filename="{name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+def png_bytes() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (64, 48), "teal").save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.services
+def test_a_file_goes_up_through_nginx_and_comes_down_from_its_internal_location(
+    upload_stack, alice, bob, carol
+):
+    from messaging.domain import services
+    from messaging.domain.uploads import attach, attachable
+
+    nginx, daphne, media_root = upload_stack
+    alice_auth = {"Authorization": f"Bearer {api_token(nginx, 'alice')}"}
+    bob_auth = {"Authorization": f"Bearer {api_token(nginx, 'bob')}"}
+    carol_auth = {"Authorization": f"Bearer {api_token(nginx, 'carol')}"}
+
+    body, content_type = multipart_file("teal.png", png_bytes())
+    sent = nginx.https(
+        "POST", "/api/uploads/", body=body, headers={**alice_auth, "Content-Type": content_type}
+    )
+    assert sent.status == 201, sent.body
+    upload = json.loads(sent.body)["upload"]
+    assert (upload["content_type"], upload["width"], upload["height"]) == ("image/png", 64, 48)
+
+    # A body larger than a file may be: nginx answers from the headers, daphne never sees it.
+    too_large = nginx.https(
+        "POST",
+        "/api/uploads/",
+        headers={**alice_auth, "Content-Type": content_type, "Content-Length": "30000000"},
+    )
+    assert too_large.status == 413
+    assert daphne.access_log.read_text().count('"POST /api/uploads/"') == 1
+
+    # Unsent, the file is alice's alone; the bytes come from MEDIA_ROOT through nginx.
+    assert nginx.https("GET", upload["url"], headers=bob_auth).status == 404
+    mine = nginx.https("GET", upload["url"], headers=alice_auth)
+    assert mine.status == 200
+    (stored,) = [p for p in media_root.rglob("*.png") if p.is_file()]
+    assert mine.body == stored.read_bytes()
+    assert mine.headers["Content-Type"] == "image/png"
+    assert mine.headers["Content-Disposition"].startswith("inline;")
+    assert mine.headers["X-Content-Type-Options"] == "nosniff"
+    assert "private" in mine.headers["Cache-Control"]
+    assert "X-Accel-Redirect" not in mine.headers
+    thumbnail = nginx.https("GET", upload["thumbnail_url"], headers=alice_auth)
+    assert thumbnail.status == 200 and thumbnail.headers["Content-Type"] == "image/webp"
+
+    # The internal location is not reachable from outside, whatever the path.
+    name = stored.relative_to(media_root).as_posix()
+    assert nginx.https("GET", f"/internal-media/{name}", headers=alice_auth).status == 404
+
+    # Sent to bob: his to download too, not carol's.
+    message = services.message_send(
+        sender=alice, body="a photo", client_id="f-1", to="bob"
+    ).message
+    attach(attachable(alice.pk, [upload["id"]]), message.pk)
+    theirs = nginx.https("GET", upload["url"], headers=bob_auth)
+    assert theirs.status == 200 and theirs.body == stored.read_bytes()
+    assert nginx.https("GET", upload["url"], headers=carol_auth).status == 404
+
+    # A download that is not a picture is an attachment, of the type the server found.
+    body, content_type = multipart_file("page.html", b"<script>alert(1)</script>")
+    html = json.loads(
+        nginx.https(
+            "POST",
+            "/api/uploads/",
+            body=body,
+            headers={**alice_auth, "Content-Type": content_type},
+        ).body
+    )["upload"]
+    download = nginx.https("GET", html["url"], headers=alice_auth)
+    assert download.body == b"<script>alert(1)</script>"
+    assert download.headers["Content-Type"] == "application/octet-stream"
+    assert download.headers["Content-Disposition"].startswith("attachment;")
+    assert download.headers["X-Content-Type-Options"] == "nosniff"

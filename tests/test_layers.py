@@ -8,9 +8,10 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "messaging"
 
 # From the bottom up (docs/architecture.md); a module may import its own layer and below.
-LAYERS = ["ground", "domain", "delivery", "sending", "realtime", "web", "ops", "top"]
+LAYERS = ["ground", "domain", "jobs", "delivery", "sending", "realtime", "web", "ops", "top"]
 PLACES = {
     "domain": "domain",
+    "jobs": "jobs",
     "delivery": "delivery",
     "sending": "sending",
     "realtime": "realtime",

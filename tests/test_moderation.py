@@ -2,14 +2,19 @@
 
 import json
 import re
+from datetime import timedelta
+from io import StringIO
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.core.management import call_command
 from django.test import Client
+from django.utils import timezone
 
-from messaging.domain import moderation, services
-from messaging.models import AuthToken, Message, ModerationAction, Report
+from messaging.domain import message_changes, moderation, services
+from messaging.models import AuthToken, Message, ModerationAction, Report, Upload
+from messaging.protocol import ChatError
 from tests.helpers import api, send_frame
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -169,7 +174,8 @@ def test_deactivation_is_reversible(staff, alice):
     ) == ["deactivate", "reactivate"]
 
 
-def test_dismiss_and_restore_are_audited(staff, alice, bob):
+def test_dismiss_and_restore_are_audited(staff, alice, bob, settings):
+    settings.CHAT_DELETED_RETENTION_DAYS = 30  # staff keep hidden messages to restore them
     message = send(alice, "borderline", "bob", "c-1")
     report_via_api(bob, message.pk, "hmm")
     report = Report.objects.get()
@@ -225,3 +231,41 @@ def test_user_input_is_inert_in_the_admin(staff, alice, bob, carol):
     ):
         html = staff.page(path)
         assert "<script>alert" not in html and "<img src=x" not in html, path
+
+
+def test_deleted_and_hidden_messages_lose_their_text_and_files_at_once(
+    staff, alice, bob, tmp_path, settings
+):
+    settings.MEDIA_ROOT = str(tmp_path)
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from messaging.domain import uploads
+
+    upload = uploads.store_upload(alice, SimpleUploadedFile("note.txt", b"proof"))
+    with_file = services.message_send(
+        sender=alice, body="see file", client_id="c-f", to="bob", attachments=[upload.pk]
+    ).message
+    deleted = send(alice, "regret", "bob", "c-1")
+    hidden = send(alice, "abuse", "bob", "c-2")
+    message_changes.message_delete(actor=alice, message_id=deleted.pk)
+    message_changes.message_delete(actor=alice, message_id=with_file.pk)
+    moderation.staff_hide_message(staff=staff.user, message_id=hidden.pk)
+    bodies = dict(Message.objects.values_list("pk", "body"))
+    assert bodies[deleted.pk] == bodies[hidden.pk] == bodies[with_file.pk] == ""
+    assert not Upload.objects.exists()
+    with pytest.raises(ChatError) as refused:
+        moderation.staff_restore_message(staff=staff.user, message_id=hidden.pk)
+    assert refused.value.code == "forbidden" and "erased" in refused.value.detail
+
+
+def test_kept_for_staff_they_are_erased_once_the_retention_passed(staff, alice, bob, settings):
+    settings.CHAT_DELETED_RETENTION_DAYS = 7
+    old, recent = send(alice, "old", "bob", "c-1"), send(alice, "recent", "bob", "c-2")
+    for message in (old, recent):
+        message_changes.message_delete(actor=alice, message_id=message.pk)
+    assert Message.objects.get(pk=old.pk).body == "old"  # kept for staff
+    Message.objects.filter(pk=old.pk).update(deleted_at=timezone.now() - timedelta(days=8))
+    out = StringIO()
+    call_command("purge_deleted_messages", stdout=out)
+    assert "Erased 1 deleted message(s)" in out.getvalue()
+    assert dict(Message.objects.values_list("pk", "body")) == {old.pk: "", recent.pk: "recent"}

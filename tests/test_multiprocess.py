@@ -112,3 +112,33 @@ async def test_group_changes_reach_sockets_on_both_processes(two_servers, alice,
     finally:
         for client in (alice_socket, bob_socket, carol_socket):
             await client.close()
+
+
+async def test_replies_reactions_and_mentions_cross_processes(two_servers, alice, bob, carol):
+    first, second = two_servers
+    group = await database_sync_to_async(services.conversation_create_group)(
+        creator=alice, others=[bob, carol]
+    )
+    alice_socket = await live_client(first, alice)
+    bob_socket = await live_client(second, bob)
+    try:
+        ack = await alice_socket.request(
+            send_frame("lunch, @bob?", "r-1", conversation=group.pk), "message.ack"
+        )
+        asked = ack["message"]
+        assert asked["mentions"] == [bob.pk]
+        await alice_socket.recv_type("message.new")  # her own copy
+        pushed = await bob_socket.recv_type("message.new")
+        assert pushed["message"] == asked
+        reply = {**send_frame("yes", "r-2", conversation=group.pk), "reply_to": asked["id"]}
+        answered = await bob_socket.request(reply, "message.ack")
+        quoted = await alice_socket.recv_type("message.new")
+        assert quoted["message"]["reply_to"]["id"] == asked["id"]
+        assert quoted["message"] == answered["message"]
+        await bob_socket.send({"type": "reaction.add", "id": asked["id"], "emoji": "👍"})
+        reacted = await alice_socket.recv_type("message.updated")
+        assert reacted["message"]["reactions"] == [{"emoji": "👍", "count": 1, "users": [bob.pk]}]
+        assert reacted["prev_seq"] == answered["message"]["seq"]
+    finally:
+        for client in (alice_socket, bob_socket):
+            await client.close()

@@ -213,3 +213,14 @@ def test_static_files_stay_cacheable_for_a_signed_in_person(client, alice):
     response = client.get("/static/messaging/chat.css")
     assert response.status_code == 200
     assert "no-store" not in response.get("Cache-Control", "")
+
+
+def test_no_template_comment_shows_on_a_page(client, alice, bob):
+    # Django's {# #} comments end at the line's end: one spread over lines is printed as text.
+    conversation, _ = services.conversation_open_direct(user=alice, other=bob)
+    pages = ["/accounts/login/", "/accounts/signup/"]
+    for path in pages:
+        assert "{#" not in client.get(path).content.decode(), path
+    client.force_login(alice)
+    for path in ("/", f"/c/{conversation.pk}/", "/settings/", "/shell/"):
+        assert "{#" not in client.get(path).content.decode(), path

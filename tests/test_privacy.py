@@ -7,7 +7,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.contrib.auth import get_user_model
 
-from messaging.domain import blocks, groups, services
+from messaging.domain import blocks, groups, reading, services
 from messaging.models import Conversation, Message
 from messaging.protocol import ChatError
 from messaging.sending.batch import SendRequest, messages_send_many
@@ -193,7 +193,7 @@ def test_read_pointers_are_hidden_across_a_block(alice, bob):
     services.message_send(
         sender=bob, body="hi", client_id="b-1", conversation_id=sent.conversation_id
     )
-    services.conversation_mark_read(user=bob, conversation_id=sent.conversation_id, up_to=sent.pk)
+    reading.conversation_mark_read(user=bob, conversation_id=sent.conversation_id, up_to=sent.pk)
     path = f"/api/conversations/{sent.conversation_id}/"
     assert str(bob.pk) in call(alice, "get", path).json()["read_pointers"]
     blocks.block_create(blocker=alice, username="bob")

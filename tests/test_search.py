@@ -3,7 +3,7 @@
 import pytest
 from django.test import Client
 
-from messaging.domain import groups, moderation, services
+from messaging.domain import groups, message_changes, moderation, services
 from messaging.domain.search import make_snippet
 from tests.helpers import api
 
@@ -49,14 +49,16 @@ def test_deleted_and_hidden_messages_never_appear(alice, bob, make_user):
     gone = send(alice, "vanishing words", "bob")
     hidden = send(alice, "hidden words", "bob")
     send(alice, "remaining words", "bob")
-    services.message_delete(actor=alice, message_id=gone.pk)
+    message_changes.message_delete(actor=alice, message_id=gone.pk)
     moderation.staff_hide_message(staff=staff, message_id=hidden.pk)
     assert bodies(search(bob, "words")) == ["remaining words"]
 
 
 def test_edited_messages_are_found_by_their_new_text_only(alice, bob):
     message = send(alice, "the meeting is on monday", "bob")
-    services.message_edit(editor=alice, message_id=message.pk, body="the meeting is on friday")
+    message_changes.message_edit(
+        editor=alice, message_id=message.pk, body="the meeting is on friday"
+    )
     assert bodies(search(bob, "friday")) == ["the meeting is on friday"]
     assert search(bob, "monday")["messages"] == []
 

@@ -227,7 +227,7 @@ def test_a_name_that_changed_hands_reaches_its_new_holder(alice, make_user):
 def test_a_pair_opened_meanwhile_is_used_not_doubled(alice, bob, monkeypatch):
     existing, _ = services.conversation_open_direct(user=bob, other=alice)
     opened = []
-    open_direct = send_batch._Sql.open_direct
+    open_direct = send_batch.BatchSql.open_direct
 
     def looked_too_early(sql, keys):
         return []  # as if bob opened it just after the batch looked
@@ -236,8 +236,8 @@ def test_a_pair_opened_meanwhile_is_used_not_doubled(alice, bob, monkeypatch):
         opened.append(list(openings))
         return open_direct(sql, openings, now=now)
 
-    monkeypatch.setattr(send_batch._Sql, "direct_conversations", looked_too_early)
-    monkeypatch.setattr(send_batch._Sql, "open_direct", recorded_open)
+    monkeypatch.setattr(send_batch.BatchSql, "direct_conversations", looked_too_early)
+    monkeypatch.setattr(send_batch.BatchSql, "open_direct", recorded_open)
     outcomes, _ = messages_send_many([SendRequest(alice, "hi", "a-1", to="bob")])
 
     assert len(opened) == 1

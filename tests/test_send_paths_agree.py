@@ -25,7 +25,7 @@ from django.test.utils import CaptureQueriesContext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from messaging.domain import blocks, groups, services
+from messaging.domain import blocks, groups, message_changes, services
 from messaging.domain.events import collecting
 from messaging.models import ChangeStream, Conversation, Membership, Message
 from messaging.protocol import ChatError
@@ -168,7 +168,9 @@ class World:
         except ChatError:
             return
         if deleted and result.created:
-            services.message_delete(actor=self.users[send.sender], message_id=result.message.pk)
+            message_changes.message_delete(
+                actor=self.users[send.sender], message_id=result.message.pk
+            )
 
     def request(self, send: Send, *, fresh_sender: bool = True) -> dict:
         """Name the send's place as a socket would; a deactivated sender keeps their socket."""

@@ -135,8 +135,41 @@ def test_a_row_keeps_the_keyed_hash_of_its_body():
         "client_id": "c-1",
         "sent_hash": Message.hash_body("hello"),
         "seq": 7,
+        "reply_to_id": None,
     }
     assert row["sent_hash"] != "hello"
+
+
+def test_a_reply_must_answer_a_live_message_of_its_own_conversation():
+    assert decide(facts(reply_to=5, reply_in=PAIR.id)) == send_rules.STORE
+    assert refusal(decide(facts(reply_to=5, reply_in=GROUP.id)))[0] == "not_found"
+    assert refusal(decide(facts(reply_to=5, reply_in=None)))[0] == "not_found"
+    # Nothing is there to answer before the conversation is opened.
+    assert refusal(decide(to_ben(other=BEN, reply_to=5, reply_in=PAIR.id)))[0] == "not_found"
+    assert decide(to_ben(other=BEN)) == send_rules.OPEN
+
+
+def test_files_may_go_without_words_if_they_are_the_senders_own_and_unsent():
+    assert decide(facts(body="", attachments=2)) == send_rules.STORE
+    assert decide(facts(body="  ", attachments=1)) == send_rules.STORE
+    assert refusal(decide(facts(body="")))[0] == "empty"
+    assert refusal(decide(facts(body="x" * 21, attachments=1)))[0] == "too_long"
+    assert refusal(decide(facts(attachments=1, attachable=False)))[0] == "not_found"
+    assert refusal(decide(to_ben(other=BEN, attachments=1, attachable=False)))[0] == "not_found"
+    # A retry is answered as the first send was, even once its files were sent.
+    earlier = Earlier(PAIR.id, PAIR_KEY, Message.hash_body(""))
+    retry = facts(body="", attachments=1, attachable=False, earlier=earlier)
+    assert decide(retry) == send_rules.ACK_EARLIER
+
+
+def test_reacting_follows_the_rules_of_writing():
+    assert send_rules.writing_refusal(ANN, PAIR, BEN, blocked=False) is None
+    assert send_rules.writing_refusal(ANN, GROUP, None, blocked=True) is None
+    carl = Person(4, True, "carl")
+    assert refusal(send_rules.writing_refusal(carl, PAIR, BEN, blocked=False))[0] == "not_found"
+    assert refusal(send_rules.writing_refusal(ANN, PAIR, BEN, blocked=True))[0] == "cannot_send"
+    gone = Person(1, False, "ann")
+    assert refusal(send_rules.writing_refusal(gone, PAIR, BEN, blocked=False))[0] == "forbidden"
 
 
 def test_blocks_count_either_way_and_a_direct_conversation_has_one_other():

@@ -194,10 +194,10 @@ async def test_one_message_larger_than_a_page_still_goes(connect, alice, bob, se
 async def test_a_bug_in_one_handshake_refuses_that_socket_alone(connect, alice, bob, monkeypatch):
     a, b, _ = await start_chat(connect, alice, bob)
 
-    def broken(*, user):
+    def broken(*, user_ids):
         raise ValueError("a bug")
 
-    monkeypatch.setattr(selectors, "last_seq_for_user", broken)
+    monkeypatch.setattr(selectors, "last_seqs_of", broken)
     key = await database_sync_to_async(token_issue)(user=alice)
     connected, _, _ = await open_socket([(b"authorization", f"Bearer {key}".encode())])
     assert not connected

@@ -336,3 +336,21 @@ async def test_sockets_closing_together_all_leave_their_groups_when_the_pool_is_
             break
         await asyncio.sleep(0.02)
     assert len(set(left)) == len(sockets)
+
+
+async def test_a_handshake_that_waited_past_its_deadline_is_refused_and_writes_nothing(
+    alice, settings
+):
+    from messaging.domain.tokens import token_issue
+
+    key = await database_sync_to_async(token_issue)(user=alice)
+    headers = [(b"authorization", f"Bearer {key}".encode())]
+    # As in a reconnect storm: its turn at the database comes after its client gave up.
+    settings.CHAT_HANDSHAKE_DEADLINE = -1
+    connected, _, _ = await open_socket(headers)
+    assert not connected
+    assert not await database_sync_to_async(SocketPresence.objects.exists)()
+    settings.CHAT_HANDSHAKE_DEADLINE = 4.5
+    connected, _, client = await open_socket(headers)
+    assert connected and (await client.recv())["type"] == "ready"
+    await client.close()

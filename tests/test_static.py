@@ -7,11 +7,14 @@ from pathlib import Path, PurePosixPath
 import pytest
 from django.core.management import call_command
 
+from messaging.web import service_worker
+
 # `import … from "./x.js";`, `export … from "./x.js";` and `import("./x.js")`.
 IMPORT = re.compile(
     r"""(?:\bimport|\bexport)\b[^;]*?\bfrom\s*["']([^"']+)["']\s*;|\bimport\(\s*["']([^"']+)["']\s*\)"""
 )
 HASHED = re.compile(r"\.[0-9a-f]{12}\.js$")
+HASHED_ANY = re.compile(r"\.[0-9a-f]{12}\.\w+$")
 
 
 @pytest.fixture
@@ -28,8 +31,9 @@ def collected(settings, tmp_path) -> Path:
 
 def test_module_imports_are_rewritten_to_hashed_files_that_exist(collected):
     paths = json.loads((collected / "staticfiles.json").read_text())["paths"]
-    # The two pages' entry points: the chat and the settings page.
-    entries = [paths["messaging/main.js"], paths["messaging/settings.js"]]
+    # The pages' entry points: the chat, the settings page, and the service worker's
+    # registration on every page of a signed-in person.
+    entries = [paths[f"messaging/{name}.js"] for name in ("main", "settings", "app")]
     assert all(HASHED.search(entry) for entry in entries), entries
 
     seen: set[str] = set()
@@ -54,6 +58,17 @@ def test_module_imports_are_rewritten_to_hashed_files_that_exist(collected):
     assert any("/net/socket." in name for name in seen) and any(
         "/state/outbox." in name for name in seen
     )
+
+
+def test_the_service_worker_caches_a_deploys_hashed_files(collected):
+    paths = json.loads((collected / "staticfiles.json").read_text())["paths"]
+    source = service_worker._build().decode()
+    assets = json.loads(re.search(r"const SHELL_ASSETS = (\[.*?\]);", source).group(1))
+    assert "/static/" + paths["messaging/main.js"] in assets
+    assert "/static/" + paths["icons/icon-512.png"] in assets
+    for url in assets:
+        assert HASHED_ANY.search(url), f"{url} is cached under a name that a deploy reuses"
+        assert (collected / url.removeprefix("/static/")).is_file(), url
 
 
 def _normalise(parts: list[str]) -> list[str]:

@@ -1,5 +1,6 @@
 """Bearer tokens: named, expiring, capped per person, listed and revoked by their owner."""
 
+import asyncio
 import json
 from datetime import timedelta
 
@@ -270,3 +271,28 @@ async def test_revoking_a_token_closes_its_sockets_with_4401(alice):
     assert closed == {"type": "websocket.close", "code": 4401}
     assert await sockets["kept"].nothing(), "the person's other tokens' sockets stay open"
     await sockets["kept"].close()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_tokens_of_handshakes_waiting_together_are_read_in_one_call(alice, bob, monkeypatch):
+    from messaging.realtime import auth
+
+    keys = [await database_sync_to_async(token_issue)(user=user) for user in (alice, bob, alice)]
+    await database_sync_to_async(expire)(keys[2])
+    rounds = []
+    real = auth._token_logins
+
+    def counted(keys):
+        rounds.append(len(keys))
+        return real(keys)
+
+    monkeypatch.setattr(auth, "_token_logins", counted)
+    logins = auth.token_logins()
+    answers = await asyncio.gather(*(logins.call(key) for key in [*keys, "not-a-token", keys[0]]))
+    assert rounds == [5], "one read for the five handshakes"
+    users = [None if login is None else login[0].username for login in answers]
+    assert users == ["alice", "bob", None, None, "alice"]
+    assert answers[0][1] == answers[4][1], "the same token twice is the same login"
+    # The expired one was revoked (deleted) when presented, as when presented alone.
+    expired = AuthToken.objects.filter(key_hash=AuthToken.hash_key(keys[2]))
+    assert not await database_sync_to_async(expired.exists)()

@@ -1,10 +1,15 @@
 """This process's open sockets, by channel and by user, and what it knows of the layer.
 
 Fan-out hands a committed change to the sockets of this process found here, without the
-channel layer. The registry also watches the layer: when it fails (Redis stopped), sockets
-stay open, so sends are still stored and acked, while a probe waits for the layer to answer
-again. Then every socket that was open during the outage is closed with 1013: a Redis that
-restarted has forgotten their groups, so their clients reconnect, join again and sync.
+channel layer. The registry also watches the layer: when it fails (Redis stopped, or the
+primary lost until Sentinel promotes a replica), sockets stay open, so sends are still
+stored and acked, while a probe waits for the layer to answer again. Then every socket
+that was open during the outage joins its groups again (a Redis that restarted has
+forgotten them, a promoted replica may lack the last ones) and tells its client to sync
+(realtime/layer_reading.py, chat_layer_back), without closing: no reconnect storm.
+
+While it has sockets, the registry reads the channel layer for all of them at once
+(messaging/delivery/layer_reader.py).
 """
 
 from __future__ import annotations
@@ -13,12 +18,15 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Coroutine
+from typing import Any
 
 from channels.layers import get_channel_layer
 from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from messaging.delivery.layer_reader import LayerReader, reader_for
 from messaging.singletons import per_event_loop
 
 log = logging.getLogger(__name__)
@@ -45,10 +53,21 @@ class SocketRegistry:
         self.by_user: dict[int, dict[str, object]] = {}
         # The heartbeat's task while sockets are open (messaging/delivery/heartbeat.py).
         self.heartbeat_task: asyncio.Task | None = None
-        # Set when the layer fails; sockets opened before then hold this very event.
+        # Set when the layer fails; a new one is made when it is back.
         self.layer_lost = asyncio.Event()
         self.layer_ok = asyncio.Event()
         self.layer_ok.set()
+        # Futures of the reads of the layer, resolved when it fails.
+        self._lost_waiters: set[asyncio.Future] = set()
+        # The read of the channel layer for these sockets, while there are any.
+        self.reader: LayerReader | None = None
+        # Handlers that run apart from the reader (a close, a return after an outage).
+        self._apart: set[asyncio.Task] = set()
+        # Outages so far: a socket that joined its groups before the latest one joins again.
+        self.outages = 0
+        # Since when the layer is back, and the sockets that have not joined again yet.
+        self._back_at = 0.0
+        self._to_rejoin: set[str] = set()
         self._recovery: asyncio.Task | None = None
         self.group_calls = asyncio.Semaphore(GROUP_CALLS_AT_ONCE)
         # Users whose socket this process closed for abuse, until when their handshakes
@@ -59,17 +78,32 @@ class SocketRegistry:
     def add(self, consumer) -> None:
         self.sockets[consumer.channel_name] = consumer
         self.by_user.setdefault(consumer.user.pk, {})[consumer.channel_name] = consumer
+        if self.reader is None:
+            self.reader = reader_for(self, consumer.channel_layer)
+        self.reader.watch(consumer.channel_name)
 
     def discard(self, channel_name: str) -> None:
+        self.rejoined(channel_name)  # gone: nothing to wait for
         consumer = self.sockets.pop(channel_name, None)
         if consumer is not None:
             of_user = self.by_user.get(consumer.user.pk, {})
             of_user.pop(channel_name, None)
             if not of_user:
                 self.by_user.pop(consumer.user.pk, None)
+            if self.reader is not None:
+                self.reader.unwatch(channel_name)
+        if not self.sockets and self.reader is not None:
+            self.reader.stop()
+            self.reader = None
         if not self.sockets and self.heartbeat_task is not None:
             self.heartbeat_task.cancel()
             self.heartbeat_task = None
+
+    def run_apart(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a socket's handler as a task of its own, kept until it ends."""
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._apart.add(task)
+        task.add_done_callback(self._apart.discard)
 
     def abuse_closed(self, user_id: int) -> None:
         """Refuse the user's handshakes on this process for CHAT_ABUSE_COOLDOWN_SECONDS."""
@@ -89,9 +123,31 @@ class SocketRegistry:
         if not self.layer_ok.is_set():
             return
         log.warning("channel layer lost (%s); sockets stay open until it is back", _name(exc))
+        self.outages += 1
         self.layer_ok.clear()
         self.layer_lost.set()
+        for waiter in self._lost_waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._lost_waiters.clear()
         self._recovery = asyncio.get_running_loop().create_task(self._await_layer())
+
+    def when_layer_lost(self) -> asyncio.Future:
+        """Return a future resolved when the layer fails (at once if it is lost now).
+
+        Give it back with forget_waiter once it is no longer awaited.
+        """
+        waiter = asyncio.get_running_loop().create_future()
+        if self.layer_lost.is_set():
+            waiter.set_result(None)
+        else:
+            self._lost_waiters.add(waiter)
+        return waiter
+
+    def forget_waiter(self, waiter: asyncio.Future) -> None:
+        """Stop resolving a future of when_layer_lost."""
+        self._lost_waiters.discard(waiter)
+        waiter.cancel()
 
     async def _await_layer(self) -> None:
         while True:
@@ -101,9 +157,35 @@ class SocketRegistry:
             except Exception:
                 continue
             break
-        log.warning("channel layer is back; closing the sockets that were open without it")
+        # Every connection of this process to the layer starts anew: one kept from before
+        # the outage can still lead to a server that stepped down in a Sentinel switchover,
+        # where the process's one read would wait for messages sent to the new primary.
+        await _drop_layer_connections()
+        self._back_at = time.monotonic()
+        outlived = {
+            name: consumer
+            for name, consumer in self.sockets.items()
+            if consumer.outages_seen != self.outages
+        }
+        self._to_rejoin = set(outlived)
+        log.warning(
+            "channel layer is back; %d sockets join their groups again and are told to sync",
+            len(self._to_rejoin),
+        )
         self.layer_lost = asyncio.Event()
         self.layer_ok.set()
+        for consumer in outlived.values():
+            self.run_apart(consumer.deliver({"type": "chat.layer_back"}))
+
+    def rejoined(self, channel_name: str) -> None:
+        """Note that a socket joined its groups again after an outage; log when all did."""
+        if channel_name not in self._to_rejoin:
+            return
+        self._to_rejoin.discard(channel_name)
+        if not self._to_rejoin:
+            log.info(
+                "sockets rejoined the channel layer in %.2f s", time.monotonic() - self._back_at
+            )
 
 
 def _name(exc: BaseException) -> str:
@@ -115,6 +197,18 @@ async def _probe_layer() -> None:
     layer = get_channel_layer()
     for index in range(getattr(layer, "ring_size", 0)):
         await layer.connection(index).ping()
+
+
+async def _drop_layer_connections() -> None:
+    """Close this event loop's connections to the channel layer; the next use reconnects."""
+    layer = get_channel_layer()
+    # channels-redis keeps a set of connections per event loop (RedisLoopLayer).
+    loop_layer = getattr(layer, "_layers", {}).get(asyncio.get_running_loop())
+    if loop_layer is not None:
+        try:
+            await loop_layer.flush()
+        except Exception as exc:
+            log.warning("channel layer connections not closed: %s", _name(exc))
 
 
 def _new_registry() -> SocketRegistry:

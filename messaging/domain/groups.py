@@ -15,7 +15,8 @@ from django.db import transaction
 
 from messaging.domain import presence
 from messaging.domain.blocks import cut_off_ids
-from messaging.domain.services import announce_change, member_ids, streams_ensure
+from messaging.domain.services import announce_change
+from messaging.domain.streams import member_ids, streams_ensure
 from messaging.models import Conversation, Membership
 from messaging.protocol import ChatError, ErrorCode, user_data
 

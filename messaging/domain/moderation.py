@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from messaging.domain import services
+from messaging.domain import message_changes
 from messaging.models import Membership, Message, ModerationAction, Report
 from messaging.protocol import ChatError, ErrorCode
 
@@ -71,11 +71,7 @@ def _check_may_moderate(*, staff, user) -> None:
 @transaction.atomic
 def staff_hide_message(*, staff, message_id: int, report: Report | None = None) -> Message:
     """Hide a message for everyone, live; resolve its open reports."""
-    message = services.message_hide(moderator=staff, message_id=message_id)
-    # A hidden message keeps its text for a restore, but not the hash of it: a retry of it
-    # is acked as it is now, as after a delete.
-    message.sent_hash = ""
-    Message.objects.filter(pk=message.pk).update(sent_hash="")
+    message = message_changes.message_hide(moderator=staff, message_id=message_id)
     resolved = _resolve(
         [report] if report else message.reports.all(), staff=staff, status=Report.Status.HIDDEN
     )
@@ -92,7 +88,7 @@ def staff_hide_message(*, staff, message_id: int, report: Report | None = None) 
 @transaction.atomic
 def staff_restore_message(*, staff, message_id: int) -> Message:
     """Show a hidden message again, live."""
-    message = services.message_restore(moderator=staff, message_id=message_id)
+    message = message_changes.message_restore(moderator=staff, message_id=message_id)
     if message.edited_at is None:
         # The text is still the one first sent: retries are compared with it again.
         message.sent_hash = Message.hash_body(message.body)

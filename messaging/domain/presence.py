@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -47,12 +48,15 @@ def _presence_watchers(user_ids: Iterable[int], **kwargs) -> dict[int, set[int]]
     return visibility.watchers(user_ids=user_ids, setting=visibility.PRESENCE, **kwargs)
 
 
-def _announce(user, online: bool) -> None:
-    frame = {"type": "presence", "user": user_data(user), "online": online}
-    publish_on_commit(
-        frame_event(user_group(peer_id), frame)
-        for peer_id in sorted(_presence_watchers([user.pk])[user.pk])
-    )
+def _announce(users: list, online: bool) -> None:
+    """Tell whoever may see these users that they came online (or went offline)."""
+    watchers = _presence_watchers([user.pk for user in users])
+    events = []
+    for user in sorted(users, key=lambda user: user.pk):
+        frame = {"type": "presence", "user": user_data(user), "online": online}
+        peers = sorted(watchers[user.pk])
+        events += [frame_event(user_group(peer_id), frame) for peer_id in peers]
+    publish_on_commit(events)
 
 
 def _announce_sight_changes(before: dict[int, set[int]], after: dict[int, set[int]]) -> None:
@@ -94,9 +98,26 @@ def announce_shown(memberships: Iterable[tuple[int, int]]) -> None:
     shown = set(memberships)
     if not shown:
         return
-    user_ids = {user_id for _, user_id in shown}
-    before = _presence_watchers(user_ids, hidden=shown)
-    _announce_sight_changes(before, _presence_watchers(user_ids))
+    # Only someone online is announced: most who write are, but asking first spares the
+    # rest (a script, a bot's token) every other query.
+    online = dict(
+        _live_sockets()
+        .filter(user_id__in={user_id for _, user_id in shown})
+        .values_list("user_id", "user__username")
+        .distinct()
+    )
+    if not online:
+        return
+    sight = visibility.watchers_gained(user_ids=online, setting=visibility.PRESENCE, shown=shown)
+    events = []
+    for user_id in sorted(online):
+        before, after = sight[user_id]
+        frame = {"type": "presence", "user": {"id": user_id, "username": online[user_id]}}
+        events += [
+            frame_event(user_group(viewer_id), {**frame, "online": True})
+            for viewer_id in sorted(after - before)
+        ]
+    publish_on_commit(events)
 
 
 def open_socket_count(*, user) -> int:
@@ -104,15 +125,27 @@ def open_socket_count(*, user) -> int:
     return _live_sockets().filter(user=user).count()
 
 
-def _user_lock(user_id: int) -> None:
+def _users_lock(user_ids: Iterable[int]) -> None:
     # One user's sockets opening and closing in several processes at once must each see
-    # the others' rows, or the first online or the last offline goes unannounced.
-    list(User.objects.select_for_update().filter(pk=user_id).values_list("pk", flat=True))
+    # the others' rows, or the first online or the last offline goes unannounced. Taken in
+    # the order of the ids, as every transaction that locks users does.
+    locking = User.objects.select_for_update().filter(pk__in=sorted(set(user_ids)))
+    list(locking.order_by("pk").values_list("pk", flat=True))
 
 
 def process_beat(process: str) -> None:
     """Record that a process is alive, and with it every socket it holds."""
-    PresenceProcess.objects.update_or_create(id=process, defaults={"heartbeat_at": timezone.now()})
+    # One upsert: a handshake beats too, and update_or_create would cost it five statements.
+    PresenceProcess.objects.bulk_create(
+        [PresenceProcess(id=process, heartbeat_at=timezone.now())],
+        update_conflicts=True,
+        unique_fields=["id"],
+        update_fields=["heartbeat_at"],
+    )
+
+
+# Rows without a socket that one heartbeat removes (sockets_heartbeat).
+GHOSTS_PER_BEAT = 200
 
 
 class TooManySockets(Exception):
@@ -125,29 +158,79 @@ def socket_opened(
     """Record an open socket; announce the user online if it is their first anywhere.
 
     With `max_sockets`, raise TooManySockets instead when the user has that many open
-    already: counted under the user's lock, so sockets opening at once in several
-    processes cannot pass the cap together.
+    already (see sockets_opened).
     """
+    if sockets_opened(openings=[(user, channel_name)], process=process, max_sockets=max_sockets):
+        raise TooManySockets(user.pk)
+
+
+def sockets_opened(
+    *, openings: list[tuple[Any, str]], process: str, max_sockets: int | None = None
+) -> set[str]:
+    """Record open sockets (user, channel name); announce online who had none anywhere.
+
+    With `max_sockets`, a socket whose user has that many open already, counting those
+    before it in `openings`, is not recorded: its channel name is in the set returned.
+    Counted under the users' locks, so sockets opening at once in several processes cannot
+    pass the cap together.
+    """
+    refused: set[str] = set()
     with transaction.atomic():
-        _user_lock(user.pk)
-        if max_sockets is not None and open_socket_count(user=user) >= max_sockets:
-            raise TooManySockets(user.pk)
-        was_online = _is_online(user.pk)
-        process_beat(process)
-        SocketPresence.objects.update_or_create(
-            channel_name=channel_name, defaults={"user": user, "process": process}
+        user_ids = {user.pk for user, _ in openings}
+        _users_lock(user_ids)
+        # Counted after the lock, in a statement of its own: a count in the locking
+        # statement would read the rows as they were before the lock was waited for.
+        live = dict(
+            _live_sockets()
+            .filter(user_id__in=user_ids)
+            .values("user_id")
+            .annotate(open=models.Count("pk"))
+            .values_list("user_id", "open")
         )
-        if not was_online:
-            _announce(user, True)
+        counts = dict(live)
+        rows = []
+        for user, channel_name in openings:
+            if max_sockets is not None and counts.get(user.pk, 0) >= max_sockets:
+                refused.add(channel_name)
+                continue
+            counts[user.pk] = counts.get(user.pk, 0) + 1
+            rows.append(SocketPresence(channel_name=channel_name, user=user, process=process))
+        if not rows:
+            return refused
+        process_beat(process)
+        SocketPresence.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["channel_name"],
+            update_fields=["user", "process"],
+        )
+        first_online = {row.user.pk: row.user for row in rows if not live.get(row.user.pk)}
+        if first_online:
+            _announce(list(first_online.values()), True)
+    return refused
 
 
 def socket_closed(*, user, channel_name: str) -> None:
     """Forget a socket; announce the user offline if it was their last anywhere."""
+    sockets_closed(closings=[(user, channel_name)])
+
+
+def sockets_closed(*, closings: list[tuple[Any, str]]) -> None:
+    """Forget sockets (user, channel name); announce offline whoever has none left anywhere."""
+    users = {user.pk: user for user, _ in closings}
+    names = {channel_name for _, channel_name in closings}
     with transaction.atomic():
-        _user_lock(user.pk)
-        deleted, _ = SocketPresence.objects.filter(channel_name=channel_name).delete()
-        if deleted and not _is_online(user.pk):
-            _announce(user, False)
+        _users_lock(users)
+        had = set(
+            SocketPresence.objects.filter(channel_name__in=names).values_list("user_id", flat=True)
+        )
+        if not had:
+            return
+        SocketPresence.objects.filter(channel_name__in=names).delete()
+        still_online = _online_ids(had)
+        gone = [users[user_id] for user_id in sorted(had - still_online) if user_id in users]
+        if gone:
+            _announce(gone, False)
 
 
 def sweep_expired() -> int:
@@ -171,17 +254,28 @@ def sweep_expired() -> int:
         ).delete()
         for user in User.objects.filter(pk__in={user_id for _, user_id in stale}):
             if not _is_online(user.pk):
-                _announce(user, False)
+                _announce([user], False)
     return len(stale)
 
 
 def online_peers(*, user) -> list:
     """List the people whose presence the user may see and who have a socket open."""
-    seen = visibility.seen_by(viewer_id=user.pk, setting=visibility.PRESENCE)
-    online_ids = (
-        _live_sockets().filter(user_id__in=seen).values_list("user_id", flat=True).distinct()
+    return online_peers_of(user_ids=[user.pk])[user.pk]
+
+
+def online_peers_of(*, user_ids: Iterable[int]) -> dict[int, list]:
+    """For each user, list the people whose presence they may see and who are online."""
+    seen = visibility.seen_by_each(
+        viewer_ids=user_ids, setting=visibility.PRESENCE, among=_live_sockets().values("user_id")
     )
-    return [user_data(peer) for peer in User.objects.filter(pk__in=online_ids).order_by("pk")]
+    everyone = set().union(*seen.values())
+    if not everyone:
+        return {user_id: [] for user_id in seen}
+    peers = {peer.pk: peer for peer in User.objects.filter(pk__in=everyone).only("username")}
+    return {
+        user_id: [user_data(peers[peer_id]) for peer_id in sorted(ids) if peer_id in peers]
+        for user_id, ids in seen.items()
+    }
 
 
 def sockets_heartbeat(*, process: str, sockets: dict[str, int]) -> None:
@@ -194,15 +288,28 @@ def sockets_heartbeat(*, process: str, sockets: dict[str, int]) -> None:
     rows = dict(
         SocketPresence.objects.filter(process=process).values_list("channel_name", "user_id")
     )
-    ghosts = rows.keys() - sockets.keys()
-    if ghosts:
-        for user in User.objects.filter(pk__in={rows[name] for name in ghosts}):
-            for name in ghosts:
-                if rows[name] == user.pk:
-                    socket_closed(user=user, channel_name=name)
+    # After a mass disconnect most rows without a socket are only waiting for their own
+    # clean-up, queued behind this call: a few per beat keep it short, so that handshakes
+    # are not held up behind thousands of them; a clean-up that never runs is caught later.
+    ghosts = sorted(rows.keys() - sockets.keys())[:GHOSTS_PER_BEAT]
+    closings = [
+        (user, name)
+        for user, names in _users_with({name: rows[name] for name in ghosts})
+        for name in names
+    ]
+    if closings:
+        sockets_closed(closings=closings)
     missing = sockets.keys() - rows.keys()
-    if missing:
-        for user in User.objects.filter(pk__in={sockets[name] for name in missing}):
-            for name in missing:
-                if sockets[name] == user.pk:
-                    socket_opened(user=user, channel_name=name, process=process)
+    for user, names in _users_with({name: sockets[name] for name in missing}):
+        for name in names:
+            socket_opened(user=user, channel_name=name, process=process)
+
+
+def _users_with(owners: dict[str, int]) -> Iterator[tuple[Any, list[str]]]:
+    """Yield each user owning some of these channel names, with their names."""
+    names_of: dict[int, list[str]] = {}
+    for name, user_id in owners.items():
+        names_of.setdefault(user_id, []).append(name)
+    if names_of:
+        for user in User.objects.filter(pk__in=names_of).order_by("pk"):
+            yield user, names_of[user.pk]

@@ -66,22 +66,23 @@ class MemoryCounter:
 class RedisCounter:
     """Fixed-window counters in Redis, so every process counts the same hits."""
 
-    def __init__(self, url: str) -> None:
-        self._url = url
+    def __init__(self, host: dict) -> None:
+        # The channel layer's description of the server (settings.REDIS_HOSTS): a URL, or
+        # sentinels that name the primary, so the counters follow it through a failover.
+        self._host = host
         # A client per event loop (tests run several), held by its counting script.
         self._scripts: dict[asyncio.AbstractEventLoop, object] = {}
 
     def _script(self):
+        from channels_redis.utils import create_pool
         from redis import asyncio as aioredis
 
         loop = asyncio.get_running_loop()
         script = self._scripts.get(loop)
         if script is None:
-            client = aioredis.Redis.from_url(
-                self._url,
-                socket_connect_timeout=settings.REDIS_SOCKET_TIMEOUT,
-                socket_timeout=settings.REDIS_SOCKET_TIMEOUT,
-            )
+            # The pool the channel layer would make for the same host: same timeouts, same
+            # way of finding the primary.
+            client = aioredis.Redis(connection_pool=create_pool(self._host))
             script = self._scripts[loop] = client.register_script(_COUNT_HITS)
         return script
 
@@ -156,8 +157,8 @@ class RateLimiter:
 
 
 def _new_limiter() -> RateLimiter:
-    urls = settings.REDIS_URLS
-    return RateLimiter(RedisCounter(urls[0]) if urls else MemoryCounter())
+    hosts = settings.REDIS_HOSTS
+    return RateLimiter(RedisCounter(hosts[0]) if hosts else MemoryCounter())
 
 
 limiter = per_process(_new_limiter)

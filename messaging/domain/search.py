@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
+from messaging.domain.message_parts import with_parts
+from messaging.domain.search_walk import match_sql, walked_hit_ids
 from messaging.models import Membership, Message
 from messaging.protocol import ChatError, ErrorCode, message_data
 
@@ -37,16 +38,7 @@ def matching(messages: QuerySet, words: list[str]) -> QuerySet:
     or, through the stemmed index, another form of it ("meetings" finds "meeting").
     """
     if connection.vendor == "postgresql":
-        # Each word's own clause, every one required; the words are letters and digits
-        # only (WORD), so quoting one as a tsquery term cannot change the query's syntax.
-        clauses = " AND ".join(
-            "(search_vector @@ plainto_tsquery(%s::regconfig, %s)"
-            " OR to_tsvector('simple'::regconfig, body) @@ to_tsquery('simple', %s))"
-            for _ in words
-        )
-        params: list[str] = []
-        for word in words:
-            params += [settings.CHAT_SEARCH_CONFIG, word, f"'{word}':*"]
+        clauses, params = match_sql(words)
         return messages.annotate(
             search_hit=RawSQL(clauses, params, output_field=BooleanField()),
         ).filter(search_hit=True)
@@ -67,16 +59,32 @@ def message_search(
 ) -> tuple[list[dict[str, Any]], bool]:
     """Find the user's messages holding every word of the query, newest first."""
     words = query_words(query)
+    if connection.vendor == "postgresql":
+        ids = walked_hit_ids(user, words, before, limit + 1)
+    else:
+        ids = list(
+            matching(searchable(user, before), words)
+            .order_by("-id")
+            .values_list("id", flat=True)[: limit + 1]
+        )
+    page = list(
+        Message.objects.select_related("sender", "conversation")
+        .filter(id__in=ids[:limit], deleted_at__isnull=True)
+        .order_by("-id")
+    )
+    hits = with_parts(page)
+    return [search_hit(message, words) for message in hits], len(ids) > limit
+
+
+def searchable(user, before: int | None) -> QuerySet:
+    """Give the messages search may show the user: their conversations' live texts."""
     conversations = Membership.objects.filter(user=user).values("conversation_id")
-    messages = Message.objects.select_related("sender", "conversation").filter(
+    messages = Message.objects.filter(
         conversation_id__in=conversations,
         deleted_at__isnull=True,
         kind=Message.Kind.TEXT,
     )
-    if before is not None:
-        messages = messages.filter(pk__lt=before)
-    page = list(matching(messages, words).order_by("-id")[: limit + 1])
-    return [search_hit(message, words) for message in page[:limit]], len(page) > limit
+    return messages if before is None else messages.filter(pk__lt=before)
 
 
 def search_hit(message: Message, words: list[str]) -> dict[str, Any]:

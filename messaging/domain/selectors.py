@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, IntegerField, Max, OuterRef, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, IntegerField, Max, OuterRef, Q, Subquery, Window
+from django.db.models.functions import Coalesce, RowNumber
 
 from messaging.domain import visibility
-from messaging.models import Conversation, Membership, Message
+from messaging.domain.message_parts import with_parts
+from messaging.models import Conversation, Membership, Mention, Message
 from messaging.protocol import ChatError, ErrorCode, iso_utc, message_data, user_data
 
 User = get_user_model()
@@ -40,13 +43,38 @@ def _unread_count_subquery(user) -> Subquery:
     return Coalesce(Subquery(unread, output_field=IntegerField()), 0)
 
 
-def conversation_list_for_user(*, user, conversation_ids=None) -> list[dict[str, Any]]:
-    """List the user's conversations, newest activity first, with last message and unread."""
+def _unread_mentions_subquery(user) -> Subquery:
+    # From the mentions' own index (user, conversation, message): no message is read but
+    # to leave out the deleted ones.
+    mentions = (
+        Mention.objects.filter(
+            user=user,
+            conversation_id=OuterRef("conversation_id"),
+            message_id__gt=OuterRef("last_read_message_id"),
+            message__deleted_at__isnull=True,
+        )
+        .order_by()
+        .values("conversation_id")
+        .annotate(count=Count("id"))
+        .values("count")
+    )
+    return Coalesce(Subquery(mentions, output_field=IntegerField()), 0)
+
+
+def conversation_list_for_user(
+    *, user, conversation_ids=None, members_listed: int | None = None
+) -> list[dict[str, Any]]:
+    """List the user's conversations, newest activity first, with last message and unread.
+
+    With `members_listed`, a group lists at most that many members (its `member_count`
+    says how many it has): the inbox of someone in many big groups stays small.
+    """
     memberships = (
         Membership.objects.filter(user=user)
         .select_related("conversation__created_by")
         .annotate(
             unread=_unread_count_subquery(user),
+            unread_mentions=_unread_mentions_subquery(user),
             last_message_id=Subquery(
                 Message.objects.filter(conversation_id=OuterRef("conversation_id"))
                 .order_by("-id")
@@ -61,11 +89,14 @@ def conversation_list_for_user(*, user, conversation_ids=None) -> list[dict[str,
     conversation_ids = [membership.conversation_id for membership in memberships]
     last_messages = {
         message.pk: message
-        for message in Message.objects.select_related("sender").filter(
-            pk__in=[m.last_message_id for m in memberships if m.last_message_id]
+        for message in with_parts(
+            Message.objects.select_related("sender").filter(
+                pk__in=[m.last_message_id for m in memberships if m.last_message_id]
+            )
         )
     }
-    members = _members_by_conversation(conversation_ids)
+    members = _members_by_conversation(conversation_ids, listed=members_listed)
+    counts = _member_counts(conversation_ids, members, listed=members_listed)
     return [
         conversation_data(
             membership.conversation,
@@ -73,21 +104,105 @@ def conversation_list_for_user(*, user, conversation_ids=None) -> list[dict[str,
             last_message=last_messages.get(membership.last_message_id),
             unread=membership.unread,
             last_read=membership.last_read_message_id,
+            mentions=membership.unread_mentions,
+            muted=membership.muted,
+            member_count=counts.get(membership.conversation_id, 0),
         )
         for membership in memberships
     ]
 
 
-def _members_by_conversation(conversation_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
-    members: dict[int, list[dict[str, Any]]] = {}
-    rows = (
-        Membership.objects.filter(conversation_id__in=conversation_ids)
-        .select_related("user")
-        .order_by("user__username")
+def conversation_page_for_user(
+    *, user, limit: int, cursor: tuple[dt.datetime, int] | None = None
+) -> tuple[list[dict[str, Any]], bool, str | None]:
+    """Return a page of the user's inbox, newest activity first, and where the next begins.
+
+    The order is (last activity, conversation id), both descending, so a cursor made from
+    the last entry of a page names one place; answers (conversations, has_more, next_cursor).
+    """
+    rows = Membership.objects.filter(user=user).values_list(
+        "conversation__last_activity_at", "conversation_id"
     )
-    for row in rows:
+    if cursor is not None:
+        at, conversation_id = cursor
+        rows = rows.filter(
+            Q(conversation__last_activity_at__lt=at)
+            | Q(conversation__last_activity_at=at, conversation_id__lt=conversation_id)
+        )
+    # Sorted here, not by the database: given ORDER BY and LIMIT, PostgreSQL may walk every
+    # conversation by activity looking for the user's (all of them, for someone whose talk
+    # went quiet long ago); without, it reads the user's memberships and probes each one's
+    # activity in conversation_activity_idx. Only the page's ids go on to the costly part.
+    ids = [conversation_id for _at, conversation_id in sorted(rows, reverse=True)[: limit + 1]]
+    has_more = len(ids) > limit
+    page = conversation_list_for_user(
+        user=user, conversation_ids=ids[:limit], members_listed=INBOX_MEMBERS_LISTED
+    )
+    next_cursor = inbox_cursor(page[-1]) if has_more and page else None
+    return page, has_more, next_cursor
+
+
+# A group in the inbox lists this many members at most; the rest come with its detail.
+INBOX_MEMBERS_LISTED = 5
+
+
+def inbox_cursor(conversation: dict[str, Any]) -> str:
+    """Name the place after a listed conversation: its activity in microseconds, and its id."""
+    at = dt.datetime.fromisoformat(conversation["last_activity_at"].replace("Z", "+00:00"))
+    micros = (at - EPOCH) // dt.timedelta(microseconds=1)
+    return f"{micros}.{conversation['id']}"
+
+
+def parse_inbox_cursor(raw: str) -> tuple[dt.datetime, int]:
+    """Read a cursor inbox_cursor made; raise ValueError for anything else."""
+    micros, _, conversation_id = raw.partition(".")
+    if not (micros.isascii() and micros.isdigit() and conversation_id.isascii()):
+        raise ValueError(raw)
+    if not conversation_id.isdigit() or len(micros) > 18 or len(conversation_id) > 19:
+        raise ValueError(raw)
+    return EPOCH + dt.timedelta(microseconds=int(micros)), int(conversation_id)
+
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def _members_by_conversation(
+    conversation_ids: list[int], *, listed: int | None = None
+) -> dict[int, list[dict[str, Any]]]:
+    members: dict[int, list[dict[str, Any]]] = {}
+    rows = Membership.objects.filter(conversation_id__in=conversation_ids)
+    if listed is not None:
+        # The first `listed` by name in each conversation, not every member of big groups.
+        rows = rows.annotate(
+            place=Window(
+                RowNumber(), partition_by=[F("conversation_id")], order_by="user__username"
+            )
+        ).filter(place__lte=listed)
+    # Only what member_data shows: a big group's users' other columns are not read.
+    rows = rows.select_related("user").only(
+        "conversation_id", "user__id", "user__username", "user__is_active"
+    )
+    for row in rows.order_by("user__username"):
         members.setdefault(row.conversation_id, []).append(member_data(row.user))
     return members
+
+
+def _member_counts(
+    conversation_ids: list[int], members: dict[int, list], *, listed: int | None
+) -> dict[int, int]:
+    counts = {conversation_id: len(found) for conversation_id, found in members.items()}
+    if listed is None:
+        return counts
+    # Only a conversation that filled its listed places can have more members.
+    full = [conversation_id for conversation_id, n in counts.items() if n >= listed]
+    counts.update(
+        Membership.objects.filter(conversation_id__in=full)
+        .order_by()
+        .values("conversation_id")
+        .annotate(n=Count("id"))
+        .values_list("conversation_id", "n")
+    )
+    return counts
 
 
 def member_data(user) -> dict[str, Any]:
@@ -109,6 +224,9 @@ def conversation_data(
     last_message: Message | None = None,
     unread: int = 0,
     last_read: int = 0,
+    mentions: int = 0,
+    muted: bool = False,
+    member_count: int | None = None,
 ) -> dict[str, Any]:
     """Show a conversation as the API does."""
     return {
@@ -122,6 +240,9 @@ def conversation_data(
         "last_message": message_data(last_message) if last_message else None,
         "unread": unread,
         "last_read": last_read,
+        "mentions": mentions,
+        "muted": muted,
+        "member_count": len(members) if member_count is None else member_count,
     }
 
 
@@ -163,32 +284,49 @@ def message_history(
     messages = Message.objects.select_related("sender").filter(conversation_id=conversation_id)
     if after is not None:
         page = list(messages.filter(pk__gt=after).order_by("id")[: limit + 1])
-        return page[:limit], len(page) > limit
+        return list(with_parts(page[:limit])), len(page) > limit
     if before is not None:
         messages = messages.filter(pk__lt=before)
     page = list(messages.order_by("-id")[: limit + 1])
     has_more = len(page) > limit
-    return list(reversed(page[:limit])), has_more
+    return list(with_parts(list(reversed(page[:limit])))), has_more
 
 
 def messages_after(*, user, after: int, limit: int) -> tuple[list[Message], bool]:
     """Return the changes to the user's conversations stamped after `after`, ascending."""
     conversation_ids = Membership.objects.filter(user=user).values("conversation_id")
-    page = list(
-        Message.objects.select_related("sender")
-        .filter(conversation_id__in=conversation_ids, seq__gt=after)
-        .order_by("seq")[: limit + 1]
+    # The page's ids first, from the index alone (changes_idx holds conversation, seq and
+    # id): a heavy user's whole history is then never read from the table to keep 201 rows.
+    ids = list(
+        Message.objects.filter(conversation_id__in=conversation_ids, seq__gt=after)
+        .order_by("seq")
+        .values_list("id", flat=True)[: limit + 1]
     )
-    return page[:limit], len(page) > limit
+    rows = Message.objects.select_related("sender").filter(pk__in=ids[:limit])
+    page = list(rows.order_by("seq"))
+    return list(with_parts(page)), len(ids) > limit
 
 
 def last_seq_for_user(*, user) -> int:
     """Return the largest change stamp of the user's current conversations (0 if none)."""
-    conversation_ids = Membership.objects.filter(user=user).values("conversation_id")
-    latest = Message.objects.filter(conversation_id__in=conversation_ids).aggregate(
-        latest=Max("seq")
-    )["latest"]
-    return latest or 0
+    return last_seqs_of(user_ids=[user.pk])[user.pk]
+
+
+def last_seqs_of(*, user_ids: Iterable[int]) -> dict[int, int]:
+    """Return each user's largest change stamp of their current conversations (0 if none)."""
+    ids = set(user_ids)
+    # Each conversation's newest stamp is one step down its (conversation, seq) index: a
+    # heavy user's 2,000 conversations cost 2,000 steps, not a read of their 50,000 messages.
+    newest = Message.objects.filter(conversation_id=OuterRef("conversation_id")).order_by("-seq")
+    per_user = (
+        Membership.objects.filter(user_id__in=ids)
+        .values("user_id")
+        .annotate(latest=Max(Subquery(newest.values("seq")[:1])))
+        .values_list("user_id", "latest")
+    )
+    latest = dict.fromkeys(ids, 0)
+    latest.update((user_id, seq) for user_id, seq in per_user if seq is not None)
+    return latest
 
 
 # Shorter lookups match from the start of a name only: one letter is in most names.

@@ -1,16 +1,21 @@
-"""End sockets when their session ends: logout, password change, deactivation."""
+"""End sockets when their session ends (logout, password change, deactivation); remove a
+file's bytes when its row goes."""
 
 from __future__ import annotations
 
 import logging
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.signals import user_logged_out
-from django.db.models.signals import post_save, pre_save
+from django.contrib.auth.signals import user_logged_in, user_logged_out
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import receiver
 
 from messaging.domain.events import close_event, publish_on_commit, session_group, user_group
+from messaging.domain.languages import language_from_browser
 from messaging.domain.tokens import tokens_revoke
+from messaging.domain.uploads import remove_files
+from messaging.models import Upload
 
 log = logging.getLogger(__name__)
 User = get_user_model()
@@ -20,6 +25,13 @@ CLOSE_SESSION_ENDED = 4401
 
 def _close_groups_on_commit(groups: list[str]) -> None:
     publish_on_commit(close_event(group, CLOSE_SESSION_ENDED) for group in groups)
+
+
+@receiver(user_logged_in)
+def remember_browser_language(sender, request, user, **kwargs) -> None:
+    """Keep the language of the browser logged in with (sign-up logs in too), for emails."""
+    if request is not None:
+        language_from_browser(user=user, request=request)
 
 
 @receiver(user_logged_out)
@@ -54,3 +66,14 @@ def end_sessions_on_credential_change(sender, instance, created, **kwargs) -> No
     if changed_password or (was_active and not instance.is_active):
         tokens_revoke(user=instance)
         _close_groups_on_commit([user_group(instance.pk)])
+
+
+@receiver(post_delete, sender=Upload)
+def remove_bytes_of_deleted_upload(sender, instance, **kwargs) -> None:
+    """Remove an upload's bytes once its row is gone for good, however it went.
+
+    A person deleted, a conversation deleted: the rows go by cascade, and so, after the
+    commit, do their files. The purges remove bytes themselves as well; a second delete of
+    a name already gone does nothing.
+    """
+    transaction.on_commit(lambda: remove_files([instance]))

@@ -75,23 +75,43 @@ def token_for_key(key: str | None) -> AuthToken | None:
 
     An expired token is revoked when it is presented.
     """
-    if not key or len(key) > 200:
-        return None
-    token = (
-        AuthToken.objects.select_related("user")
-        .filter(key_hash=AuthToken.hash_key(key), user__is_active=True)
-        .first()
-    )
-    if token is None:
-        return None
+    return tokens_for_keys([key])[0]
+
+
+def tokens_for_keys(keys: list[str | None]) -> list[AuthToken | None]:
+    """Return, for each secret, its token with its user if live and the user active, or None.
+
+    An expired token is revoked when it is presented. One read for all of them, one write
+    of when they were last used (at most every LAST_USED_RESOLUTION per token).
+    """
+    hashes = {key: AuthToken.hash_key(key) for key in keys if key and len(key) <= 200}
+    if not hashes:
+        return [None] * len(keys)
+    found = {
+        token.key_hash: token
+        for token in AuthToken.objects.select_related("user").filter(
+            key_hash__in=set(hashes.values()), user__is_active=True
+        )
+    }
     now = timezone.now()
-    if token.expires_at is not None and token.expires_at <= now:
-        _revoke(AuthToken.objects.filter(pk=token.pk))
-        return None
-    if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION:
-        AuthToken.objects.filter(pk=token.pk).update(last_used_at=now)
-        token.last_used_at = now
-    return token
+    expired = {
+        token.pk
+        for token in found.values()
+        if token.expires_at is not None and token.expires_at <= now
+    }
+    if expired:
+        _revoke(AuthToken.objects.filter(pk__in=expired))
+    live = {key_hash: token for key_hash, token in found.items() if token.pk not in expired}
+    stale = [
+        token
+        for token in live.values()
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_RESOLUTION
+    ]
+    if stale:
+        AuthToken.objects.filter(pk__in=[token.pk for token in stale]).update(last_used_at=now)
+        for token in stale:
+            token.last_used_at = now
+    return [live.get(hashes[key]) if key in hashes else None for key in keys]
 
 
 def user_for_token(key: str | None):

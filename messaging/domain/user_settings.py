@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import IntegrityError, transaction
+from django.utils.translation import gettext as _
 
 from messaging.domain import presence
 from messaging.models import UserSettings
@@ -45,17 +46,17 @@ def _errors(changes: dict[str, Any]) -> dict[str, list[str]]:
     for name, value in changes.items():
         kind = FIELDS.get(name)
         if kind is None:
-            errors[name] = ["Not a setting."]
+            errors[name] = [_("Not a setting.")]
         elif type(value) is not kind:
             # type(), not isinstance(): a bool is an int in Python.
             errors[name] = [
-                "Must be true or false." if kind is bool else "Must be a whole number."
+                _("Must be true or false.") if kind is bool else _("Must be a whole number.")
             ]
         elif name == "email_delay_minutes" and not (
             EMAIL_DELAY_MINUTES[0] <= value <= EMAIL_DELAY_MINUTES[1]
         ):
             low, high = EMAIL_DELAY_MINUTES
-            errors[name] = [f"Must be from {low} to {high}."]
+            errors[name] = [_("Must be from %(low)s to %(high)s.") % {"low": low, "high": high}]
     return errors
 
 

@@ -85,20 +85,78 @@ def watchers(
     return seen_by
 
 
+def watchers_gained(
+    *, user_ids: Iterable[int], setting: str | None, shown: Hidden
+) -> dict[int, tuple[set[int], set[int]]]:
+    """Return, for each user, who saw them before the memberships `shown` were shown and
+    who sees them now: watchers(hidden=shown) and watchers() in one pass of three queries.
+    """
+    ids = set(user_ids)
+    just_shown = set(shown)
+    seen: dict[int, tuple[set[int], set[int]]] = {user_id: (set(), set()) for user_id in ids}
+    rows = list(
+        _shown_memberships(setting)
+        .filter(user_id__in=ids)
+        .values_list("conversation_id", "user_id")
+    )
+    if not rows:
+        return seen
+    shown_in: dict[int, list[tuple[int, bool]]] = {}
+    for conversation_id, user_id in rows:
+        is_new = (conversation_id, user_id) in just_shown
+        shown_in.setdefault(conversation_id, []).append((user_id, is_new))
+    blocked = _blocked_pairs(ids)
+    viewers = Membership.objects.filter(conversation_id__in=shown_in)
+    for conversation_id, viewer_id in viewers.values_list("conversation_id", "user_id"):
+        for user_id, is_new in shown_in[conversation_id]:
+            if viewer_id != user_id and (user_id, viewer_id) not in blocked:
+                before, after = seen[user_id]
+                after.add(viewer_id)
+                if not is_new:
+                    before.add(viewer_id)
+    return seen
+
+
 def seen_by(
     *, viewer_id: int, setting: str | None, among: Iterable[int] | None = None
 ) -> set[int]:
     """Return whose presence, typing or reading (per `setting`) the viewer may see."""
-    conversations = Membership.objects.filter(user_id=viewer_id).values("conversation_id")
-    shown = (
-        _shown_memberships(setting)
-        .filter(conversation_id__in=conversations)
-        .exclude(user_id=viewer_id)
-    )
-    if among is not None:
-        shown = shown.filter(user_id__in=set(among))
-    seen = set(shown.values_list("user_id", flat=True).distinct())
-    if not seen:
+    return seen_by_each(viewer_ids=[viewer_id], setting=setting, among=among)[viewer_id]
+
+
+def seen_by_each(
+    *, viewer_ids: Iterable[int], setting: str | None, among: Iterable[int] | None = None
+) -> dict[int, set[int]]:
+    """Return, for each viewer, whose presence, typing or reading they may see.
+
+    `among` narrows those seen (a QuerySet of user ids stays inside the one query).
+    """
+    ids = set(viewer_ids)
+    seen: dict[int, set[int]] = {viewer_id: set() for viewer_id in ids}
+    if not ids:
         return seen
-    blocked = _blocked_pairs([viewer_id])
-    return {user_id for user_id in seen if (viewer_id, user_id) not in blocked}
+    conversations = Membership.objects.filter(user_id__in=ids).values("conversation_id")
+    shown = _shown_memberships(setting).filter(conversation_id__in=conversations)
+    if among is not None:
+        shown = shown.filter(user_id__in=among if isinstance(among, QuerySet) else set(among))
+    if len(ids) == 1:
+        # One viewer is in every conversation asked: no need to ask who is where.
+        (viewer_id,) = ids
+        shown_ids = shown.exclude(user_id=viewer_id).values_list("user_id", flat=True)
+        rows = ((viewer_id, user_id) for user_id in shown_ids.distinct())
+    else:
+        viewers_in: dict[int, list[int]] = {}
+        for conversation_id, viewer_id in conversations.values_list("conversation_id", "user_id"):
+            viewers_in.setdefault(conversation_id, []).append(viewer_id)
+        rows = (
+            (viewer_id, user_id)
+            for conversation_id, user_id in shown.values_list("conversation_id", "user_id")
+            for viewer_id in viewers_in.get(conversation_id, ())
+        )
+    pairs = {(viewer_id, user_id) for viewer_id, user_id in rows if viewer_id != user_id}
+    if not pairs:
+        return seen
+    blocked = _blocked_pairs(ids)
+    for viewer_id, user_id in pairs - blocked:
+        seen[viewer_id].add(user_id)
+    return seen

@@ -1,4 +1,4 @@
-"""/healthz: does the database answer, does the channel layer answer."""
+"""/healthz: does the database answer, does the channel layer answer, do the jobs move."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import JsonResponse
 
+from messaging.jobs.queue import check_queue
+
 log = logging.getLogger(__name__)
 
 CHECK_TIMEOUT = 3.0
@@ -25,6 +27,26 @@ def _database() -> None:
     finally:
         # This runs on a pool thread that no request will clean up after.
         connection.close()
+
+
+def _jobs() -> None:
+    """Check that the background jobs move (messaging/jobs/queue.py)."""
+    try:
+        reason = check_queue()
+    finally:
+        connection.close()
+    if reason != "ok":
+        raise JobsStuck(reason)
+
+
+class JobsStuck(Exception):
+    """The job queue has not moved for a while; the message says how long."""
+
+
+# The checks a process cannot serve without: /healthz answers 503 when one fails. A stuck
+# job queue is shown, not counted: this process still serves the chat, and the workers
+# are watched apart (chat_jobs_oldest_queued_seconds, docs/operations.md).
+REQUIRED = ("database", "channel_layer")
 
 
 # How long a probe may take before another is sent. The channel layer delivers at most once:
@@ -70,6 +92,8 @@ def failure_reason(exc: BaseException) -> str:
     /healthz answers anyone, and a driver's message can hold host names, user names or a
     password from a URL.
     """
+    if isinstance(exc, JobsStuck):
+        return str(exc)
     seen: BaseException | None = exc
     for _ in range(10):  # the chain of causes, which could loop
         if seen is None:
@@ -82,11 +106,12 @@ def failure_reason(exc: BaseException) -> str:
 
 async def _check_all() -> dict[str, str]:
     global _latest
-    database, layer = await asyncio.gather(
+    database, layer, jobs = await asyncio.gather(
         _run("database", sync_to_async(_database, thread_sensitive=False)),
         _run("channel_layer", _channel_layer),
+        _run("jobs", sync_to_async(_jobs, thread_sensitive=False)),
     )
-    checks = {"database": database, "channel_layer": layer}
+    checks = {"database": database, "channel_layer": layer, "jobs": jobs}
     _latest = (time.monotonic(), checks)
     return checks
 
@@ -119,7 +144,7 @@ def forget_checks() -> None:
 async def healthz(request) -> JsonResponse:
     """Answer 200 when the database and the channel layer answer, else 503 naming what failed."""
     checks = await shared_checks()
-    healthy = all(result == "ok" for result in checks.values())
+    healthy = all(checks[name] == "ok" for name in REQUIRED)
     return JsonResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks},
         status=200 if healthy else 503,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from urllib.parse import urlsplit
 
 from channels.auth import AuthMiddlewareStack
@@ -11,7 +12,9 @@ from django.conf import settings
 from django.http.request import validate_host
 
 from messaging import metrics
-from messaging.domain.tokens import bearer_key, token_for_key
+from messaging.domain.tokens import bearer_key, tokens_for_keys
+from messaging.realtime.batched_calls import BatchedCalls
+from messaging.singletons import per_event_loop
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +62,15 @@ class WebSocketAuthMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket":
             return await self.inner(scope, receive, send)
+        # Past this, the handshake's database work is skipped (the consumer's `_open`): its
+        # client has given up, and in a reconnect storm that work is what others wait behind.
+        scope = dict(scope, give_up_at=time.monotonic() + settings.CHAT_HANDSHAKE_DEADLINE)
         authorization = _header(scope, b"authorization")
         if authorization is not None:
             # A present Authorization header alone decides, whatever the Origin.
             key = bearer_key(authorization)
-            login = await database_sync_to_async(_token_login)(key) if key else None
+            # With the tokens of the other handshakes waiting at the same time, in one read.
+            login = await token_logins().call(key) if key else None
             if login is None:
                 await _drain_connect(receive)
                 return await deny(send, "bad_token")
@@ -77,10 +84,19 @@ class WebSocketAuthMiddleware:
         return await self.session_stack(scope, receive, send)
 
 
-def _token_login(key: str) -> tuple[object, int] | None:
-    """Return the user of a live token and the token's id (its sockets' group), or None."""
-    token = token_for_key(key)
-    return None if token is None else (token.user, token.pk)
+def _token_logins(keys: list[str]) -> list[tuple[object, int] | None]:
+    """Return for each secret the user of its live token and the token's id, or None."""
+    return [None if token is None else (token.user, token.pk) for token in tokens_for_keys(keys)]
+
+
+async def _token_logins_together(keys: list[str]) -> list[tuple[object, int] | None]:
+    return await database_sync_to_async(_token_logins)(keys)
+
+
+# Tokens read in one round at most.
+TOKENS_AT_ONCE = 200
+token_logins = per_event_loop(lambda: BatchedCalls(_token_logins_together, TOKENS_AT_ONCE))
+token_logins.__doc__ = "Return this event loop's queue of bearer tokens to check together."
 
 
 async def _drain_connect(receive) -> None:

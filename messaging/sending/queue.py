@@ -24,7 +24,7 @@ from messaging import metrics
 from messaging.delivery import fanout
 from messaging.domain import services
 from messaging.domain.ratelimit import limiter, parse_rules
-from messaging.protocol import ChatError, ErrorCode, message_data
+from messaging.protocol import ChatError, ErrorCode
 from messaging.sending import batch as send_batch
 from messaging.sending.batch import SendOutcome, SendRequest, messages_send_many
 from messaging.singletons import per_event_loop
@@ -293,7 +293,7 @@ class SendQueue:
                     {
                         "type": "message.ack",
                         "client_id": waiting.request.client_id,
-                        "message": message_data(outcome.result.message),
+                        "message": outcome.result.message_shown(),
                     }
                 )
                 acked = time.perf_counter()

@@ -5,13 +5,15 @@ from __future__ import annotations
 from django.conf import settings
 from django.contrib.auth import authenticate, get_user_model
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
 
-from messaging.domain import blocks, groups, moderation, selectors, services
+from messaging.domain import away, blocks, groups, moderation, selectors, services
 from messaging.domain.ratelimit import check_rate_sync
 from messaging.domain.search import message_search
 from messaging.domain.tokens import token_create, token_issue
 from messaging.protocol import ChatError, iso_utc, message_data, user_data
 from messaging.web.api_tokens import token_name
+from messaging.web.email_views import set_address
 from messaging.web.http import (
     ApiError,
     api,
@@ -45,8 +47,13 @@ def register(request: HttpRequest) -> JsonResponse:
     password = _string_field(data, "password", errors)
     if errors:
         raise bad_request("invalid registration", errors)
+    email = data.get("email", "")
+    if not isinstance(email, str):
+        raise bad_request("invalid registration", {"email": ["Must be a string."]})
     check_rate_sync("register", client_key(request), settings.CHAT_REGISTER_RATE)
-    form = SignupForm(data={"username": username, "password1": password, "password2": password})
+    form = SignupForm(
+        data={"username": username, "password1": password, "password2": password, "email": email}
+    )
     if not form.is_valid():
         errors = form_errors(form)
         password_errors = errors.pop("password1", []) + errors.pop("password2", [])
@@ -54,6 +61,8 @@ def register(request: HttpRequest) -> JsonResponse:
             errors["password"] = password_errors
         raise bad_request("invalid registration", errors)
     user = form.save()
+    if form.cleaned_data.get("email"):
+        set_address(user, form.cleaned_data["email"])
     return JsonResponse({"token": token_issue(user=user), "user": user_data(user)}, status=201)
 
 
@@ -84,7 +93,9 @@ def _usernames(data: dict) -> list[str]:
         or not usernames
         or not all(isinstance(name, str) and name for name in usernames)
     ):
-        raise bad_request("members must be a list of usernames", {"members": ["Give usernames."]})
+        raise bad_request(
+            "members must be a list of usernames", {"members": [_("Give usernames.")]}
+        )
     return usernames
 
 
@@ -92,8 +103,21 @@ def _usernames(data: dict) -> list[str]:
 def conversations(request: HttpRequest) -> JsonResponse:
     """List the caller's conversations, or start one."""
     if request.method == "GET":
+        limit = _int_param(request, "limit", settings.CHAT_INBOX_PAGE, 1, 200)
+        cursor = None
+        if request.GET.get("cursor"):
+            try:
+                cursor = selectors.parse_inbox_cursor(request.GET["cursor"])
+            except (ValueError, OverflowError):
+                raise bad_request(
+                    "cursor must be a next_cursor this list gave",
+                    {"cursor": [_("Not a place in the list of conversations.")]},
+                ) from None
+        page, has_more, next_cursor = selectors.conversation_page_for_user(
+            user=request.user, limit=limit, cursor=cursor
+        )
         return JsonResponse(
-            {"conversations": selectors.conversation_list_for_user(user=request.user)}
+            {"conversations": page, "has_more": has_more, "next_cursor": next_cursor}
         )
     data = json_body(request)
     usernames = _usernames(data)
@@ -105,10 +129,11 @@ def conversations(request: HttpRequest) -> JsonResponse:
     missing = sorted(wanted - set(found))
     if missing:
         raise bad_request(
-            "unknown members", {"members": [f"No user named {name}." for name in missing]}
+            "unknown members",
+            {"members": [_("No user named %(name)s.") % {"name": name} for name in missing]},
         )
     if not found:
-        raise bad_request("name at least one other person", {"members": ["Name someone else."]})
+        raise bad_request("name at least one other person", {"members": [_("Name someone else.")]})
     if len(found) == 1:
         conversation, created = services.conversation_open_direct(
             user=request.user, other=next(iter(found.values()))
@@ -124,20 +149,35 @@ def conversations(request: HttpRequest) -> JsonResponse:
 
 @api("GET", "PATCH", rate={"GET": "read", "PATCH": "group_change"})
 def conversation(request: HttpRequest, conversation_id: int) -> JsonResponse:
-    """Show one of the caller's conversations with each member's read pointer; rename a group."""
+    """Show one of the caller's conversations with each member's read pointer; rename a
+    group, or mute or unmute it for the caller (`muted`)."""
     if request.method == "PATCH":
-        title = json_body(request).get("title")
-        if not isinstance(title, str):
-            raise bad_request("title must be a string", {"title": ["Must be a string."]})
-        try:
-            groups.group_rename(actor=request.user, conversation_id=conversation_id, title=title)
-        except ChatError as error:
-            return chat_error_response(error, field="title")
+        data = json_body(request)
+        if "muted" in data:
+            _mute(request, conversation_id, data)
+        if "title" in data or "muted" not in data:
+            title = data.get("title")
+            if not isinstance(title, str):
+                raise bad_request("title must be a string", {"title": ["Must be a string."]})
+            try:
+                groups.group_rename(
+                    actor=request.user, conversation_id=conversation_id, title=title
+                )
+            except ChatError as error:
+                return chat_error_response(error, field="title")
     detail = selectors.conversation_detail(user=request.user, conversation_id=conversation_id)
     # The caller's own pointer always; others' only as the privacy rule lets the caller see.
     pointers = selectors.read_pointers(conversation_id=conversation_id, viewer=request.user)
     detail["read_pointers"] = {str(user_id): up_to for user_id, up_to in pointers.items()}
     return JsonResponse(detail)
+
+
+def _mute(request: HttpRequest, conversation_id: int, data: dict) -> None:
+    """Mute or unmute the conversation for the caller, or raise a 400 (404: not a member)."""
+    muted = data["muted"]
+    if type(muted) is not bool:
+        raise bad_request("muted must be true or false", {"muted": ["Must be true or false."]})
+    away.conversation_mute(user=request.user, conversation_id=conversation_id, muted=muted)
 
 
 def _int_param(request: HttpRequest, name: str, default: int | None, low: int, high: int):
@@ -147,7 +187,7 @@ def _int_param(request: HttpRequest, name: str, default: int | None, low: int, h
     if not raw.isascii() or not raw.isdigit() or len(raw) > 19 or not low <= int(raw) <= high:
         raise bad_request(
             f"{name} must be a whole number from {low} to {high}",
-            {name: [f"A whole number from {low} to {high}."]},
+            {name: [_("A whole number from %(low)s to %(high)s.") % {"low": low, "high": high}]},
         )
     return int(raw)
 
@@ -160,7 +200,7 @@ def messages(request: HttpRequest, conversation_id: int) -> JsonResponse:
     before = _int_param(request, "before", None, 1, 2**63 - 1)
     after = _int_param(request, "after", None, 0, 2**63 - 1)
     if before is not None and after is not None:
-        raise bad_request("give before or after, not both", {"after": ["Not with before."]})
+        raise bad_request("give before or after, not both", {"after": [_("Not with before.")]})
     page, has_more = selectors.message_history(
         conversation_id=conversation_id, before=before, limit=limit, after=after
     )
@@ -187,7 +227,7 @@ def block_list(request: HttpRequest) -> JsonResponse:
     data = json_body(request)
     username = data.get("username")
     if not isinstance(username, str) or not username:
-        raise bad_request("username is required", {"username": ["Give a username."]})
+        raise bad_request("username is required", {"username": [_("Give a username.")]})
     try:
         blocked = blocks.block_create(blocker=request.user, username=username)
     except ChatError as error:
@@ -208,7 +248,7 @@ def report(request: HttpRequest, message_id: int) -> JsonResponse:
     data = json_body(request)
     reason = data.get("reason")
     if not isinstance(reason, str):
-        raise bad_request("reason is required", {"reason": ["Say why."]})
+        raise bad_request("reason is required", {"reason": [_("Say why.")]})
     try:
         made, created = moderation.report_create(
             reporter=request.user, message_id=message_id, reason=reason

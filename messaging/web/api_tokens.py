@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.translation import gettext as _
 
 from messaging.domain.tokens import TOKEN_NAME_MAX, token_create, token_revoke, tokens_of
 from messaging.models import AuthToken
@@ -23,7 +24,7 @@ def token_name(data: dict[str, Any]) -> str:
     if len(name) > TOKEN_NAME_MAX:
         raise bad_request(
             f"name is longer than {TOKEN_NAME_MAX} characters",
-            {"name": [f"At most {TOKEN_NAME_MAX} characters."]},
+            {"name": [_("At most %(count)s characters.") % {"count": TOKEN_NAME_MAX}]},
         )
     return name
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
@@ -10,17 +11,28 @@ from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext, gettext_lazy
 
 from messaging.domain import selectors, services
 from messaging.domain.ratelimit import check_rate_sync
 from messaging.domain.usernames import validate_new_username
 from messaging.protocol import ChatError, message_data, user_data
+from messaging.web.email_views import set_address
 from messaging.web.http import client_key, page_rate_refusal, too_many_response
 
 User = get_user_model()
 
 
 class SignupForm(UserCreationForm):
+    email = forms.EmailField(
+        required=False,
+        label=gettext_lazy("Email (optional)"),
+        help_text=gettext_lazy(
+            "For emails about messages you miss while away; we send a link to confirm "
+            "it first. You can add or change it later in Settings."
+        ),
+    )
+
     class Meta(UserCreationForm.Meta):
         model = User
         fields = ("username",)
@@ -38,8 +50,10 @@ class LoginForm(AuthenticationForm):
 
     error_messages = {
         **AuthenticationForm.error_messages,
-        "inactive": "This account has been deactivated, so it can no longer log in. "
-        "If you think this is a mistake, ask the people who run this chat.",
+        "inactive": gettext_lazy(
+            "This account has been deactivated, so it can no longer log in. "
+            "If you think this is a mistake, ask the people who run this chat."
+        ),
     }
 
     def clean(self):
@@ -63,7 +77,7 @@ class LoginForm(AuthenticationForm):
         return person is not None and person.check_password(password)
 
 
-def _chat_page(request: HttpRequest, active: dict | None) -> HttpResponse:
+def _chat_page(request: HttpRequest, active: dict | None, *, shell: bool = False) -> HttpResponse:
     history, has_more = [], False
     if active is not None:
         history, has_more = selectors.message_history(
@@ -78,11 +92,21 @@ def _chat_page(request: HttpRequest, active: dict | None) -> HttpResponse:
         "history": [message_data(message) for message in history],
         "hasMore": has_more,
     }
+    conversations: list[dict] = []
+    if shell:
+        # Drawn by the client from what this browser kept (static/messaging/state/offline.js).
+        config["shell"] = True
+    else:
+        # The inbox's first page; the client asks for the next when its list is scrolled.
+        conversations, inbox_more, inbox_cursor = selectors.conversation_page_for_user(
+            user=request.user, limit=settings.CHAT_INBOX_PAGE
+        )
+        config["inboxCursor"] = inbox_cursor if inbox_more else None
     return render(
         request,
         "messaging/chat.html",
         {
-            "conversations": selectors.conversation_list_for_user(user=request.user),
+            "conversations": conversations,
             "active": active,
             "history": config["history"],
             "chat_config": config,
@@ -107,6 +131,12 @@ def conversation_page(request: HttpRequest, conversation_id: int) -> HttpRespons
 
 
 @login_required
+def app_shell(request: HttpRequest) -> HttpResponse:
+    """Serve the chat page without its data: the service worker's page for an offline start."""
+    return _chat_page(request, None, shell=True)
+
+
+@login_required
 def direct(request: HttpRequest, username: str) -> HttpResponse:
     """Open the direct conversation with someone, creating it on first use."""
     # PostgreSQL cannot even look a name with NUL up.
@@ -116,8 +146,11 @@ def direct(request: HttpRequest, username: str) -> HttpResponse:
             request,
             "messaging/problem.html",
             {
-                "problem": f"There is no one called “{username}” on this chat. "
-                "Check the spelling, or search for them by part of their name."
+                "problem": gettext(
+                    "There is no one called “%(username)s” on this chat. "
+                    "Check the spelling, or search for them by part of their name."
+                )
+                % {"username": username}
             },
             status=404,
         )
@@ -125,7 +158,7 @@ def direct(request: HttpRequest, username: str) -> HttpResponse:
         return render(
             request,
             "messaging/problem.html",
-            {"problem": "You cannot message yourself."},
+            {"problem": gettext("You cannot message yourself.")},
             status=400,
         )
     try:
@@ -139,7 +172,10 @@ def signup(request: HttpRequest) -> HttpResponse:
     """Create an account in the browser and sign in."""
     if not settings.CHAT_REGISTRATION_OPEN:
         return render(
-            request, "messaging/problem.html", {"problem": "Registration is closed."}, status=403
+            request,
+            "messaging/problem.html",
+            {"problem": gettext("Registration is closed.")},
+            status=403,
         )
     if request.user.is_authenticated:
         return redirect("inbox")
@@ -154,6 +190,8 @@ def signup(request: HttpRequest) -> HttpResponse:
         except ChatError as error:
             return too_many_response(request, error.detail, error.retry_after or 1)
         user = form.save()
+        if form.cleaned_data.get("email"):
+            set_address(user, form.cleaned_data["email"])
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect(reverse("inbox"))
     return render(request, "registration/signup.html", {"form": form})

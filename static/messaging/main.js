@@ -1,8 +1,8 @@
 /*
  * The chat page: one WebSocket for all conversations, an inbox beside the open
  * conversation, optimistic sends with a persistent outbox, drafts, typing, read receipts,
- * edit and delete, reports, blocks, groups and message search. This module only wires the
- * parts together:
+ * edit and delete, replies, reactions, mentions, photos and files, reports, blocks, groups
+ * and message search. This module only wires the parts together:
  *
  *   net/      the socket (reconnecting, pinging) and the JSON API
  *   state/    the client's state and how frames change it, the outbox, browser storage
@@ -19,6 +19,7 @@ import * as api from "./net/api.js";
 import { createSocket } from "./net/socket.js";
 import * as chat from "./state/chat.js";
 import { directPeer } from "./state/conversations.js";
+import { createOfflineCopy, forgetOffline, loadRecords, offlineBoot } from "./state/offline.js";
 import { createOutbox } from "./state/outbox.js";
 import {
   browserAreas,
@@ -34,15 +35,22 @@ import { errorText, offlineText, silentText } from "./text/errors.js";
 import { debounce } from "./lib/debounce.js";
 import { plainClick } from "./ui/dom.js";
 import { createBlocks } from "./ui/blocks.js";
+import { createAttachments } from "./ui/attachments.js";
 import { createComposer } from "./ui/composer.js";
 import { createConversationPane } from "./ui/conversation.js";
 import { createGroups } from "./ui/groups.js";
 import { createInbox } from "./ui/inbox.js";
+import { createArrowKeys } from "./ui/keys.js";
 import { createMessageActions } from "./ui/message-actions.js";
+import { createMentions } from "./ui/mentions.js";
 import { createMessageSearch } from "./ui/message-search.js";
+import { createMute } from "./ui/mute.js";
 import { createNotices } from "./ui/notices.js";
 import { createNotifications } from "./ui/notifications.js";
 import { createPeopleSearch } from "./ui/people.js";
+import { createReactions } from "./ui/reactions.js";
+import { createReplies } from "./ui/reply.js";
+import { gettext } from "./text/i18n.js";
 
 function readJSON(id, fallback) {
   const node = document.getElementById(id);
@@ -83,6 +91,7 @@ function findElements() {
     counter: byId("composer-counter"),
     send: byId("send-button"),
     live: byId("live-region"),
+    statusRegion: byId("status-region"),
     settings: byId("settings"),
     notifyToggle: byId("notify-toggle"),
     previewToggle: byId("preview-toggle"),
@@ -101,6 +110,7 @@ function findElements() {
     menuGroup: byId("menu-group"),
     menuBlock: byId("menu-block"),
     menuLeave: byId("menu-leave"),
+    menuMute: byId("menu-mute"),
     blockedBar: byId("blocked-bar"),
     blockedText: byId("blocked-text"),
     blockedUnblock: byId("blocked-unblock"),
@@ -162,7 +172,11 @@ function targetFromUrl() {
   return raw && /^\d{1,18}$/.test(raw) ? Number(raw) : null;
 }
 
-function start(config, ui) {
+/**
+ * Start the page: `offline` is null, or what this browser kept (state/offline.js) when the
+ * page is the service worker's shell, served because the network could not be reached.
+ */
+function start(config, ui, offline) {
   const me = config.user;
   const areas = browserAreas();
   forgetOtherPeople(areas, me.id);
@@ -183,6 +197,9 @@ function start(config, ui) {
   const { state } = app;
   app.written = createWrittenTimes({ store, key: writtenKey(me.id) });
   app.settle = settle;
+  app.offline = createOfflineCopy({ state });
+  // Drawn from the kept copy until the server is reached (then as always).
+  app.offlineStart = offline;
   app.outbox = createOutbox({ store, key: outboxKey(me.id), onRetryDue: () => app.composer.retryDue() });
   app.socket = createSocket({
     url: () => (location.protocol === "https:" ? "wss:" : "ws:") + "//" + location.host + (config.wsPath || "/ws/chat/"),
@@ -193,6 +210,10 @@ function start(config, ui) {
     },
   });
   app.notices = createNotices(app);
+  app.reply = createReplies(app);
+  app.reactions = createReactions(app);
+  app.mentions = createMentions(app);
+  app.attachments = createAttachments(app);
   app.inbox = createInbox(app);
   app.pane = createConversationPane(app);
   app.composer = createComposer(app);
@@ -202,6 +223,7 @@ function start(config, ui) {
   app.groups = createGroups(app);
   app.search = createMessageSearch(app);
   app.notifications = createNotifications(app);
+  app.mute = createMute(app);
   app.sendRead = sendRead;
   app.dropConversation = dropConversation;
 
@@ -213,6 +235,9 @@ function start(config, ui) {
   function forgetEverything() {
     store.seal();
     wipeAreas(areas);
+    app.attachments.forget();
+    app.offline.seal();
+    forgetOffline();
   }
 
   // -- the connection -----------------------------------------------------------------------
@@ -222,14 +247,14 @@ function start(config, ui) {
     if (frame && !app.socket.send(frame)) chat.syncNotSent(state);
   }
 
-  function onSocketClosed({ code, hadReady, attempt, silent }) {
+  function onSocketClosed({ code, hadReady, attempt, silent, busy }) {
     // Presence is unknown while disconnected; `ready` tells it again.
     if (chat.onSocketClosed(state)) {
       app.inbox.render();
       app.pane.renderHeader();
     }
     if (code === 4401) {
-      app.notices.setConnection("offline", "Your session has ended. Taking you to the login page…", true);
+      app.notices.setConnection("offline", gettext("Your session has ended. Taking you to the login page…"), true);
       forgetEverything();
       api.goLogin();
       return;
@@ -237,9 +262,22 @@ function start(config, ui) {
     if (code === 1008) {
       app.notices.setConnection(
         "offline",
-        "The server paused this connection because of too many requests. Reconnecting shortly…",
+        gettext("The server paused this connection because of too many requests. Reconnecting shortly…"),
         true
       );
+      return;
+    }
+    if (busy) {
+      // Many clients reconnect at once (a server restarted): this one was given a later turn.
+      app.notices.setConnection(
+        "offline",
+        gettext("The server is busy with many reconnections. Trying again shortly…"),
+        false
+      );
+      return;
+    }
+    if (app.offlineStart) {
+      app.notices.setConnection("offline", offlineStartText(), true);
       return;
     }
     if (silent && navigator.onLine !== false) {
@@ -269,7 +307,11 @@ function start(config, ui) {
       return;
     }
     if (!data || !Array.isArray(data.conversations)) return;
-    chat.setConversations(state, data.conversations);
+    const partial = Boolean(data.has_more);
+    chat.setConversations(state, data.conversations, { partial });
+    // Past the first page already: its cursor still says where the next one begins.
+    if (!partial) state.inboxCursor = null;
+    else if (!state.inboxPaged) state.inboxCursor = data.next_cursor;
     if (state.cur && state.cur.to) {
       // Written to from elsewhere (by them, or in another tab): the new pane is that one.
       const known = chat.findDirectWith(state, state.cur.to.username);
@@ -277,8 +319,8 @@ function start(config, ui) {
     }
     if (state.cur) {
       const conv = state.convs.get(state.cur.id);
-      if (conv && chat.isViewing(state, conv.id) && conv.unread) {
-        conv.unread = 0;
+      if (conv && chat.isViewing(state, conv.id) && (conv.unread || conv.mentions)) {
+        chat.markRead(conv);
         sendRead(true);
       }
     }
@@ -287,11 +329,41 @@ function start(config, ui) {
     app.pane.updateSeen();
   }
 
+  let inboxLoading = false;
+  const inboxScroller = () => ui.inbox.closest(".inbox-wrap") || ui.inbox;
+
+  /** Fetch the inbox's next page when its list is scrolled to the end, or does not fill it. */
+  function nearInboxEnd() {
+    const box = inboxScroller();
+    if (box.scrollHeight - box.scrollTop - box.clientHeight < 300) loadMoreInbox();
+  }
+
+  async function loadMoreInbox() {
+    if (!state.inboxCursor || inboxLoading) return;
+    inboxLoading = true;
+    try {
+      const data = await api.listConversations(state.inboxCursor);
+      if (data && Array.isArray(data.conversations)) {
+        chat.addInboxPage(state, data.conversations);
+        state.inboxCursor = data.has_more ? data.next_cursor : null;
+        state.inboxPaged = true;
+        app.inbox.render();
+        inboxLoading = false;
+        nearInboxEnd();
+      }
+    } catch (e) {
+      // Kept as it was: the next scroll to the end asks again.
+    } finally {
+      inboxLoading = false;
+    }
+  }
+
   // -- frames from the server -----------------------------------------------------------------
 
   function handleFrame(frame) {
     switch (frame.type) {
       case "ready":
+        endOfflineStart();
         chat.onReady(state, frame);
         app.notices.setConnection("online");
         app.inbox.render();
@@ -362,6 +434,7 @@ function start(config, ui) {
    */
   function settle(clientId, storedAt) {
     const item = app.outbox.ack(clientId);
+    if (item) app.notices.status(gettext("Message sent."));
     if (!item || !storedAt) return;
     app.written.remember(clientId, writtenAtFor({ writtenLocal: item.created_at, ackedLocal: Date.now(), storedAt }));
   }
@@ -374,9 +447,7 @@ function start(config, ui) {
     if (result.forCur.length) app.pane.upsertMessages(result.forCur, { live });
     if (result.inboxChanged) app.inbox.render();
     if (result.unknownConv) scheduleInboxRefresh();
-    if (live && result.announcements.length) {
-      app.notices.announce(result.announcements[result.announcements.length - 1]);
-    }
+    if (live && result.announcements.length) app.notices.incoming(result.announcements);
     if (state.cur && result.forCur.length) sendRead(false);
   }
 
@@ -482,6 +553,29 @@ function start(config, ui) {
     app.notices.announce(text);
   }
 
+  // -- the offline start ----------------------------------------------------------------------
+
+  function offlineStartText() {
+    return gettext(
+      "You’re offline. Showing the conversations and messages kept on this device; what you write is sent once you’re back online."
+    );
+  }
+
+  /** The server answers: what the kept copy showed is brought up to date as after any outage. */
+  function endOfflineStart() {
+    if (!app.offlineStart) return;
+    app.offlineStart = null;
+    delete ui.app.dataset.offlineStart;
+  }
+
+  /** Keep what the page shows for an offline start, whenever the inbox or the messages change. */
+  function keepForOffline() {
+    const changed = new MutationObserver(() => app.offline.save());
+    changed.observe(ui.inbox, { childList: true, subtree: true, characterData: true });
+    changed.observe(ui.messages, { childList: true, subtree: true, characterData: true });
+    app.offline.save();
+  }
+
   // -- events ---------------------------------------------------------------------------------
 
   function bind() {
@@ -494,6 +588,7 @@ function start(config, ui) {
       event.preventDefault();
       app.pane.openConversation(Number(a.dataset.conversationId), { push: true, focus: window.innerWidth > 700 });
     });
+    inboxScroller().addEventListener("scroll", nearInboxEnd);
 
     ui.back.addEventListener("click", (event) => {
       if (!plainClick(event)) return;
@@ -511,11 +606,17 @@ function start(config, ui) {
     });
 
     app.pane.bind();
+    app.mentions.bind(); // takes the composer's keys first (capture) while its list is open
     app.composer.bind();
+    app.reply.bind();
+    app.reactions.bind();
+    app.attachments.bind();
     app.notifications.bind();
+    app.mute.bind();
     app.groups.bind();
     app.search.bind();
     app.people.bind();
+    createArrowKeys(app).bind();
 
     // Menus (settings, conversation options) close on Escape and on a click elsewhere.
     const closesOnEscapeAndClickAway = (menu) => {
@@ -595,8 +696,9 @@ function start(config, ui) {
 
   // -- boot -----------------------------------------------------------------------------------
 
-  chat.setConversations(state, readJSON("chat-conversations", []));
-  const active = readJSON("chat-active", null);
+  chat.setConversations(state, offline ? offline.conversations : readJSON("chat-conversations", []));
+  state.inboxCursor = offline ? null : config.inboxCursor || null;
+  const active = offline ? null : readJSON("chat-active", null);
   if (active && typeof active.id === "number" && !state.convs.has(active.id)) {
     state.convs.set(active.id, active);
     state.order.push(active.id);
@@ -605,12 +707,19 @@ function start(config, ui) {
   // Start the sync cursor at the newest change this page already shows.
   for (const conv of state.convs.values()) if (conv.last_message) chat.seeSeq(state, conv.last_message.seq);
   for (const m of config.history || []) chat.seeSeq(state, m.seq);
+  const kept = offline && offline.conversation !== null ? offline.histories.get(offline.conversation) : null;
+  for (const m of kept ? kept.history : []) chat.seeSeq(state, m.seq);
 
   bind();
   app.notifications.renderSettings();
   app.inbox.render();
-  const id = config.conversation;
-  if (typeof id === "number") {
+  nearInboxEnd();
+  const id = offline ? offline.conversation : config.conversation;
+  if (offline && typeof id === "number") {
+    history.replaceState({ conversation: id, fromInbox: false }, "");
+    app.pane.setupConversation(id, kept, targetFromUrl());
+    for (const m of kept ? kept.history : []) state.seenChanges.add(m.id + ":" + m.seq);
+  } else if (typeof id === "number") {
     history.replaceState({ conversation: id, fromInbox: false }, "");
     app.pane.setupConversation(id, { history: config.history || [], hasMore: config.hasMore }, targetFromUrl());
     for (const m of config.history || []) state.seenChanges.add(m.id + ":" + m.seq);
@@ -619,15 +728,27 @@ function start(config, ui) {
     history.replaceState({ to: personFromUrl(), fromInbox: false }, "");
     openPersonFromUrl();
   } else {
-    history.replaceState({ conversation: null }, "");
+    // The shell opened at its own address shows the inbox: that is the address it gets.
+    history.replaceState({ conversation: null }, "", offline ? urls.inbox : undefined);
     app.pane.showInbox({ push: false });
   }
+  app.attachments.boot();
   ui.app.classList.add("is-ready");
   app.blocks.refresh();
-  app.notices.setConnection("connecting", "Connecting…", false);
+  if (offline) {
+    ui.app.dataset.offlineStart = "true";
+    app.notices.setConnection("offline", offlineStartText(), true);
+  } else {
+    app.notices.setConnection("connecting", gettext("Connecting…"), false);
+  }
+  keepForOffline();
   app.socket.connect();
 }
 
 const config = readJSON("chat-config", null);
 const elements = findElements();
-if (elements.app && config && config.user) start(config, elements);
+if (elements.app && config && config.user) {
+  // The shell: the chat as this browser kept it (top-level await: nothing is drawn before).
+  const offline = config.shell ? offlineBoot(await loadRecords(), config.user.id, location.pathname) : null;
+  start(config, elements, offline);
+}

@@ -221,6 +221,25 @@ test("removed from a group, the person is told by whom; a rename changes the tit
   });
 });
 
+test("muted on another device, the conversation turns muted; a group's change leaves it as it was", () => {
+  const group = direct({ id: 20, kind: "group", title: "Trip", members: [alice, bob, carol], muted: false });
+  const state = aliceOnline({ conv: group });
+  const muted = chat.onConversationUpdated(state, {
+    type: "conversation.updated",
+    conversation: { id: 20, kind: "group", title: "Trip", members: [alice, bob, carol], muted: true },
+    change: { kind: "muted", by: alice },
+  });
+  assert.deepEqual(muted, { changed: 20 });
+  assert.equal(state.convs.get(20).muted, true);
+  // Others' frames (a rename) do not carry the person's own choice: it stays muted.
+  chat.onConversationUpdated(state, {
+    type: "conversation.updated",
+    conversation: { id: 20, kind: "group", title: "Lake trip", members: [alice, bob, carol] },
+    change: { kind: "renamed", by: bob },
+  });
+  assert.equal(state.convs.get(20).muted, true);
+});
+
 test("leaving is not being removed: only a removal keeps what was shown", () => {
   const group = direct({ id: 20, kind: "group", title: "Trip", members: [alice, bob, carol] });
   const state = aliceOnline({ conv: group });
@@ -314,4 +333,41 @@ test("a pane already on a conversation adopts nothing", () => {
   const mine = message({ id: 50, conversation: 12, sender: alice, client_id: "x" });
   assert.equal(chat.conversationOpenedBy(state, mine, { client_id: "x", to: "bob", conversation: null }), null);
   assert.equal(chat.currentConv(state).id, 12);
+});
+
+// -- mentions ---------------------------------------------------------------------------
+
+function group(fields = {}) {
+  return direct({ id: 30, kind: "group", title: "Trip", members: [alice, bob, carol], mentions: 0, ...fields });
+}
+
+test("a message naming me in a group I am not looking at counts as an unread mention", () => {
+  const state = aliceOnline({ conv: group() });
+  chat.onPush(state, { type: "message.new", message: message({ id: 5, conversation: 30, mentions: [alice.id] }), prev_seq: 0 });
+  chat.onPush(state, { type: "message.new", message: message({ id: 6, conversation: 30, mentions: [carol.id] }), prev_seq: 5 });
+  const conv = state.convs.get(30);
+  assert.equal(conv.unread, 2);
+  assert.equal(conv.mentions, 1, "naming carol is not naming me");
+});
+
+test("reading a group clears its unread mentions with its unread count", () => {
+  const state = aliceOnline({ conv: group({ unread: 3, mentions: 2, last_message: message({ id: 9, conversation: 30 }) }) });
+  chat.openCurrent(state, 30);
+  chat.applyMessages(state, [message({ id: 9, conversation: 30, mentions: [alice.id] })], { live: false });
+  const { unreadCleared } = chat.readToSend(state);
+  assert.equal(unreadCleared, true);
+  assert.equal(state.convs.get(30).mentions, 0);
+});
+
+test("reading elsewhere up to the last message clears the mentions here too", () => {
+  const state = aliceOnline({ conv: group({ unread: 2, mentions: 1, last_message: message({ id: 9, conversation: 30 }) }) });
+  chat.onRead(state, { type: "read", conversation: 30, user: alice, up_to: 9 });
+  assert.deepEqual([state.convs.get(30).unread, state.convs.get(30).mentions], [0, 0]);
+});
+
+test("a slower list keeps a mention counted live", () => {
+  const state = aliceOnline({ conv: group() });
+  chat.onPush(state, { type: "message.new", message: message({ id: 5, conversation: 30, mentions: [alice.id] }), prev_seq: 0 });
+  chat.setConversations(state, [group({ mentions: 0 })]);
+  assert.equal(state.convs.get(30).mentions, 1);
 });

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { createStore } from "../../static/messaging/state/storage.js";
-import { createOutbox, retryDelay, sendFrame } from "../../static/messaging/state/outbox.js";
+import { createOutbox, isReady, retryDelay, sendFrame } from "../../static/messaging/state/outbox.js";
 import { fakeStorage, fakeTimers } from "./helpers.js";
 
 const KEY = "chat:1:outbox";
@@ -170,4 +170,65 @@ test("once the conversation is open, first messages show there and still go to t
   assert.equal(sendFrame(outbox.get("a")).to, "carol");
   outbox.dropConversation(31);
   assert.deepEqual(outbox.all().map((i) => i.client_id), ["b"]);
+});
+
+// -- replies and files ------------------------------------------------------------------
+
+const photo = { key: "f1", name: "photo.png", size: 2048, type: "image/png" };
+const notes = { key: "f2", name: "notes.pdf", size: 9000, type: "application/pdf" };
+const up = (id, name = "photo.png") => ({ id, name, size: 2048, content_type: "image/png", width: 4, height: 4 });
+
+test("a reply goes with the id of the message it answers, and shows its quote meanwhile", () => {
+  const outbox = outboxOn(fakeStorage());
+  const quote = { id: 40, sender: { id: 2, username: "bob" }, body: "lunch?", deleted: false };
+  const item = outbox.add({ clientId: "a", conversation: 12, body: "yes", createdAt: "t", replyTo: 40, quote });
+  assert.deepEqual(sendFrame(item), { type: "message.send", body: "yes", client_id: "a", conversation: 12, reply_to: 40 });
+  assert.deepEqual(outbox.get("a").quote, quote);
+});
+
+test("a message with files waits until every file is uploaded, then goes with their ids", () => {
+  const area = fakeStorage();
+  const outbox = outboxOn(area);
+  outbox.add({ clientId: "a", conversation: 12, body: "", createdAt: "t", attachments: [photo, notes] });
+  outbox.add({ clientId: "b", conversation: 12, body: "plain", createdAt: "t" });
+  assert.deepEqual(outbox.unsent().map((i) => i.client_id), ["b"], "not before its files are up");
+  assert.deepEqual(outbox.uploading().map((i) => i.client_id), ["a"]);
+  assert.equal(outbox.holding("f2").client_id, "a");
+
+  outbox.uploaded("a", "f1", up("u1"));
+  assert.equal(isReady(outboxOn(area).get("a")), false, "one file is still to go, after a reload too");
+  outbox.uploaded("a", "f2", up("u2", "notes.pdf"));
+  const ready = outboxOn(area).get("a");
+  assert.equal(isReady(ready), true);
+  assert.deepEqual(sendFrame(ready), { type: "message.send", body: "", client_id: "a", conversation: 12, attachments: ["u1", "u2"] });
+  assert.deepEqual(outbox.unsent().map((i) => i.client_id), ["a", "b"]);
+});
+
+test("a file taken off a waiting message leaves the rest; the last one of an empty message takes it away", () => {
+  const outbox = outboxOn(fakeStorage());
+  outbox.add({ clientId: "a", conversation: 12, body: "", createdAt: "t", attachments: [photo, notes] });
+  assert.deepEqual(outbox.dropFile("a", "f1").attachments.map((f) => f.key), ["f2"]);
+  assert.equal(outbox.dropFile("a", "f2"), null);
+  assert.equal(outbox.get("a"), null);
+
+  outbox.add({ clientId: "b", conversation: 12, body: "with words", createdAt: "t", attachments: [photo] });
+  const kept = outbox.dropFile("b", "f1");
+  assert.equal(kept.body, "with words");
+  assert.equal(isReady(kept), true, "a plain message now");
+  assert.deepEqual(sendFrame(kept), { type: "message.send", body: "with words", client_id: "b", conversation: 12 });
+});
+
+test("a retried message with files keeps its client_id, so that the server stores it once", () => {
+  const outbox = outboxOn(fakeStorage());
+  outbox.add({ clientId: "a", conversation: 12, body: "", createdAt: "t", attachments: [photo] });
+  outbox.uploaded("a", "f1", up("u1"));
+  outbox.fail("a", { code: "unavailable" });
+  assert.equal(outbox.retry("a").client_id, "a");
+  assert.deepEqual(sendFrame(outbox.get("a")).attachments, ["u1"]);
+});
+
+test("stored files that make no sense are not sent", () => {
+  const area = fakeStorage();
+  area.setItem(KEY, JSON.stringify([{ client_id: "x", body: "", conversation: 3, attachments: [{ key: 1 }] }]));
+  assert.deepEqual(outboxOn(area).all(), []);
 });

@@ -74,7 +74,7 @@ test("a lost connection is retried with growing waits, and the count starts over
   const { socket, timers, opened, closes } = socketWith();
   socket.connect();
   opened[0].lose(1006);
-  assert.deepEqual(closes[0], { code: 1006, hadReady: false, attempt: 0, silent: false });
+  assert.deepEqual(closes[0], { code: 1006, hadReady: false, attempt: 0, silent: false, busy: null });
   assert.deepEqual(timers.waits(), [250]);
   timers.advance(250);
   assert.equal(opened.length, 2);
@@ -106,7 +106,7 @@ test("a server that stops answering pings is dropped and reconnected", () => {
   timers.advance(PING_EVERY + PONG_TIMEOUT - 1);
   assert.equal(closes.length, 0, "answered in time");
   timers.advance(1);
-  assert.deepEqual(closes, [{ code: 1006, hadReady: true, attempt: 0, silent: true }]);
+  assert.deepEqual(closes, [{ code: 1006, hadReady: true, attempt: 0, silent: true, busy: null }]);
   timers.advance(1000);
   assert.equal(opened.length, 2);
 });
@@ -119,7 +119,7 @@ test("a send that gets no answer from a hung server is noticed within seconds", 
   socket.send({ type: "message.send", conversation: 12, body: "hi", client_id: "a" });
   assert.deepEqual(opened[0].sent.map((f) => f.type), ["message.send", "ping"], "probed at once");
   timers.advance(PONG_TIMEOUT);
-  assert.deepEqual(closes, [{ code: 1006, hadReady: true, attempt: 0, silent: true }]);
+  assert.deepEqual(closes, [{ code: 1006, hadReady: true, attempt: 0, silent: true, busy: null }]);
 });
 
 test("probes after sends stay within the ping budget: at most one per few seconds", () => {
@@ -199,4 +199,33 @@ test("Reconnect now tries at once, and does not open a second socket beside a li
   opened[1].receive({ type: "pong", last_seq: 0 });
   timers.advance(PING_EVERY - 1);
   assert.equal(opened.length, 2, "the planned retry was cancelled");
+});
+
+test("a handshake turned away as busy waits the turn the server gave, then tries again", () => {
+  const { socket, timers, opened, frames, closes } = socketWith({ random: () => 0.5 });
+  socket.connect();
+  opened[0].receive({ type: "error", code: "busy", detail: "busy", retry_after: 37 });
+  opened[0].lose(1013);
+  assert.deepEqual(frames, [], "the busy answer is the socket's business, not the page's");
+  assert.deepEqual(closes, [{ code: 1013, hadReady: false, attempt: 0, silent: false, busy: 37 }]);
+  assert.deepEqual(timers.waits(), [37500], "the turn given, and half a second of jitter");
+  timers.advance(37499);
+  assert.equal(opened.length, 1, "not before its turn");
+  timers.advance(1);
+  assert.equal(opened.length, 2);
+  opened[1].receive({ type: "ready", online: [] });
+  assert.equal(frames[0].type, "ready");
+});
+
+test("a 1013 close without a busy answer (a rebalance, a lost channel layer) keeps the backoff", () => {
+  assert.equal(minimumWaitAfterClose(1013, () => 0.5), 0);
+  assert.equal(minimumWaitAfterClose(1013, () => 0, 12), 12000);
+  assert.equal(minimumWaitAfterClose(1013, () => 1, 12), 13000);
+  assert.equal(minimumWaitAfterClose(1013, () => 0, 100000), 300000, "an absurd wait is capped");
+  const { socket, timers, opened } = socketWith();
+  socket.connect();
+  opened[0].receive({ type: "ready", online: [] });
+  opened[0].receive({ type: "error", code: "busy", retry_after: 50 });
+  opened[0].lose(1013);
+  assert.deepEqual(timers.waits(), [250], "a busy error after ready does not delay the next try");
 });

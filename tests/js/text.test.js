@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { errorText, httpErrorText, offlineText, waitText } from "../../static/messaging/text/errors.js";
+import { ACTIONS, errorText, httpErrorText, offlineText, waitText } from "../../static/messaging/text/errors.js";
 import { clockTime, dayLabel, ms, shortStamp } from "../../static/messaging/text/time.js";
 import { codePoints, oneLine, truncate } from "../../static/messaging/text/words.js";
 import { convName, previewText, typingSentence } from "../../static/messaging/state/conversations.js";
@@ -43,27 +43,28 @@ test("socket errors are said in plain words", () => {
 
 test("HTTP failures say what could not be done and what to do", () => {
   assert.equal(
-    httpErrorText({ status: 0, data: null }, "block bob"),
+    httpErrorText({ status: 0, data: null }, ACTIONS.block("bob")),
     "Couldn’t reach the server, so nothing changed. Check your connection and try again."
   );
   assert.equal(
-    httpErrorText({ status: 429, data: { retry_after: 120 } }, "search"),
+    httpErrorText({ status: 429, data: { retry_after: 120 } }, ACTIONS.search()),
     "That’s too many requests for now. Try again in 2 minutes."
   );
   assert.equal(
-    httpErrorText({ status: 400, data: { detail: "bad", errors: { q: ["search for at least one word"] } } }, "search"),
+    httpErrorText({ status: 400, data: { detail: "bad", errors: { q: ["search for at least one word"] } } }, ACTIONS.search()),
     "Type at least one word to search for: letters or numbers, not only symbols."
   );
   assert.equal(
-    httpErrorText({ status: 403, data: { detail: "CSRF token missing" } }, "rename the group"),
+    httpErrorText({ status: 403, data: { detail: "CSRF token missing" } }, ACTIONS.renameGroup()),
     "Your session has changed. Reload the page and try again."
   );
-  assert.equal(httpErrorText({ status: 404, data: {} }, "x", "Gone."), "Gone.");
+  assert.equal(httpErrorText({ status: 404, data: {} }, ACTIONS.search(), "Gone."), "Gone.");
   assert.equal(
-    httpErrorText({ status: 503, data: {} }, "rename the group"),
+    httpErrorText({ status: 503, data: {} }, ACTIONS.renameGroup()),
     "The server couldn’t rename the group just now. Try again in a moment."
   );
-  assert.equal(httpErrorText({ status: 409, data: { detail: "it's taken" } }, "x"), "It’s taken.");
+  assert.equal(httpErrorText({ status: 409, data: { detail: "it's taken" } }, ACTIONS.search()), "It’s taken.");
+  assert.equal(httpErrorText({ status: 409, data: {} }, ACTIONS.addMembers(["bob", "carol", "dan"])), "Couldn’t add bob, carol, and dan.");
   assert.equal(waitText(1), "1 second");
   assert.equal(offlineText(false), "You’re offline. Messages will be sent when you’re back online.");
   assert.equal(offlineText(true), "Connection lost. Reconnecting…");

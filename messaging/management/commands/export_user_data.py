@@ -3,37 +3,123 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db.models import Q
 
-from messaging.models import AuthToken, Block, Membership, Message, Report, SocketPresence
+from messaging.models import (
+    AuthToken,
+    Block,
+    Membership,
+    Message,
+    Report,
+    SocketPresence,
+    Upload,
+)
 from messaging.protocol import iso_utc
 
 
 class Command(BaseCommand):
     help = (
         "Print as JSON everything stored about USERNAME: account, conversations, messages "
-        "sent (with the text kept of deleted ones), blocks, reports, tokens (never their "
-        "secrets) and open sockets."
+        "sent (with the text kept of deleted ones), files sent up, blocks, reports, tokens "
+        "(never their secrets) and open sockets. With --output, the files themselves go "
+        "into a zip beside it."
     )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("username")
-        parser.add_argument("--output", help="write to this file instead of standard output")
+        parser.add_argument(
+            "--output",
+            help="write to this file instead of standard output, readable by its owner only "
+            "(mode 600), and the person's files to NAME.files.zip beside it; never inside "
+            "the checkout",
+        )
 
     def handle(self, *args, username: str, output: str | None, **options) -> None:
+        target = _output_path(output) if output else None
         user = get_user_model().objects.filter(username=username).first()
         if user is None:
             raise CommandError(f"no user named {username!r}")
-        document = json.dumps(export(user), indent=2, ensure_ascii=False)
-        if output:
-            with open(output, "w", encoding="utf-8") as file:
-                file.write(document + "\n")
-            self.stdout.write(f"Wrote {output}")
-        else:
-            self.stdout.write(document)
+        data = export(user)
+        if target is None:
+            self.stdout.write(json.dumps(data, indent=2, ensure_ascii=False))
+            return
+        archive = target.with_suffix(".files.zip")
+        try:
+            if data["files"]:
+                missing = write_files_archive(archive, user)
+                for entry in data["files"]:
+                    entry["in_archive"] = entry["id"] not in missing
+            write_private(target, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+        except OSError as error:
+            raise CommandError(
+                f"cannot write {error.filename or target}: {error.strerror}"
+            ) from error
+        written = f"{target} and {archive}" if data["files"] else str(target)
+        self.stdout.write(f"Wrote {written} (mode 600)")
+
+
+def _output_path(output: str) -> Path:
+    """Refuse a path inside the checkout: a personal export must not land beside the code.
+
+    There it would be served by nothing, but copied with the checkout, read by everyone who
+    can read the code, and one `git add` away from a commit.
+    """
+    target = Path(output).expanduser().resolve()
+    checkout = Path(settings.BASE_DIR).resolve()
+    if target == checkout or checkout in target.parents:
+        raise CommandError(
+            f"refusing to write personal data inside the checkout ({checkout}); "
+            "give a path outside it, e.g. --output /root/export.json"
+        )
+    if target.is_dir():
+        raise CommandError(f"{target} is a folder; give a file name")
+    return target
+
+
+def write_private(target: Path, text: str) -> None:
+    """Write a file that only its owner can read, whatever the umask and an old file's mode."""
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    # An existing file keeps its mode on open: narrow it before anything is written.
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
+def write_files_archive(target: Path, user) -> set[str]:
+    """Write the bytes of every file the user sent up into a zip only its owner can read.
+
+    Each is named as the export's `archive_name` says. Return the ids of uploads whose
+    bytes the storage no longer has.
+    """
+    missing = set()
+    descriptor = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(descriptor, 0o600)
+    with os.fdopen(descriptor, "wb") as file, zipfile.ZipFile(file, "w") as archive:
+        for upload in Upload.objects.filter(owner=user).order_by("created_at", "pk"):
+            try:
+                source = upload.file.open("rb")
+            except FileNotFoundError:
+                missing.add(upload.pk)
+                continue
+            entry = zipfile.ZipInfo(archive_name(upload), upload.created_at.timetuple()[:6])
+            # Pictures are compressed already; documents may shrink.
+            entry.compress_type = zipfile.ZIP_STORED if upload.inline else zipfile.ZIP_DEFLATED
+            with source, archive.open(entry, "w", force_zip64=True) as stored:
+                shutil.copyfileobj(source, stored)
+    return missing
+
+
+def archive_name(upload: Upload) -> str:
+    """Name an upload's bytes in the export's zip: unique, and readable."""
+    return f"{upload.pk}-{upload.name}"
 
 
 def export(user) -> dict:
@@ -72,6 +158,18 @@ def export(user) -> dict:
                 "hidden_by_staff": message.hidden_by_id is not None,
             }
             for message in Message.objects.filter(sender=user).order_by("pk")
+        ],
+        "files": [
+            {
+                "id": upload.pk,
+                "name": upload.name,
+                "size": upload.size,
+                "content_type": upload.content_type,
+                "created_at": iso_utc(upload.created_at),
+                "message": upload.message_id,
+                "archive_name": archive_name(upload),
+            }
+            for upload in Upload.objects.filter(owner=user).order_by("created_at", "pk")
         ],
         "blocks": {
             "made": list(

@@ -16,6 +16,7 @@ const PATHS = {
   blocks: "/api/blocks/",
   block: (username) => "/api/blocks/" + encodeURIComponent(username) + "/",
   report: (id) => "/api/messages/" + encodeURIComponent(id) + "/report/",
+  uploads: "/api/uploads/",
 };
 
 let loginUrl = "/accounts/login/";
@@ -90,7 +91,8 @@ function query(params) {
 
 // Reads throw on failure (the caller keeps what it shows); writes answer {ok, status, data}.
 
-export const listConversations = () => read(PATHS.conversations);
+/** A page of the inbox: the first one, or the one at a `next_cursor`. */
+export const listConversations = (cursor = null) => read(PATHS.conversations + query({ cursor }));
 export const getConversation = (id) => read(PATHS.conversation(id));
 export const getMessages = (id, { before = null, limit }) =>
   read(PATHS.messages(id) + query({ before, limit }));
@@ -105,8 +107,44 @@ export const reportMessage = (id, reason) => request("POST", PATHS.report(id), {
 export const createConversation = (members, title) =>
   request("POST", PATHS.conversations, { members, title });
 export const renameConversation = (id, title) => request("PATCH", PATHS.conversation(id), { title });
+export const setMuted = (id, muted) => request("PATCH", PATHS.conversation(id), { muted });
 export const addMembers = (id, members) => request("POST", PATHS.members(id), { members });
 export const removeMember = (id, username) => request("DELETE", PATHS.member(id, username));
+
+/**
+ * Upload one file (multipart, field `file`) with the session and the CSRF token, telling
+ * `onProgress(sent, total)` as it goes. Answers {done, abort}: `done` resolves to
+ * {ok, status, data} like `request` (status 0: the connection failed; `aborted` when
+ * `abort()` stopped it). XMLHttpRequest, because fetch tells nothing of an upload's progress.
+ */
+export function uploadFile(file, { onProgress = () => {} } = {}) {
+  const xhr = new XMLHttpRequest();
+  const done = new Promise((resolve) => {
+    xhr.open("POST", PATHS.uploads);
+    xhr.withCredentials = true;
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.setRequestHeader("X-CSRFToken", csrfToken());
+    xhr.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) onProgress(event.loaded, event.total);
+    });
+    xhr.addEventListener("load", () => {
+      if (xhr.status === 401) goLogin();
+      let data = null;
+      try {
+        data = JSON.parse(xhr.responseText);
+      } catch (e) {
+        data = null;
+      }
+      resolve({ ok: xhr.status >= 200 && xhr.status < 300, status: xhr.status, data });
+    });
+    xhr.addEventListener("error", () => resolve({ ok: false, status: 0, data: null }));
+    xhr.addEventListener("abort", () => resolve({ ok: false, status: 0, data: null, aborted: true }));
+    const form = new FormData();
+    form.append("file", file, file.name || "file");
+    xhr.send(form);
+  });
+  return { done, abort: () => xhr.abort() };
+}
 
 /** After a socket that never got going: a 401 or 403 means the session is gone. */
 export async function checkSignedIn() {

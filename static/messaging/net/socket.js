@@ -23,6 +23,10 @@ export const PATIENT_AFTER = 20;
 export const MAX_BACKOFF_PATIENT = 20000;
 // Closed for abuse (1008): the server asks for a pause before the next try.
 const PAUSE_AFTER_ABUSE = 30000;
+// Turned away by a busy server (1013 after a `busy` error): it names the second to come
+// back, each client a later one; up to a second of jitter keeps clients of one second apart.
+// A wait longer than this is not believed.
+export const LONGEST_BUSY_WAIT = 300000;
 // Frames the server always answers: after one of these, silence means trouble.
 const EXPECTS_ANSWER = new Set(["message.send", "message.edit", "message.delete", "sync"]);
 
@@ -38,19 +42,24 @@ export function backoffDelay(attempt, random = Math.random) {
 
 /**
  * The least wait before reconnecting after a close with this code, or null for never
- * (4401: the session ended, the page goes to the login page instead).
+ * (4401: the session ended, the page goes to the login page instead). `busySeconds`: the
+ * `retry_after` of a `busy` error that came before the close.
  */
-export function minimumWaitAfterClose(code, random = Math.random) {
+export function minimumWaitAfterClose(code, random = Math.random, busySeconds = null) {
   if (code === 4401) return null;
   if (code === 1008) return PAUSE_AFTER_ABUSE + random() * (PAUSE_AFTER_ABUSE / 2);
+  if (code === 1013 && busySeconds > 0) {
+    return Math.min(busySeconds * 1000, LONGEST_BUSY_WAIT) + random() * 1000;
+  }
   return 0;
 }
 
 /**
  * A socket that keeps itself connected. `onFrame(frame)` gets every frame (a `ready` one
- * first on each connection); `onClose({code, hadReady, attempt, silent})` is told of each
- * loss before the next try is scheduled (`silent`: the server stopped answering, as a hung
- * server does, rather than closing); `onConnecting()` when a new socket starts opening.
+ * first on each connection); `onClose({code, hadReady, attempt, silent, busy})` is told of
+ * each loss before the next try is scheduled (`silent`: the server stopped answering, as a
+ * hung server does, rather than closing; `busy`: the seconds a busy server asked this client
+ * to wait, or null); `onConnecting()` when a new socket starts opening.
  */
 export function createSocket({
   url,
@@ -74,6 +83,8 @@ export function createSocket({
   let pongTimer = null;
   let probeTimer = null;
   let lastPingAt = -Infinity;
+  // The `retry_after` of a `busy` answer to the handshake in progress, if any.
+  let busySeconds = null;
 
   function write(frame) {
     if (!ws || phase !== "ready" || ws.readyState !== WebSocketImpl.OPEN) return false;
@@ -125,6 +136,7 @@ export function createSocket({
     }
     ws = sock;
     phase = "connecting";
+    busySeconds = null;
     onConnecting();
     // A server that accepts the connection but never answers (hung) leaves a handshake
     // pending for minutes: give it up and try again.
@@ -141,6 +153,11 @@ export function createSocket({
         return;
       }
       if (!frame || typeof frame.type !== "string") return;
+      if (frame.type === "error" && frame.code === "busy" && phase === "connecting") {
+        // The server turns the handshake away and closes with 1013: not the state's business.
+        busySeconds = Number(frame.retry_after) || null;
+        return;
+      }
       if (frame.type === "ready") {
         phase = "ready";
         attempt = 0;
@@ -181,8 +198,9 @@ export function createSocket({
     stopPing();
     timers.clearTimeout(connectTimer);
     connectTimer = null;
-    onClose({ code, hadReady, attempt, silent });
-    const wait = minimumWaitAfterClose(code, random);
+    const busy = code === 1013 && !hadReady ? busySeconds : null;
+    onClose({ code, hadReady, attempt, silent, busy });
+    const wait = minimumWaitAfterClose(code, random, busy);
     if (wait !== null) scheduleReconnect(wait);
   }
 

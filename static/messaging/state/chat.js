@@ -9,9 +9,10 @@
  * does a `pong` with a larger `last_seq`: the client then asks for `sync` after `maxSeq`.
  */
 
+import { mentionsMe } from "../text/mentions.js";
 import { ms } from "../text/time.js";
-import { oneLine, truncate } from "../text/words.js";
-import { convName, typingSentence } from "./conversations.js";
+import { convName, gist, typingSentence } from "./conversations.js";
+import { formatNumber, gettext, interpolate } from "../text/i18n.js";
 
 const TYPING_SHOW_FOR = 5000;
 
@@ -35,6 +36,10 @@ export function createChatState({ me, isVisible = () => true, now = () => Date.n
     // The sync request: "idle", "running" (asked, no answer yet) or "rerun" (running, and
     // another is wanted once it answers).
     sync: "idle",
+    // Where the inbox's next page begins (the server's next_cursor), null when none is left;
+    // `inboxPaged` once a page after the first was loaded.
+    inboxCursor: null,
+    inboxPaged: false,
   };
 }
 
@@ -59,6 +64,7 @@ export function openCurrent(state, id) {
     target: null, // a message to show once the history is in (from a search hit)
     olderPromise: null,
     to: null, // {id, username}: a person written to for the first time (id is null until then)
+    replyTo: null, // the quote of the message the composer answers (state/replies.js)
   };
   const known = state.convs.get(id);
   if (known && known.unread > 0) cur.dividerAfter = known.last_read || 0;
@@ -147,7 +153,7 @@ export function sortInbox(state) {
 }
 
 /** Take the server's conversation list, keeping newer last messages seen live. */
-export function setConversations(state, list) {
+export function setConversations(state, list, { partial = false } = {}) {
   const previous = state.convs;
   state.convs = new Map();
   state.order = [];
@@ -158,8 +164,31 @@ export function setConversations(state, list) {
     if (old && old.last_message && (!conv.last_message || old.last_message.id > conv.last_message.id)) {
       conv.last_message = old.last_message;
       conv.unread = Math.max(conv.unread || 0, old.unread || 0);
+    conv.mentions = Math.max(conv.mentions || 0, old.mentions || 0);
       if (ms(old.last_activity_at) > ms(conv.last_activity_at)) conv.last_activity_at = old.last_activity_at;
     }
+    // The list names a few of a big group's members; keep all of them once they were fetched.
+    if (old && Array.isArray(old.members) && (conv.members || []).length < old.members.length) {
+      if (old.members.length <= (conv.member_count || 0)) conv.members = old.members;
+    }
+    state.convs.set(conv.id, conv);
+    state.order.push(conv.id);
+  }
+  if (partial) {
+    // Only the first page: conversations of later pages, or opened by their address, stay.
+    for (const [id, old] of previous) {
+      if (state.convs.has(id)) continue;
+      state.convs.set(id, old);
+      state.order.push(id);
+    }
+  }
+  sortInbox(state);
+}
+
+/** A later page of the inbox (scrolled to its end): the conversations not known yet join. */
+export function addInboxPage(state, list) {
+  for (const conv of list) {
+    if (!conv || typeof conv.id !== "number" || state.convs.has(conv.id)) continue;
     state.convs.set(conv.id, conv);
     state.order.push(conv.id);
   }
@@ -189,6 +218,12 @@ export function dropConversation(state, id) {
 
 export function isViewing(state, convId) {
   return state.cur !== null && state.cur.id === convId && state.isVisible();
+}
+
+/** Everything in a conversation is read: no unread messages, no unread mentions of me. */
+export function markRead(conv) {
+  conv.unread = 0;
+  conv.mentions = 0;
 }
 
 export function totalUnread(state) {
@@ -382,7 +417,9 @@ export function applyMessages(state, list, opts) {
     if (!conv) {
       result.unknownConv = true;
       if (fromOther) {
-        result.announcements.push("New message from " + m.sender.username + ": " + truncate(oneLine(m.body), 140));
+        result.announcements.push(
+          interpolate(gettext("New message from %(name)s: %(text)s"), { name: m.sender.username, text: gist(m, 140) })
+        );
       }
     } else if (foldIntoConversation(state, conv, m, opts, result.announcements)) {
       result.inboxChanged = true;
@@ -409,17 +446,22 @@ function foldIntoConversation(state, conv, m, opts, announcements) {
       return true;
     }
     if (m.sender.id !== me.id && !m.deleted && m.id > (conv.last_read || 0)) {
-      if (!isViewing(state, conv.id)) conv.unread = (conv.unread || 0) + 1;
+      if (!isViewing(state, conv.id)) {
+        conv.unread = (conv.unread || 0) + 1;
+        if (mentionsMe(m, me.id)) conv.mentions = (conv.mentions || 0) + 1;
+      }
       if (!opts.ack) {
-        const body = truncate(oneLine(m.body), 140);
+        const body = gist(m, 140);
         announcements.push(
           cur && cur.id === conv.id
-            ? m.sender.username + ": " + body
-            : "New message from " +
-                m.sender.username +
-                (conv.kind === "group" ? " in " + convName(me, conv) : "") +
-                ": " +
-                body
+            ? interpolate(gettext("%(name)s: %(text)s"), { name: m.sender.username, text: body })
+            : conv.kind === "group"
+              ? interpolate(gettext("New message from %(name)s in %(group)s: %(text)s"), {
+                  name: m.sender.username,
+                  group: convName(me, conv),
+                  text: body,
+                })
+              : interpolate(gettext("New message from %(name)s: %(text)s"), { name: m.sender.username, text: body })
         );
       }
     }
@@ -441,14 +483,15 @@ function unreadLessForDeletion(state, conv, m) {
     if (known && known.deleted) return false;
   }
   conv.unread = Math.max(0, conv.unread - 1);
+  if (!conv.unread) conv.mentions = 0;
   return true;
 }
 
-/** Others' messages above `lastRead` in the open conversation that count as unread. */
-export function countUnread(state, lastRead) {
+/** Others' messages above `lastRead` in the open conversation that count as unread (and pass `which`). */
+export function countUnread(state, lastRead, which = () => true) {
   let n = 0;
   for (const m of state.cur.msgs.values()) {
-    if (m.id > lastRead && !m.deleted && m.kind !== "system" && m.sender.id !== state.me.id) n++;
+    if (m.id > lastRead && !m.deleted && m.kind !== "system" && m.sender.id !== state.me.id && which(m)) n++;
   }
   return n;
 }
@@ -471,8 +514,10 @@ export function onRead(state, frame) {
   if (userId === state.me.id) {
     if (!conv) return null;
     conv.last_read = Math.max(conv.last_read || 0, upTo);
-    if (cur && cur.id === conv.id) conv.unread = countUnread(state, conv.last_read);
-    else if (conv.last_message && upTo >= conv.last_message.id) conv.unread = 0;
+    if (cur && cur.id === conv.id) {
+      conv.unread = countUnread(state, conv.last_read);
+      conv.mentions = countUnread(state, conv.last_read, (m) => mentionsMe(m, state.me.id));
+    } else if (conv.last_message && upTo >= conv.last_message.id) markRead(conv);
     else return { inbox: true, refresh: true };
     return { inbox: true, refresh: false };
   }
@@ -494,8 +539,8 @@ export function readToSend(state) {
   const conv = state.convs.get(cur.id);
   const newest = newestId(cur);
   let unreadCleared = false;
-  if (conv && conv.unread) {
-    conv.unread = 0;
+  if (conv && (conv.unread || conv.mentions)) {
+    markRead(conv);
     unreadCleared = true;
   }
   if (!newest || newest <= cur.lastReadSent) return { unreadCleared, frame: null };
@@ -533,11 +578,16 @@ export function seenMarker(state) {
   const peers = (conv.members || []).filter((u) => u.id !== me.id);
   const readers = peers.filter((u) => (cur.readPointers[String(u.id)] || 0) >= lastMine.id);
   if (!readers.length) return null;
-  let text = "Seen";
+  let text = gettext("Seen");
   if (conv.kind === "group") {
-    if (readers.length === peers.length && peers.length > 1) text = "Seen by everyone";
-    else if (readers.length <= 3) text = "Seen by " + readers.map((u) => u.username).join(", ");
-    else text = "Seen by " + readers.length + " of " + peers.length;
+    if (readers.length === peers.length && peers.length > 1) text = gettext("Seen by everyone");
+    else if (readers.length <= 3) text = interpolate(gettext("Seen by %(names)s"), { names: readers.map((u) => u.username).join(", ") });
+    else {
+      text = interpolate(gettext("Seen by %(count)s of %(total)s"), {
+        count: formatNumber(readers.length),
+        total: formatNumber(peers.length),
+      });
+    }
   }
   return { id: lastMine.id, text };
 }
@@ -614,11 +664,18 @@ export function onConversationUpdated(state, frame) {
     const open = state.cur && state.cur.id === c.id && !state.cur.gone;
     if (!state.convs.has(c.id) && !open) return null; // gone already (left from this tab)
     const by = change.by && change.by.id !== me.id ? change.by.username : null;
-    const name = state.convs.has(c.id) ? convName(me, state.convs.get(c.id)) : c.title || "the group";
-    const text =
-      change.kind === "removed" && by
-        ? by + " removed you from “" + name + "”. You’re no longer in this group."
-        : "You left “" + name + "”. You’re no longer in this group.";
+    const name = state.convs.has(c.id) ? convName(me, state.convs.get(c.id)) : c.title;
+    const removed = change.kind === "removed" && by;
+    let text;
+    if (name) {
+      text = removed
+        ? interpolate(gettext("%(name)s removed you from “%(group)s”. You’re no longer in this group."), { name: by, group: name })
+        : interpolate(gettext("You left “%(group)s”. You’re no longer in this group."), { group: name });
+    } else {
+      text = removed
+        ? interpolate(gettext("%(name)s removed you from the group. You’re no longer in it."), { name: by })
+        : gettext("You left the group. You’re no longer in it.");
+    }
     return { gone: c.id, text, removed: change.kind === "removed" && Boolean(by) };
   }
   const conv = state.convs.get(c.id);
@@ -626,12 +683,18 @@ export function onConversationUpdated(state, frame) {
     // Added back while the group is still open on its "removed" notice: open it afresh.
     const by = change.by && change.by.id !== me.id ? change.by.username : null;
     const name = c.title || (conv ? convName(me, conv) : state.cur.goneName) || "the group";
-    return { rejoined: c.id, text: (by ? by + " added you back to " : "You’re back in ") + "“" + name + "”." };
+    const text = by
+      ? interpolate(gettext("%(name)s added you back to “%(group)s”."), { name: by, group: name })
+      : interpolate(gettext("You’re back in “%(group)s”."), { group: name });
+    return { rejoined: c.id, text };
   }
   if (!conv) return { refresh: true };
   conv.kind = c.kind || conv.kind;
   conv.title = typeof c.title === "string" ? c.title : conv.title;
   conv.members = members;
+  conv.member_count = members.length; // the frame lists every member
+  // Only the person's own frames (mute is theirs alone) say whether it is muted.
+  if (typeof c.muted === "boolean") conv.muted = c.muted;
   const typers = state.typers.get(c.id);
   if (typers) for (const id of Array.from(typers.keys())) if (!members.some((u) => u.id === id)) typers.delete(id);
   return { changed: c.id };

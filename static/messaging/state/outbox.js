@@ -22,13 +22,28 @@ export function retryDelay(item) {
   return Math.min(30000, 2000 * Math.pow(2, item.attempts - 1));
 }
 
+function validAttachment(a) {
+  return a && typeof a.key === "string" && typeof a.name === "string" && (a.upload === null || typeof a.upload.id === "string");
+}
+
 function valid(item) {
   return (
     item &&
     typeof item.client_id === "string" &&
     typeof item.body === "string" &&
-    (typeof item.conversation === "number" || (item.conversation === null && typeof item.to === "string"))
+    (typeof item.conversation === "number" || (item.conversation === null && typeof item.to === "string")) &&
+    (item.attachments === undefined || (Array.isArray(item.attachments) && item.attachments.every(validAttachment)))
   );
+}
+
+/** The item's files (none for a plain message). */
+export function filesOf(item) {
+  return Array.isArray(item.attachments) ? item.attachments : [];
+}
+
+/** Whether every file of the item is uploaded, so that the message can go. */
+export function isReady(item) {
+  return filesOf(item).every((a) => a.upload !== null);
 }
 
 /** The `message.send` frame of an item: to the person it was first written to, if so. */
@@ -36,6 +51,9 @@ export function sendFrame(item) {
   const frame = { type: "message.send", body: item.body, client_id: item.client_id };
   if (typeof item.to === "string") frame.to = item.to;
   else frame.conversation = item.conversation;
+  if (typeof item.reply_to === "number") frame.reply_to = item.reply_to;
+  const files = filesOf(item);
+  if (files.length) frame.attachments = files.map((a) => a.upload.id);
   return frame;
 }
 
@@ -90,8 +108,11 @@ export function createOutbox({ store, key, onRetryDue = () => {}, timers = globa
   return {
     all,
     get,
-    /** A new message to send, in state "pending"; `to` instead of a conversation for a first one. */
-    add({ clientId, conversation = null, to = null, body, createdAt }) {
+    /**
+     * A new message to send, in state "pending"; `to` instead of a conversation for a first
+     * one; `replyTo` and `quote` for a reply; `attachments` for files (see above).
+     */
+    add({ clientId, conversation = null, to = null, body, createdAt, replyTo = null, quote = null, attachments = [] }) {
       const item = {
         client_id: clientId,
         conversation: to === null ? conversation : null,
@@ -102,8 +123,52 @@ export function createOutbox({ store, key, onRetryDue = () => {}, timers = globa
         attempts: 0,
       };
       if (to !== null) item.to = to;
+      if (typeof replyTo === "number") {
+        item.reply_to = replyTo;
+        item.quote = quote;
+      }
+      if (attachments.length) {
+        item.attachments = attachments.map((a) => ({
+          key: a.key,
+          name: a.name,
+          size: a.size,
+          type: a.type,
+          upload: a.upload || null,
+        }));
+      }
       replace(item.client_id, item);
       return item;
+    },
+    /** A file of an item is uploaded: answers the item (null if it is gone). */
+    uploaded(clientId, key, upload) {
+      const item = get(clientId);
+      const file = item && filesOf(item).find((a) => a.key === key);
+      if (!file) return null;
+      file.upload = upload;
+      replace(clientId, item);
+      return item;
+    },
+    /**
+     * The person took a file off a message still waiting for it: answers the item, or null
+     * when nothing was left to send (no text, no other file) and the item went too.
+     */
+    dropFile(clientId, key) {
+      const item = get(clientId);
+      if (!item) return null;
+      item.attachments = filesOf(item).filter((a) => a.key !== key);
+      if (!item.attachments.length) {
+        delete item.attachments;
+        if (!item.body.trim()) {
+          remove(clientId);
+          return null;
+        }
+      }
+      replace(clientId, item);
+      return item;
+    },
+    /** The item that holds the file with this key, or null. */
+    holding(key) {
+      return all().find((i) => filesOf(i).some((a) => a.key === key)) || null;
     },
     /** The conversation first messages to `to` opened: they show there from now on. */
     assign(to, conversationId) {
@@ -165,9 +230,13 @@ export function createOutbox({ store, key, onRetryDue = () => {}, timers = globa
     dueForRetry() {
       return all().filter((i) => retryDelay(i) !== null);
     },
-    /** Items to send when the connection is (back) up: all but the failed ones. */
+    /** Items to send when the connection is (back) up: all but the failed ones and those whose files are not up yet. */
     unsent() {
-      return all().filter((i) => i.state !== "failed");
+      return all().filter((i) => i.state !== "failed" && isReady(i));
+    },
+    /** Items whose files are still to upload (after a reload: to upload again). */
+    uploading() {
+      return all().filter((i) => i.state !== "failed" && !isReady(i));
     },
     /** Forget everything written to a conversation the person is no longer in. */
     dropConversation(conversationId) {

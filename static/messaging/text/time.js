@@ -1,16 +1,20 @@
-/* Times in the reader's own time zone and language: "Today", "Yesterday", "Tue", "Mar 4". */
+/* Times in the reader's own time zone and the page's language: "Today", "Yesterday", "Tue", "Mar 4". */
 
-const fmtTime = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
-const fmtFull = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "short" });
-const fmtWeekday = new Intl.DateTimeFormat(undefined, { weekday: "short" });
-const fmtShortDate = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
-const fmtShortDateYear = new Intl.DateTimeFormat(undefined, {
+import { gettext, language } from "./i18n.js";
+
+const lang = language();
+
+const fmtTime = new Intl.DateTimeFormat(lang, { hour: "numeric", minute: "2-digit" });
+const fmtFull = new Intl.DateTimeFormat(lang, { dateStyle: "full", timeStyle: "short" });
+const fmtWeekday = new Intl.DateTimeFormat(lang, { weekday: "short" });
+const fmtShortDate = new Intl.DateTimeFormat(lang, { month: "short", day: "numeric" });
+const fmtShortDateYear = new Intl.DateTimeFormat(lang, {
   year: "numeric",
   month: "short",
   day: "numeric",
 });
-const fmtDay = new Intl.DateTimeFormat(undefined, { weekday: "long", month: "long", day: "numeric" });
-const fmtDayYear = new Intl.DateTimeFormat(undefined, {
+const fmtDay = new Intl.DateTimeFormat(lang, { weekday: "long", month: "long", day: "numeric" });
+const fmtDayYear = new Intl.DateTimeFormat(lang, {
   weekday: "long",
   year: "numeric",
   month: "long",
@@ -44,8 +48,8 @@ export function fullTime(date) {
 /** The heading of a day in a conversation: "Today", "Yesterday", "Monday, March 3". */
 export function dayLabel(date, now = new Date()) {
   const diff = daysBefore(date, now);
-  if (diff === 0) return "Today";
-  if (diff === 1) return "Yesterday";
+  if (diff === 0) return gettext("Today");
+  if (diff === 1) return gettext("Yesterday");
   return date.getFullYear() === now.getFullYear() ? fmtDay.format(date) : fmtDayYear.format(date);
 }
 
@@ -53,7 +57,7 @@ export function dayLabel(date, now = new Date()) {
 export function shortStamp(date, now = new Date()) {
   const diff = daysBefore(date, now);
   if (diff === 0) return fmtTime.format(date);
-  if (diff === 1) return "Yesterday";
+  if (diff === 1) return gettext("Yesterday");
   if (diff > 1 && diff < 7) return fmtWeekday.format(date);
   return date.getFullYear() === now.getFullYear()
     ? fmtShortDate.format(date)

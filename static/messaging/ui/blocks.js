@@ -1,7 +1,8 @@
 /* Blocking and unblocking people, from the conversation menu, search results and group members. */
 
 import * as api from "../net/api.js";
-import { httpErrorText } from "../text/errors.js";
+import { ACTIONS, httpErrorText } from "../text/errors.js";
+import { gettext, interpolate } from "../text/i18n.js";
 import { el } from "./dom.js";
 
 export function createBlocks(app) {
@@ -32,14 +33,16 @@ export function createBlocks(app) {
     if (!res.ok && !(res.status === 404 && !block)) {
       return httpErrorText(
         res,
-        (block ? "block " : "unblock ") + username,
-        block ? "There’s no one called " + username + "." : undefined
+        block ? ACTIONS.block(username) : ACTIONS.unblock(username),
+        block ? interpolate(gettext("There’s no one called %(name)s."), { name: username }) : undefined
       );
     }
     if (block) state.blocked.add(username);
     else state.blocked.delete(username);
     renderAll();
-    app.notices.announce(block ? "You blocked " + username + "." : "You unblocked " + username + ".");
+    app.notices.announce(
+      interpolate(block ? gettext("You blocked %(name)s.") : gettext("You unblocked %(name)s."), { name: username })
+    );
     return null;
   }
 

@@ -1,12 +1,14 @@
 /*
  * The composer: typing a message (drafts kept per conversation, the length counter, the
- * typing signal), sending it through the outbox, and retrying or discarding sends that
+ * typing signal), sending it through the outbox (with the reply being written and the
+ * files attached: ui/reply.js, ui/attachments.js), and retrying or discarding sends that
  * failed.
  */
 
-import { sendFrame } from "../state/outbox.js";
+import { isReady, sendFrame } from "../state/outbox.js";
 import { draftKey } from "../state/storage.js";
 import { errorText } from "../text/errors.js";
+import { formatNumber, gettext, interpolate } from "../text/i18n.js";
 import { codePoints } from "../text/words.js";
 import { debounce } from "../lib/debounce.js";
 
@@ -58,6 +60,9 @@ export function createComposer(app) {
     ui.input.value = typeof value === "string" ? value : "";
     autosize();
     updateCounter();
+    app.mentions.close();
+    app.reply.renderBar();
+    app.attachments.renderComposer();
   }
 
   function autosize() {
@@ -71,9 +76,12 @@ export function createComposer(app) {
     if (length >= counterFrom) {
       ui.counter.hidden = false;
       ui.counter.textContent = over
-        ? (length - maxBody).toLocaleString() + " over the limit"
-        : (maxBody - length).toLocaleString() + " left";
-      ui.counter.title = length.toLocaleString() + " / " + maxBody.toLocaleString() + " characters";
+        ? interpolate(gettext("%(count)s over the limit"), { count: formatNumber(length - maxBody) })
+        : interpolate(gettext("%(count)s left"), { count: formatNumber(maxBody - length) });
+      ui.counter.title = interpolate(gettext("%(length)s / %(limit)s characters"), {
+        length: formatNumber(length),
+        limit: formatNumber(maxBody),
+      });
     } else {
       ui.counter.hidden = true;
       ui.counter.textContent = "";
@@ -96,7 +104,9 @@ export function createComposer(app) {
     }
   }
 
+  /** Send an outbox item whose files are all up (one still waiting for them goes once they are). */
   function transmit(item) {
+    if (!isReady(item)) return false;
     return app.socket.send(sendFrame(item));
   }
 
@@ -104,8 +114,13 @@ export function createComposer(app) {
     let cur = state.cur;
     if (!cur || cur.gone || !ui.blockedBar.hidden) return;
     const body = ui.input.value.replace(/^\s*\n/, "").replace(/\s+$/, "");
-    if (!body.trim()) {
+    const files = app.attachments.draftFiles();
+    if (!body.trim() && !files.length) {
       ui.input.focus();
+      return;
+    }
+    if (files.some((f) => f.error)) {
+      app.notices.showNotice(gettext("A file couldn’t be uploaded. Remove it to send the rest."));
       return;
     }
     if (codePoints(body) > maxBody) {
@@ -114,13 +129,20 @@ export function createComposer(app) {
       return;
     }
     // A first message to someone goes to their name: the server opens the conversation.
+    const reply = app.reply.pending();
     const item = outbox.add({
       clientId: newClientId(),
       conversation: cur.id,
       to: cur.to ? cur.to.username : null,
-      body,
+      body: body.trim() ? body : "",
       createdAt: new Date().toISOString(),
+      replyTo: reply ? reply.id : null,
+      quote: reply ? { id: reply.id, sender: reply.sender, body: reply.body, deleted: reply.deleted } : null,
+      attachments: files,
     });
+    app.attachments.takeDraft();
+    app.reply.cancel({ focus: false });
+    app.mentions.close();
     cur.dividerAfter = null; // answering means the new ones were read
     ui.input.value = "";
     store.remove(draftKey(me.id, draftPlace(cur)));
@@ -142,11 +164,20 @@ export function createComposer(app) {
     if (!item) return;
     if (item.client_id !== clientId) app.pane.renamePending(clientId, item);
     else app.pane.renderPending(item);
-    transmit(item);
+    if (isReady(item)) transmit(item);
+    else app.attachments.resume(item); // its files first: it goes once they are up
+  }
+
+  /** Whether there is something to send: the send button says so. */
+  function updateSendable() {
+    const files = app.attachments.draftFiles();
+    ui.composer.classList.toggle("has-files", files.length > 0);
   }
 
   return {
     saveDraft,
+    transmit,
+    updateSendable,
     restoreDraft,
     retrySend,
     discardSend(clientId) {
@@ -164,7 +195,9 @@ export function createComposer(app) {
     /** A failed send: show why, and let the outbox plan its retry. */
     failed(frame) {
       const item = outbox.fail(frame.client_id, frame);
-      if (item) app.pane.renderPending(item);
+      if (!item) return;
+      app.pane.renderPending(item);
+      app.notices.status(interpolate(gettext("Message not sent: %(reason)s"), { reason: errorText(frame, app.maxBody) }));
     },
     bind() {
       ui.composer.addEventListener("submit", (event) => {

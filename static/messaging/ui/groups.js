@@ -3,7 +3,8 @@
 import * as api from "../net/api.js";
 import { addConversation } from "../state/chat.js";
 import { convName } from "../state/conversations.js";
-import { httpErrorText } from "../text/errors.js";
+import { ACTIONS, httpErrorText, listText } from "../text/errors.js";
+import { formatNumber, gettext, interpolate } from "../text/i18n.js";
 import { busy, el, showError, userAvatar } from "./dom.js";
 import { makePicker } from "./people.js";
 
@@ -22,7 +23,7 @@ export function createGroups(app) {
     ui.groupTitle.value = "";
     createPicker.clear();
     showError(ui.groupCreateError, "");
-    busy(ui.groupCreateSubmit, false, "Create group");
+    busy(ui.groupCreateSubmit, false, gettext("Create group"));
     app.people.close();
     ui.groupCreate.showModal();
     ui.groupTitle.focus();
@@ -36,23 +37,23 @@ export function createGroups(app) {
       showError(
         ui.groupCreateError,
         members.length
-          ? "Pick at least one more person: a group has three or more people. To talk with one person, search for them in “Start a conversation”."
-          : "Pick at least two people: type a username and choose from the list."
+          ? gettext("Pick at least one more person: a group has three or more people. To talk with one person, search for them in “Start a conversation”.")
+          : gettext("Pick at least two people: type a username and choose from the list.")
       );
       createPicker.input.focus();
       return;
     }
-    busy(ui.groupCreateSubmit, true, "Creating…");
+    busy(ui.groupCreateSubmit, true, gettext("Creating…"));
     showError(ui.groupCreateError, "");
     const res = await api.createConversation(members, ui.groupTitle.value.trim());
-    busy(ui.groupCreateSubmit, false, "Create group");
+    busy(ui.groupCreateSubmit, false, gettext("Create group"));
     if (!res.ok || !res.data || typeof res.data.id !== "number") {
-      showError(ui.groupCreateError, httpErrorText(res, "create the group"));
+      showError(ui.groupCreateError, httpErrorText(res, ACTIONS.createGroup()));
       return;
     }
     added(res.data);
     ui.groupCreate.close();
-    app.notices.announce("Group “" + convName(me, state.convs.get(res.data.id)) + "” created.");
+    app.notices.announce(interpolate(gettext("Group “%(group)s” created."), { group: convName(me, state.convs.get(res.data.id)) }));
     app.pane.openConversation(res.data.id, { push: true, focus: true });
   }
 
@@ -66,9 +67,9 @@ export function createGroups(app) {
     ui.renameInput.dataset.dirty = "";
     ui.renameStatus.textContent = "";
     ui.renameStatus.classList.remove("is-error");
-    busy(ui.renameSave, false, "Save");
-    busy(ui.addSubmit, false, "Add to group");
-    busy(ui.leaveConfirm, false, "Leave");
+    busy(ui.renameSave, false, gettext("Save"));
+    busy(ui.addSubmit, false, gettext("Add to group"));
+    busy(ui.leaveConfirm, false, gettext("Leave"));
     showError(ui.membersError, "");
     showError(ui.addError, "");
     showError(ui.leaveError, "");
@@ -91,7 +92,7 @@ export function createGroups(app) {
     }
     if (!ui.renameInput.dataset.dirty && document.activeElement !== ui.renameInput) ui.renameInput.value = conv.title || "";
     ui.leaveText.textContent =
-      "Leave “" + convName(me, conv) + "”? You won’t see its messages any more, unless someone adds you again.";
+      interpolate(gettext("Leave “%(group)s”? You won’t see its messages any more, unless someone adds you again."), { group: convName(me, conv) });
     const focused = document.activeElement;
     const refocus =
       focused && ui.members.contains(focused)
@@ -100,7 +101,9 @@ export function createGroups(app) {
     ui.members.replaceChildren();
     const members = (conv.members || []).slice().sort((a, b) => (a.id === me.id ? -1 : b.id === me.id ? 1 : 0));
     for (const user of members) ui.members.appendChild(memberRow(conv, user));
-    document.getElementById("group-members-heading").textContent = "Members (" + members.length + ")";
+    document.getElementById("group-members-heading").textContent = interpolate(gettext("Members (%(count)s)"), {
+      count: formatNumber(members.length),
+    });
     if (refocus) {
       const row = ui.members.querySelector('[data-username="' + CSS.escape(refocus.name) + '"]');
       const again = row && (row.querySelector('[data-testid="' + refocus.testid + '"]') || row.querySelector("button"));
@@ -113,8 +116,8 @@ export function createGroups(app) {
     const li = el("li", { class: "member", "data-testid": "group-member", "data-username": user.username });
     const avatar = userAvatar(user.username);
     const name = el("span", { class: "member-name" }, [el("span", { "data-testid": "group-member-name", text: user.username })]);
-    if (mine) name.appendChild(el("span", { class: "member-you", text: " (you)" }));
-    else if (state.blocked.has(user.username)) name.appendChild(el("span", { class: "inbox-tag", text: "Blocked" }));
+    if (mine) name.append(" ", el("span", { class: "member-you", text: gettext("(you)") }));
+    else if (state.blocked.has(user.username)) name.appendChild(el("span", { class: "inbox-tag", text: gettext("Blocked") }));
     const actions = el("span", { class: "member-actions" });
     li.append(avatar, name, actions);
     if (mine) return li;
@@ -122,8 +125,8 @@ export function createGroups(app) {
       type: "button",
       class: "msg-action danger",
       "data-testid": "group-member-remove",
-      "aria-label": "Remove " + user.username + " from the group",
-      text: "Remove",
+      "aria-label": interpolate(gettext("Remove %(name)s from the group"), { name: user.username }),
+      text: gettext("Remove"),
     });
     actions.append(
       app.blocks.button(user.username, "msg-action", "member-block-toggle", (text) => showError(ui.membersError, text))
@@ -132,13 +135,13 @@ export function createGroups(app) {
     if (!conv.created_by || conv.created_by.id !== me.id) return li;
     actions.append(remove);
     remove.addEventListener("click", () => {
-      const question = el("span", { class: "confirm-text", text: "Remove " + user.username + "?" });
-      const keep = el("button", { type: "button", class: "msg-action", "data-testid": "group-member-remove-cancel", text: "Keep" });
+      const question = el("span", { class: "confirm-text", text: interpolate(gettext("Remove %(name)s?"), { name: user.username }) });
+      const keep = el("button", { type: "button", class: "msg-action", "data-testid": "group-member-remove-cancel", text: gettext("Keep") });
       const yes = el("button", {
         type: "button",
         class: "msg-action danger",
         "data-testid": "group-member-remove-confirm",
-        text: "Remove",
+        text: gettext("Remove"),
       });
       const original = Array.from(actions.childNodes);
       actions.replaceChildren(question, keep, yes);
@@ -148,7 +151,7 @@ export function createGroups(app) {
       });
       yes.addEventListener("click", async () => {
         yes.disabled = keep.disabled = true;
-        question.textContent = "Removing…";
+        question.textContent = gettext("Removing…");
         showError(ui.membersError, "");
         const res = await api.removeMember(conv.id, user.username);
         if (res.status === 204 || res.status === 404) {
@@ -158,11 +161,11 @@ export function createGroups(app) {
           app.inbox.render();
           if (state.cur && state.cur.id === conv.id) app.pane.renderHeader();
           render();
-          app.notices.announce(user.username + " was removed from the group.");
+          app.notices.announce(interpolate(gettext("%(name)s was removed from the group."), { name: user.username }));
           return;
         }
         actions.replaceChildren(...original);
-        showError(ui.membersError, httpErrorText(res, "remove " + user.username));
+        showError(ui.membersError, httpErrorText(res, ACTIONS.removeMember(user.username)));
         remove.focus();
       });
       keep.focus();
@@ -177,15 +180,15 @@ export function createGroups(app) {
     const title = ui.renameInput.value.trim();
     if (title === (conv.title || "")) {
       ui.renameStatus.classList.remove("is-error");
-      ui.renameStatus.textContent = "That’s the name already.";
+      ui.renameStatus.textContent = gettext("That’s the name already.");
       return;
     }
-    busy(ui.renameSave, true, "Saving…");
+    busy(ui.renameSave, true, gettext("Saving…"));
     const res = await api.renameConversation(conv.id, title);
-    busy(ui.renameSave, false, "Save");
+    busy(ui.renameSave, false, gettext("Save"));
     if (!res.ok) {
       ui.renameStatus.classList.add("is-error");
-      ui.renameStatus.textContent = httpErrorText(res, "rename the group", "You’re no longer in this group.");
+      ui.renameStatus.textContent = httpErrorText(res, ACTIONS.renameGroup(), gettext("You’re no longer in this group."));
       return;
     }
     ui.renameInput.dataset.dirty = "";
@@ -197,7 +200,9 @@ export function createGroups(app) {
     app.inbox.render();
     if (state.cur && state.cur.id === conv.id) app.pane.renderHeader();
     ui.renameStatus.classList.remove("is-error");
-    ui.renameStatus.textContent = title ? "Renamed to “" + title + "”." : "Name removed: the group shows its members’ names.";
+    ui.renameStatus.textContent = title
+      ? interpolate(gettext("Renamed to “%(title)s”."), { title })
+      : gettext("Name removed: the group shows its members’ names.");
   }
 
   async function submitAdd(event) {
@@ -206,23 +211,23 @@ export function createGroups(app) {
     if (!conv || ui.addSubmit.disabled) return;
     const names = addPicker.picked();
     if (!names.length) {
-      showError(ui.addError, "Choose someone to add: type a username and pick from the list.");
+      showError(ui.addError, gettext("Choose someone to add: type a username and pick from the list."));
       addPicker.input.focus();
       return;
     }
-    busy(ui.addSubmit, true, "Adding…");
+    busy(ui.addSubmit, true, gettext("Adding…"));
     showError(ui.addError, "");
     const res = await api.addMembers(conv.id, names);
-    busy(ui.addSubmit, false, "Add to group");
+    busy(ui.addSubmit, false, gettext("Add to group"));
     if (!res.ok) {
-      showError(ui.addError, httpErrorText(res, "add " + names.join(", "), "You’re no longer in this group."));
+      showError(ui.addError, httpErrorText(res, ACTIONS.addMembers(names), gettext("You’re no longer in this group.")));
       return;
     }
     if (res.data) added(res.data);
     addPicker.clear();
     if (state.cur && state.cur.id === conv.id) app.pane.renderHeader();
     render();
-    app.notices.announce("Added " + names.join(", ") + " to the group.");
+    app.notices.announce(interpolate(gettext("Added %(names)s to the group."), { names: listText(names) }));
   }
 
   function askLeave() {
@@ -235,16 +240,16 @@ export function createGroups(app) {
   async function confirmLeave() {
     const conv = state.convs.get(dialogConv);
     if (!conv || ui.leaveConfirm.disabled) return;
-    busy(ui.leaveConfirm, true, "Leaving…");
+    busy(ui.leaveConfirm, true, gettext("Leaving…"));
     const res = await api.removeMember(conv.id, me.username);
-    busy(ui.leaveConfirm, false, "Leave");
+    busy(ui.leaveConfirm, false, gettext("Leave"));
     if (res.status !== 204 && res.status !== 404) {
-      showError(ui.leaveError, httpErrorText(res, "leave the group"));
+      showError(ui.leaveError, httpErrorText(res, ACTIONS.leaveGroup()));
       return;
     }
     ui.groupDialog.close();
     if (state.convs.has(conv.id)) {
-      app.dropConversation(conv.id, "You left “" + convName(me, conv) + "”. You’re no longer in this group.");
+      app.dropConversation(conv.id, interpolate(gettext("You left “%(group)s”. You’re no longer in this group."), { group: convName(me, conv) }));
     }
     ui.goneBack.focus();
   }

@@ -1,6 +1,7 @@
 /*
  * The inbox: one row per conversation, newest activity first, with its avatar, name, time,
- * last message (or who is typing), unread badge and, for screen readers, the same in words.
+ * last message (or who is typing), unread badge, an "@" when someone mentioned the person
+ * there and, for screen readers, the same in words.
  * The rows are drawn here only; the page's HTML holds the empty list and the data.
  */
 
@@ -8,8 +9,10 @@ import { directPeer, convName, draftPreview, previewText } from "../state/conver
 import { draftKey } from "../state/storage.js";
 import { totalUnread, typingText } from "../state/chat.js";
 import { el, fillAvatar, timeEl } from "./dom.js";
+import { mutedIcon } from "./mute.js";
+import { formatNumber, gettext, interpolate, ngettext } from "../text/i18n.js";
 
-const BASE_TITLE = "Chat";
+const BASE_TITLE = gettext("Chat");
 
 export function createInbox(app) {
   const { ui, state, urls } = app;
@@ -21,20 +24,23 @@ export function createInbox(app) {
     const avatar = el("span", { class: "avatar", "aria-hidden": "true" });
     const name = el("span", { class: "inbox-name", "data-testid": "inbox-name" });
     const timeSlot = el("span", { class: "inbox-time-slot" });
-    const preview = el("span", { class: "inbox-preview", "data-testid": "inbox-preview" });
-    const badge = el("span", { class: "badge", "data-testid": "unread-badge" });
-    const tag = el("span", { class: "inbox-tag", "data-testid": "inbox-blocked", text: "Blocked", hidden: true });
+    const preview = el("span", { class: "inbox-preview", dir: "auto", "data-testid": "inbox-preview" });
+    // The count is said in words (the row's hidden text), not as a bare number before them.
+    const badge = el("span", { class: "badge", "data-testid": "unread-badge", "aria-hidden": "true" });
+    const mention = el("span", { class: "badge badge-mention", "data-testid": "mention-badge", "aria-hidden": "true", text: "@" });
+    const tag = el("span", { class: "inbox-tag", "data-testid": "inbox-blocked", text: gettext("Blocked"), hidden: true });
+    const muted = mutedIcon({ class: "inbox-muted", "data-testid": "inbox-muted", hidden: true });
     const sr = el("span", { class: "visually-hidden inbox-sr" });
     a.append(
       avatar,
       el("span", { class: "inbox-main" }, [
         el("span", { class: "inbox-top" }, [name, timeSlot]),
-        el("span", { class: "inbox-bottom" }, [preview, tag, badge]),
+        el("span", { class: "inbox-bottom" }, [preview, tag, muted, mention, badge]),
       ]),
       sr
     );
     li.appendChild(a);
-    li._parts = { a, avatar, name, timeSlot, preview, badge, tag, sr };
+    li._parts = { a, avatar, name, timeSlot, preview, badge, mention, tag, muted, sr };
     return li;
   }
 
@@ -48,6 +54,10 @@ export function createInbox(app) {
     p.a.dataset.kind = conv.kind;
     p.a.classList.toggle("is-active", active);
     p.a.classList.toggle("has-unread", unread > 0);
+    // Muted: the unread count stays, quieter, beside a muted bell.
+    p.a.classList.toggle("is-muted", Boolean(conv.muted));
+    p.a.dataset.muted = conv.muted ? "true" : "false";
+    p.muted.hidden = !conv.muted;
     if (active) p.a.setAttribute("aria-current", "page");
     else p.a.removeAttribute("aria-current");
     fillAvatar(p.avatar, state, conv);
@@ -63,19 +73,30 @@ export function createInbox(app) {
     p.preview.textContent = typing || draft || previewText(state.me, conv);
     p.badge.textContent = unread > 99 ? "99+" : String(unread);
     p.badge.hidden = unread === 0;
+    const mentions = conv.mentions || 0;
+    p.mention.hidden = mentions === 0;
+    p.mention.title = interpolate(ngettext("You were mentioned", "You were mentioned %(count)s times", mentions), {
+      count: formatNumber(mentions),
+    });
+    p.a.dataset.mentions = String(mentions);
     const peer = directPeer(state.me, conv);
     const blocked = Boolean(peer && state.blocked.has(peer.username));
     p.tag.hidden = !blocked;
     const bits = [];
-    if (blocked) bits.push("blocked");
-    if (peer && state.online.has(peer.id)) bits.push("online");
-    if (unread) bits.push(unread + (unread === 1 ? " unread message" : " unread messages"));
-    p.sr.textContent = bits.length ? ", " + bits.join(", ") : "";
+    if (blocked) bits.push(gettext("blocked"));
+    if (peer && state.online.has(peer.id)) bits.push(gettext("online"));
+    if (unread) {
+      bits.push(interpolate(ngettext("%(count)s unread message", "%(count)s unread messages", unread), { count: formatNumber(unread) }));
+    }
+    if (mentions) {
+      bits.push(interpolate(ngettext("%(count)s mention of you", "%(count)s mentions of you", mentions), { count: formatNumber(mentions) }));
+    }
+    p.sr.textContent = bits.length ? gettext(", ") + bits.join(gettext(", ")) : "";
   }
 
   function updateTitle() {
     const total = totalUnread(state);
-    document.title = total > 0 ? "(" + total + ") " + BASE_TITLE : BASE_TITLE;
+    document.title = total > 0 ? interpolate(gettext("(%(count)s) %(title)s"), { count: formatNumber(total), title: BASE_TITLE }) : BASE_TITLE;
   }
 
   return {

@@ -1,7 +1,11 @@
-/* What can be done to one message in place: editing and deleting my own, reporting others'. */
+/*
+ * What can be done to one message in place: editing and deleting my own, reporting others'
+ * (replies and reactions have modules of their own: reply.js, reactions.js).
+ */
 
 import * as api from "../net/api.js";
-import { errorText, httpErrorText } from "../text/errors.js";
+import { ACTIONS, errorText, httpErrorText } from "../text/errors.js";
+import { formatNumber, gettext, interpolate } from "../text/i18n.js";
 import { codePoints } from "../text/words.js";
 import { el } from "./dom.js";
 
@@ -22,21 +26,21 @@ export function createMessageActions(app) {
     const input = el("textarea", {
       class: "edit-input",
       "data-testid": "edit-input",
-      "aria-label": "Edit message",
+      "aria-label": gettext("Edit message"),
       rows: "2",
     });
     input.value = m.body;
-    const save = el("button", { type: "button", class: "btn btn-primary btn-small", "data-testid": "edit-save", text: "Save" });
-    const cancel = el("button", { type: "button", class: "btn btn-ghost btn-small", "data-testid": "edit-cancel", text: "Cancel" });
+    const save = el("button", { type: "button", class: "btn btn-primary btn-small", "data-testid": "edit-save", text: gettext("Save") });
+    const cancel = el("button", { type: "button", class: "btn btn-ghost btn-small", "data-testid": "edit-cancel", text: gettext("Cancel") });
     const error = el("p", { class: "edit-error", role: "alert", "data-testid": "edit-error", hidden: true });
-    const hint = el("span", { class: "edit-hint", text: "Enter to save · Esc to cancel" });
+    const hint = el("span", { class: "edit-hint", text: gettext("Enter to save · Esc to cancel") });
     const form = el("div", { class: "edit-form" }, [input, el("div", { class: "edit-row" }, [hint, cancel, save]), error]);
     row.hidden = true;
     row.after(form);
     const submit = () => {
       const body = input.value.replace(/\s+$/, "");
       if (!body.trim()) {
-        error.textContent = "A message can’t be empty. Delete it instead?";
+        error.textContent = gettext("A message can’t be empty. Delete it instead?");
         error.hidden = false;
         return;
       }
@@ -50,14 +54,14 @@ export function createMessageActions(app) {
         return;
       }
       if (state.link === "offline") {
-        error.textContent = "You’re offline. Try again when the connection is back.";
+        error.textContent = gettext("You’re offline. Try again when the connection is back.");
         error.hidden = false;
         return;
       }
       if (app.socket.send({ type: "message.edit", id, body })) {
         cur.pendingChange = { kind: "edit", id, at: Date.now() };
         save.disabled = true;
-        save.textContent = "Saving…";
+        save.textContent = gettext("Saving…");
         error.hidden = true;
       }
     };
@@ -97,10 +101,10 @@ export function createMessageActions(app) {
       type: "button",
       class: "msg-action danger",
       "data-testid": "message-delete-confirm",
-      text: "Delete",
+      text: gettext("Delete"),
     });
-    const no = el("button", { type: "button", class: "msg-action", "data-testid": "message-delete-cancel", text: "Keep" });
-    const question = el("span", { class: "confirm-text", text: "Delete for everyone?" });
+    const no = el("button", { type: "button", class: "msg-action", "data-testid": "message-delete-cancel", text: gettext("Keep") });
+    const question = el("span", { class: "confirm-text", text: gettext("Delete for everyone?") });
     const original = Array.from(actions.childNodes);
     actions.replaceChildren(question, no, yes);
     actions.classList.add("confirming");
@@ -108,7 +112,8 @@ export function createMessageActions(app) {
       actions.replaceChildren(...original);
       actions.classList.remove("confirming");
       actions.removeEventListener("keydown", escape);
-      original[0].focus();
+      // Back on the button that asked.
+      (original.find((node) => node.dataset && node.dataset.testid === "message-delete") || original[0]).focus();
     };
     const escape = (event) => {
       if (event.key !== "Escape" || no.disabled) return;
@@ -119,7 +124,7 @@ export function createMessageActions(app) {
     actions.addEventListener("keydown", escape);
     yes.addEventListener("click", () => {
       if (state.link === "offline") {
-        app.notices.showNotice("You’re offline. Try deleting again when the connection is back.");
+        app.notices.showNotice(gettext("You’re offline. Try deleting again when the connection is back."));
         return;
       }
       if (app.socket.send({ type: "message.delete", id })) {
@@ -129,20 +134,38 @@ export function createMessageActions(app) {
         li.focus({ preventScroll: true });
         yes.disabled = true;
         no.disabled = true;
-        question.textContent = "Deleting…";
+        question.textContent = gettext("Deleting…");
       }
     });
     yes.focus();
   }
 
-  /** The server refused an edit or a delete: say so where it was asked. */
+  /** The server refused an edit, a delete or a reaction: say so where it was asked. */
   function showChangeError(change, frame) {
+    if (change.kind === "reaction") {
+      app.reactions.refused(change.id);
+      app.notices.showNotice(
+        interpolate(gettext("Couldn’t react: %(reason)s"), {
+          reason:
+            frame.code === "rate_limited"
+              ? gettext("too many reactions at once. Wait a moment and try again.")
+              : frame.code === "forbidden"
+                ? gettext("this message has as many different reactions as it can take.")
+                : frame.code === "cannot_send"
+                  ? gettext("you and this person can’t write to each other.")
+                  : errorText(frame, maxBody),
+        })
+      );
+      return;
+    }
     const li = app.pane.element(change.id);
     const text =
-      (change.kind === "edit" ? "Couldn’t save the edit: " : "Couldn’t delete: ") +
-      (frame.code === "rate_limited"
-        ? "too many changes at once. Wait a moment and try again."
-        : errorText(frame, maxBody));
+      interpolate(change.kind === "edit" ? gettext("Couldn’t save the edit: %(reason)s") : gettext("Couldn’t delete: %(reason)s"), {
+        reason:
+          frame.code === "rate_limited"
+            ? gettext("too many changes at once. Wait a moment and try again.")
+            : errorText(frame, maxBody),
+      });
     if (change.kind === "edit" && li) {
       const error = li.querySelector('[data-testid="edit-error"]');
       const save = li.querySelector('[data-testid="edit-save"]');
@@ -151,7 +174,7 @@ export function createMessageActions(app) {
         error.hidden = false;
         if (save) {
           save.disabled = false;
-          save.textContent = "Save";
+          save.textContent = gettext("Save");
         }
         return;
       }
@@ -183,22 +206,24 @@ export function createMessageActions(app) {
       rows: "2",
       maxlength: "1000",
       "data-testid": "report-reason",
-      placeholder: "For example: spam, threats, harassment…",
+      placeholder: gettext("For example: spam, threats, harassment…"),
     });
-    const submit = el("button", { type: "submit", class: "btn btn-primary btn-small", "data-testid": "report-submit", text: "Send report" });
-    const cancel = el("button", { type: "button", class: "btn btn-ghost btn-small", "data-testid": "report-cancel", text: "Cancel" });
+    const submit = el("button", { type: "submit", class: "btn btn-primary btn-small", "data-testid": "report-submit", text: gettext("Send report") });
+    const cancel = el("button", { type: "button", class: "btn btn-ghost btn-small", "data-testid": "report-cancel", text: gettext("Cancel") });
     const error = el("p", { class: "edit-error", role: "alert", "data-testid": "report-error", hidden: true });
     const form = el(
       "form",
-      { class: "msg-extra edit-form report-form", "data-testid": "report-form", "aria-label": "Report this message", novalidate: true },
+      { class: "msg-extra edit-form report-form", "data-testid": "report-form", "aria-label": gettext("Report this message"), novalidate: true },
       [
         el("label", {
           class: "report-label",
           for: fieldId,
-          text: "Why are you reporting this message from " + m.sender.username + "? Only the moderators see your report.",
+          text: interpolate(gettext("Why are you reporting this message from %(name)s? Only the moderators see your report."), {
+            name: m.sender.username,
+          }),
         }),
         input,
-        el("div", { class: "edit-row" }, [el("span", { class: "edit-hint", text: "Enter to send · Esc to cancel" }), cancel, submit]),
+        el("div", { class: "edit-row" }, [el("span", { class: "edit-hint", text: gettext("Enter to send · Esc to cancel") }), cancel, submit]),
         error,
       ]
     );
@@ -211,27 +236,27 @@ export function createMessageActions(app) {
       error.textContent = text;
       error.hidden = false;
       submit.disabled = false;
-      submit.textContent = "Send report";
+      submit.textContent = gettext("Send report");
     };
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       if (submit.disabled) return;
       const reason = input.value.trim();
       if (!reason) {
-        fail("Please say why you’re reporting this message.");
+        fail(gettext("Please say why you’re reporting this message."));
         input.focus();
         return;
       }
       if (codePoints(reason) > 1000) {
-        fail("Please keep the reason under 1,000 characters.");
+        fail(interpolate(gettext("Please keep the reason under %(count)s characters."), { count: formatNumber(1000) }));
         return;
       }
       submit.disabled = true;
-      submit.textContent = "Sending…";
+      submit.textContent = gettext("Sending…");
       error.hidden = true;
       const res = await api.reportMessage(id, reason);
       if (res.status !== 201 && res.status !== 200) {
-        fail(httpErrorText(res, "send the report", "This message isn’t available any more, so it can’t be reported."));
+        fail(httpErrorText(res, ACTIONS.report(), gettext("This message isn’t available any more, so it can’t be reported.")));
         return;
       }
       const thanks = el("p", {
@@ -241,8 +266,8 @@ export function createMessageActions(app) {
         "data-testid": "report-done",
         text:
           res.status === 201
-            ? "Reported — thanks. The moderators will take a look."
-            : "Reported — thanks. You had already reported this message.",
+            ? gettext("Reported — thanks. The moderators will take a look.")
+            : gettext("Reported — thanks. You had already reported this message."),
       });
       form.replaceWith(thanks);
       thanks.focus({ preventScroll: true });

@@ -2,9 +2,10 @@
 
 import * as api from "../net/api.js";
 import { convName } from "../state/conversations.js";
-import { httpErrorText } from "../text/errors.js";
+import { ACTIONS, httpErrorText } from "../text/errors.js";
 import { debounce } from "../lib/debounce.js";
 import { el, plainClick, showError, timeEl } from "./dom.js";
+import { formatNumber, gettext, interpolate, ngettext } from "../text/i18n.js";
 
 const SEARCH_PAGE = 20;
 
@@ -44,7 +45,12 @@ export function createMessageSearch(app) {
       "data-conversation-id": hit.conversation,
       "data-message-id": hit.id,
     });
-    const who = hit.sender.id === me.id ? "You: " : conv && conv.kind === "direct" ? "" : hit.sender.username + ": ";
+    const who =
+      hit.sender.id === me.id
+        ? gettext("You: ")
+        : conv && conv.kind === "direct"
+          ? ""
+          : interpolate(gettext("%(name)s: "), { name: hit.sender.username });
     const snippet = el("span", { class: "search-hit-snippet", "data-testid": "search-hit-snippet" });
     fillSnippet(snippet, hit.snippet, hit.highlights);
     a.append(
@@ -64,16 +70,20 @@ export function createMessageSearch(app) {
 
   function renderSummary() {
     const n = finder.hits.length;
-    const q = "“" + finder.q + "”";
-    ui.searchSummary.textContent =
+    const words = { q: finder.q, count: formatNumber(n) };
+    ui.searchSummary.textContent = interpolate(
       finder.loading && !n
-        ? "Searching for " + q + "…"
+        ? gettext("Searching for “%(q)s”…")
         : n === 0
-          ? "No messages match " + q + "."
-          : (finder.hasMore ? "The newest " + n : n) + (n === 1 ? " message matches " : " messages match ") + q + ".";
+          ? gettext("No messages match “%(q)s”.")
+          : finder.hasMore
+            ? ngettext("The newest %(count)s message matches “%(q)s”.", "The newest %(count)s messages match “%(q)s”.", n)
+            : ngettext("%(count)s message matches “%(q)s”.", "%(count)s messages match “%(q)s”.", n),
+      words
+    );
     ui.searchMore.hidden = !finder.hasMore;
     ui.searchMore.disabled = finder.loading;
-    ui.searchMore.textContent = finder.loading && n ? "Loading…" : "More results";
+    ui.searchMore.textContent = finder.loading && n ? gettext("Loading…") : gettext("More results");
   }
 
   function openPanel() {
@@ -105,7 +115,7 @@ export function createMessageSearch(app) {
     if (mine !== finder.seq) return;
     finder.loading = false;
     if (!res.ok || !res.data || !Array.isArray(res.data.messages)) {
-      showError(ui.searchError, httpErrorText(res, "search"));
+      showError(ui.searchError, httpErrorText(res, ACTIONS.search()));
       ui.searchSummary.textContent = "";
       ui.searchMore.hidden = true;
       return;

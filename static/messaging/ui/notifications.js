@@ -4,9 +4,9 @@
  * once the browser grants permission) and previews (the message text) on/off.
  */
 
-import { convName } from "../state/conversations.js";
+import { convName, gist } from "../state/conversations.js";
 import { notifyKey, previewKey } from "../state/storage.js";
-import { oneLine, truncate } from "../text/words.js";
+import { gettext, interpolate } from "../text/i18n.js";
 
 export function createNotifications(app) {
   const { ui, me, store } = app;
@@ -31,9 +31,9 @@ export function createNotifications(app) {
     ui.notifyToggle.disabled = allowed === "unsupported";
     ui.previewToggle.checked = previewsOn();
     let status = "";
-    if (allowed === "unsupported") status = "This browser can’t show notifications.";
+    if (allowed === "unsupported") status = gettext("This browser can’t show notifications.");
     else if (allowed === "denied") {
-      status = "Notifications are blocked for this site. Allow them in your browser’s site settings.";
+      status = gettext("Notifications are blocked for this site. Allow them in your browser’s site settings.");
     }
     if (ui.notifyStatus) ui.notifyStatus.textContent = status;
   }
@@ -57,11 +57,16 @@ export function createNotifications(app) {
 
   return {
     renderSettings,
-    /** A new message from someone else; shown only while the tab is hidden. */
+    /** A new message from someone else; shown only while the tab is hidden, and for a
+     * muted conversation only when it mentions this person. */
     show(conv, m) {
       if (document.visibilityState !== "hidden" || !on()) return;
-      const title = conv && conv.kind === "group" ? m.sender.username + " in " + convName(me, conv) : m.sender.username;
-      const body = previewsOn() ? truncate(oneLine(m.body), 160) : "New message";
+      if (conv && conv.muted && !(m.mentions || []).includes(me.id)) return;
+      const title =
+        conv && conv.kind === "group"
+          ? interpolate(gettext("%(name)s in %(group)s"), { name: m.sender.username, group: convName(me, conv) })
+          : m.sender.username;
+      const body = previewsOn() ? gist(m, 160) : gettext("New message");
       let note;
       try {
         // Text only: notifications never interpret markup.

@@ -3,6 +3,7 @@
 import * as api from "../net/api.js";
 import { debounce } from "../lib/debounce.js";
 import { el, plainClick, userAvatar } from "./dom.js";
+import { formatNumber, gettext, interpolate, ngettext } from "../text/i18n.js";
 
 /** The people whose names match q; null when the lookup failed or is no longer wanted (a newer one started). */
 async function lookUpUsers(q, stillWanted) {
@@ -19,8 +20,15 @@ async function lookUpUsers(q, stillWanted) {
 /** What a screen reader hears when a list of people comes back. */
 function foundStatus(count) {
   return count
-    ? count + (count === 1 ? " person found." : " people found.") + " Press the down arrow to choose."
-    : "No one found.";
+    ? interpolate(
+        ngettext(
+          "%(count)s person found. Press the down arrow to choose.",
+          "%(count)s people found. Press the down arrow to choose.",
+          count
+        ),
+        { count: formatNumber(count) }
+      )
+    : gettext("No one found.");
 }
 
 /** Down and up arrows walk a list of results and back up to its input; true when the key was one of them. */
@@ -73,11 +81,11 @@ export function createPeopleSearch(app) {
         el("li", {
           class: "search-none search-self",
           "data-testid": "user-search-self",
-          text: "That’s you, " + app.me.username + ". Search for someone else to write to.",
+          text: interpolate(gettext("That’s you, %(name)s. Search for someone else to write to."), { name: app.me.username }),
         })
       );
     } else if (!users.length) {
-      ui.searchResults.appendChild(el("li", { class: "search-none", text: "No one found named “" + q + "…”" }));
+      ui.searchResults.appendChild(el("li", { class: "search-none", text: interpolate(gettext("No one found named “%(name)s…”"), { name: q }) }));
     }
     for (const user of users) {
       const a = el("a", {
@@ -87,7 +95,7 @@ export function createPeopleSearch(app) {
         "data-username": user.username,
       });
       a.append(userAvatar(user.username), el("span", { class: "search-name", text: user.username }));
-      if (state.online.has(user.id)) a.appendChild(el("span", { class: "search-online", text: "online" }));
+      if (state.online.has(user.id)) a.appendChild(el("span", { class: "search-online", text: gettext("online") }));
       a.addEventListener("click", (event) => {
         if (!plainClick(event)) return;
         // Their conversation, or an empty one for them that exists once written in.
@@ -105,7 +113,7 @@ export function createPeopleSearch(app) {
       ui.searchResults.appendChild(li);
     }
     ui.searchResults.hidden = false;
-    status(isMe && !users.length ? "That’s you. Search for someone else." : foundStatus(users.length));
+    status(isMe && !users.length ? gettext("That’s you. Search for someone else.") : foundStatus(users.length));
   }, 150);
 
   function keys(event) {
@@ -137,7 +145,7 @@ export function createPeopleSearch(app) {
 /** A field to pick people by username, as chips; `exclude()` names those not to offer. */
 export function makePicker(root, exclude) {
   const base = root.id;
-  const chips = el("ul", { class: "chips", "data-testid": "people-picked", "aria-label": "Chosen people" });
+  const chips = el("ul", { class: "chips", "data-testid": "people-picked", "aria-label": gettext("Chosen people") });
   const input = el("input", {
     id: base + "-input",
     class: "text-input",
@@ -145,7 +153,7 @@ export function makePicker(root, exclude) {
     autocomplete: "off",
     autocapitalize: "none",
     spellcheck: "false",
-    placeholder: "Type a username…",
+    placeholder: gettext("Type a username…"),
     "aria-controls": base + "-results",
     "aria-describedby": base + "-hint",
     "data-testid": "people-picker-input",
@@ -153,7 +161,7 @@ export function makePicker(root, exclude) {
   const results = el("ul", {
     id: base + "-results",
     class: "picker-results",
-    "aria-label": "People found",
+    "aria-label": gettext("People found"),
     "data-testid": "people-picker-results",
     hidden: true,
   });
@@ -174,8 +182,8 @@ export function makePicker(root, exclude) {
       const remove = el("button", {
         type: "button",
         class: "chip-remove",
-        "aria-label": "Remove " + name,
-        title: "Remove",
+        "aria-label": interpolate(gettext("Remove %(name)s"), { name }),
+        title: gettext("Remove"),
         "data-testid": "people-picked-remove",
         text: "×",
       });
@@ -183,7 +191,7 @@ export function makePicker(root, exclude) {
         const at = picked.indexOf(name);
         if (at >= 0) picked.splice(at, 1);
         renderChips();
-        status.textContent = name + " removed.";
+        status.textContent = interpolate(gettext("%(name)s removed."), { name });
         input.focus();
       });
       chips.appendChild(
@@ -207,7 +215,10 @@ export function makePicker(root, exclude) {
     renderChips();
     input.value = "";
     hideResults();
-    status.textContent = name + " added. " + picked.length + (picked.length === 1 ? " person chosen." : " people chosen.");
+    status.textContent = interpolate(ngettext("%(name)s added. %(count)s person chosen.", "%(name)s added. %(count)s people chosen.", picked.length), {
+      name,
+      count: formatNumber(picked.length),
+    });
     input.focus();
   }
 
@@ -223,7 +234,7 @@ export function makePicker(root, exclude) {
     const skip = exclude ? exclude() : new Set();
     const users = found.filter((u) => !picked.includes(u.username) && !skip.has(u.username));
     results.replaceChildren();
-    if (!users.length) results.appendChild(el("li", { class: "search-none", text: "No one else found named “" + q + "…”" }));
+    if (!users.length) results.appendChild(el("li", { class: "search-none", text: interpolate(gettext("No one else found named “%(name)s…”"), { name: q }) }));
     for (const user of users) {
       const button = el("button", {
         type: "button",

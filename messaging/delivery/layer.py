@@ -1,0 +1,144 @@
+"""The Redis channel layer, with light buffers and one read for all of a process's sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from channels_redis.core import RedisChannelLayer
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import MaxConnectionsError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from messaging.delivery.light_queue import LightQueue
+
+# Seconds a blocking read of the process's messages waits before asking again (5 in
+# channels-redis), and how long past that it may go unanswered before its server is taken as
+# gone: more than the event loop's worst stalls, since a false alarm makes every socket join
+# its groups again and its client sync.
+BLOCKED_READ_SECONDS = 2
+BLOCKED_READ_GRACE = 3.0
+
+
+class ChatRedisChannelLayer(RedisChannelLayer):
+    """channels-redis's layer, read for a whole process at once, with light buffers.
+
+    channels-redis keeps all of a process's channels in one Redis list, and each reader of
+    a channel takes turns reading that list, buffering what it reads for the others. Here
+    the sockets do not read: one reader of the process (messaging/delivery/layer_reader.py)
+    asks for its own channel, the collector, and every message read for a socket's channel
+    is put in the collector's buffer instead, wrapped as {"channel": name, "message":
+    message}. A read of another channel (the health probe's) still gets its own messages,
+    kept until it asks when they come first, and hands the sockets' to the collector.
+
+    Buffers are LightQueues with the layer's capacity, dropping the oldest as channels-redis
+    does: an asyncio.Queue allocates about 2.5 KB when made, a LightQueue nothing while empty.
+
+    A connection lost under a send or a group change is told to `failure_listener` (the
+    registry's layer_failed): in a Sentinel switchover the server closes every connection,
+    and the one read of the process may have been between two commands, its next one
+    reconnecting to the new primary unharmed, while messages sent meanwhile were lost.
+    And a blocking read that its server leaves unanswered past its own timeout (seen in a
+    switchover: a read sent to the primary as it paused its clients and stepped down)
+    fails at once instead of after the socket timeout, holding every delivery up meanwhile.
+    """
+
+    brpop_timeout = BLOCKED_READ_SECONDS
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.receive_buffer = ChannelBuffers(self.capacity)
+        self.failure_listener: Callable[[BaseException], None] | None = None
+
+    async def send(self, channel: str, message: dict[str, Any]) -> None:
+        with self._failures_told():
+            await super().send(channel, message)
+
+    async def group_send(self, group: str, message: dict[str, Any]) -> None:
+        with self._failures_told():
+            await super().group_send(group, message)
+
+    async def group_add(self, group: str, channel: str) -> None:
+        with self._failures_told():
+            await super().group_add(group, channel)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        with self._failures_told():
+            await super().group_discard(group, channel)
+
+    async def _brpop_with_clean(self, index: int, channel: str, timeout: float) -> Any:
+        try:
+            return await asyncio.wait_for(
+                super()._brpop_with_clean(index, channel, timeout), timeout + BLOCKED_READ_GRACE
+            )
+        except TimeoutError:
+            raise RedisTimeoutError("a blocking read of the layer was not answered") from None
+
+    @contextlib.contextmanager
+    def _failures_told(self) -> Iterator[None]:
+        try:
+            yield
+        except MaxConnectionsError:
+            raise  # Redis is there; only the pool is busy.
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            if self.failure_listener is not None:
+                self.failure_listener(exc)
+            raise
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        if "!" in channel:
+            # Its buffer exists before anything is read, even if its channel is a socket's.
+            self.receive_buffer.expect(channel)
+        return await super().receive(channel)
+
+    def collect_into(
+        self, channel: str | None, wants: Callable[[str], bool] = lambda name: False
+    ) -> None:
+        """Put the messages of the channels `wants` names into `channel`'s buffer (None: stop).
+
+        Only while no read of their own waits for them.
+        """
+        self.receive_buffer.collector = channel
+        self.receive_buffer.wants = wants
+
+
+class ChannelBuffers(dict):
+    """channels-redis's buffers by channel name; the collector's channels go to it."""
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+        self.collector: str | None = None
+        self.wants: Callable[[str], bool] = lambda name: False
+
+    def expect(self, channel: str) -> None:
+        """Make the buffer of a channel about to be read, unless it has one."""
+        if channel not in self:
+            self[channel] = LightQueue(self.capacity)
+
+    def __missing__(self, channel: str) -> LightQueue | _ToCollector:
+        if self.collector is not None and channel != self.collector and self.wants(channel):
+            # Not stored: channels-redis only puts a message in it.
+            return _ToCollector(self, channel)
+        buffer = self[channel] = LightQueue(self.capacity)
+        return buffer
+
+
+class _ToCollector:
+    """Where channels-redis puts a message for a channel that nobody reads."""
+
+    __slots__ = ("buffers", "channel")
+
+    def __init__(self, buffers: ChannelBuffers, channel: str) -> None:
+        self.buffers = buffers
+        self.channel = channel
+
+    def put_nowait(self, message: dict[str, Any]) -> None:
+        collector = self.buffers.collector
+        if collector is not None:
+            self.buffers[collector].put_nowait({"channel": self.channel, "message": message})
+
+    def empty(self) -> bool:
+        return True

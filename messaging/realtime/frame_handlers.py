@@ -1,0 +1,178 @@
+"""The handlers of the client's frames: send, sync, read, typing, edit, delete, react, ping."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections
+
+from messaging import metrics
+from messaging.domain import message_changes, reactions, reading, selectors
+from messaging.protocol import (
+    ChatError,
+    DeleteFrame,
+    EditFrame,
+    ErrorCode,
+    PingFrame,
+    ReactionFrame,
+    ReadFrame,
+    SendFrame,
+    SyncFrame,
+    TypingFrame,
+    encode,
+    message_data,
+)
+from messaging.sending.queue import SendRequest, send_queue
+from messaging.singletons import per_process
+
+log = logging.getLogger(__name__)
+
+
+def _make_read_threads() -> ThreadPoolExecutor | None:
+    count = settings.CHAT_SOCKET_READ_THREADS
+    if count < 1:
+        return None
+    return ThreadPoolExecutor(max_workers=count, thread_name_prefix="chat-socket-reads")
+
+
+# The sockets' reads (sync, ping) run on a few threads of their own, each with its own
+# database connection, beside the one thread all of the process's other socket work
+# shares (database_sync_to_async: handshakes, read pointers, edits, presence). On that one
+# thread 20 heavy users' syncs waited for each other, and every handshake behind them.
+socket_read_threads = per_process(_make_read_threads)
+
+
+def _read_call(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    # As database_sync_to_async: no connection kept past its age, before or after.
+    close_old_connections()
+    try:
+        return function(**kwargs)
+    finally:
+        close_old_connections()
+
+
+def sync_page(messages: list, *, more: bool, max_chars: int) -> tuple[list[dict[str, Any]], bool]:
+    """Turn messages into a sync page of at most about max_chars of frame text.
+
+    The first message always goes, whatever its size, so that paging always moves on.
+    """
+    page: list[dict[str, Any]] = []
+    size = 0
+    for message in messages:
+        data = message_data(message)
+        size += len(encode(data))
+        if page and size > max_chars:
+            return page, True
+        page.append(data)
+    return page, more
+
+
+class FrameHandlers:
+    """Hand each kind of client frame to the domain or the send queue, and answer."""
+
+    async def on_send(self, frame: SendFrame) -> None:
+        request = SendRequest(
+            sender=self.user,
+            body=frame.body,
+            client_id=frame.client_id,
+            to=frame.to,
+            conversation_id=frame.conversation,
+            reply_to=frame.reply_to,
+            attachments=tuple(frame.attachments),
+        )
+        try:
+            # The queue sends the ack itself, once the batch holding this send committed.
+            await send_queue().submit(request, self)
+        except ChatError as error:
+            error.client_id = frame.client_id
+            if error.code == ErrorCode.RATE_LIMITED:
+                metrics.RATE_LIMITED.labels("send").inc()
+            raise
+
+    async def _read(self, function: Callable[..., Any], **kwargs: Any) -> Any:
+        """Run a selector that writes nothing on the socket reads' threads; return its result."""
+        threads = socket_read_threads()
+        try:
+            if threads is None:
+                return await database_sync_to_async(function)(**kwargs)
+            return await sync_to_async(_read_call, thread_sensitive=False, executor=threads)(
+                function, kwargs
+            )
+        except (OperationalError, InterfaceError) as exc:
+            metrics.DATABASE_ERRORS.inc()
+            log.warning("database unavailable: %s", str(exc).split("\n")[0][:200])
+            raise ChatError(ErrorCode.UNAVAILABLE, "the database did not answer") from None
+
+    async def on_sync(self, frame: SyncFrame) -> None:
+        await self._check_rate("sync", settings.CHAT_SYNC_RATE)
+        messages, more = await self._read(
+            selectors.messages_after,
+            user=self.user,
+            after=frame.after,
+            limit=settings.CHAT_SYNC_PAGE,
+        )
+        page, more = sync_page(messages, more=more, max_chars=settings.CHAT_SYNC_MAX_CHARS)
+        metrics.SYNCS.inc()
+        metrics.SYNC_MESSAGES.inc(len(page))
+        await self.send_frame({"type": "sync.result", "messages": page, "more": more})
+
+    async def on_read(self, frame: ReadFrame) -> None:
+        await self._check_rate("read", settings.CHAT_READ_RATE)
+        _, events = await self._db(
+            reading.conversation_mark_read,
+            user=self.user,
+            conversation_id=frame.conversation,
+            up_to=frame.up_to,
+        )
+        await self.publish(events)
+
+    async def on_typing(self, frame: TypingFrame) -> None:
+        await self._check_rate("typing", settings.CHAT_TYPING_RATE)
+        _, events = await self._db(
+            reading.conversation_typing, user=self.user, conversation_id=frame.conversation
+        )
+        await self.publish(events)
+
+    async def on_edit(self, frame: EditFrame) -> None:
+        await self._check_rate("edit", settings.CHAT_EDIT_RATE)
+        _, events = await self._db(
+            message_changes.message_edit, editor=self.user, message_id=frame.id, body=frame.body
+        )
+        await self.publish(events)
+
+    async def on_delete(self, frame: DeleteFrame) -> None:
+        await self._check_rate("edit", settings.CHAT_EDIT_RATE)
+        _, events = await self._db(
+            message_changes.message_delete, actor=self.user, message_id=frame.id
+        )
+        await self.publish(events)
+
+    async def on_reaction(self, frame: ReactionFrame) -> None:
+        await self._check_rate("reaction", settings.CHAT_REACTION_RATE)
+        change = (
+            reactions.reaction_add if frame.type == "reaction.add" else reactions.reaction_remove
+        )
+        _, events = await self._db(change, user=self.user, message_id=frame.id, emoji=frame.emoji)
+        await self.publish(events)
+
+    async def on_ping(self, frame: PingFrame) -> None:
+        await self._check_rate("ping", settings.CHAT_PING_RATE)
+        last_seq = await self._read(selectors.last_seq_for_user, user=self.user)
+        await self.send_frame({"type": "pong", "last_seq": last_seq})
+
+    HANDLERS = {
+        SendFrame: on_send,
+        SyncFrame: on_sync,
+        ReadFrame: on_read,
+        TypingFrame: on_typing,
+        EditFrame: on_edit,
+        DeleteFrame: on_delete,
+        PingFrame: on_ping,
+        ReactionFrame: on_reaction,
+    }

@@ -1,0 +1,129 @@
+"""PostgreSQL's two search plans (a rare word's index, the walk through the user's
+conversations) answer exactly what the plain query answers, page after page."""
+
+import itertools
+
+import pytest
+from django.db import connection
+
+from messaging.domain import message_changes, search, search_walk, services
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.services]
+
+WORDS = ("alpha", "beta", "gamma")
+
+
+@pytest.fixture(params=["indexed", "walk"])
+def plan(request, monkeypatch):
+    """Force one plan; the walk with windows of one conversation, then 2, 4, 8..."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the plans are PostgreSQL's")
+    if request.param == "indexed":
+        monkeypatch.setattr(search_walk, "rarest_word", lambda cursor, words: words[-1])
+    else:
+        monkeypatch.setattr(search_walk, "rarest_word", lambda cursor, words: None)
+        monkeypatch.setattr(search_walk, "WALK_FIRST", 1)
+        monkeypatch.setattr(search_walk, "WALK_GROWTH", 2)
+    return request.param
+
+
+@pytest.fixture
+def spread(make_user):
+    """Bob in eight conversations whose messages interleave, some hits in each."""
+    bob = make_user(username="bob")
+    others = [make_user(username=f"friend{n}") for n in range(6)]
+    group = services.conversation_create_group(creator=others[0], others=[bob, *others[1:3]])
+    stranger = make_user(username="stranger")
+    sent = []
+    # Conversation by conversation in turn, then some go quiet: windows of every size.
+    for n in range(60):
+        speaker = others[n % 6] if n < 40 else others[n % 2]
+        words = " ".join(w for i, w in enumerate(WORDS) if n % (i + 2) == 0) or "none"
+        body = f"message {n} {words}"
+        if n % 7 == 0:
+            sent.append(
+                services.message_send(
+                    sender=others[n % 3], body=body, client_id=f"g{n}", conversation_id=group.pk
+                ).message
+            )
+        else:
+            sent.append(
+                services.message_send(
+                    sender=speaker, body=body, client_id=f"d{n}", to="bob"
+                ).message
+            )
+        # Someone else's conversation holds the same words: never Bob's hits.
+        services.message_send(sender=stranger, body=body, client_id=f"s{n}", to="friend5")
+    message_changes.message_delete(actor=sent[12].sender, message_id=sent[12].pk)
+    return bob, sent
+
+
+def expected(user, query: str, before: int | None, limit: int) -> tuple[list[int], bool]:
+    words = search.query_words(query)
+    ids = list(
+        search.matching(search.searchable(user, before), words)
+        .order_by("-id")
+        .values_list("id", flat=True)[: limit + 1]
+    )
+    return ids[:limit], len(ids) > limit
+
+
+@pytest.mark.parametrize("query", ["alpha", "beta", "gamma", "alpha beta", "gam", "missing"])
+def test_each_plan_pages_through_the_same_hits_as_the_plain_query(plan, spread, query):
+    bob, sent = spread
+    befores = [None, *(message.pk for message in sent[::5]), sent[0].pk]
+    for before, limit in itertools.product(befores, (1, 3, 50)):
+        hits, more = search.message_search(user=bob, query=query, before=before, limit=limit)
+        assert ([hit["id"] for hit in hits], more) == expected(bob, query, before, limit), (
+            before,
+            limit,
+        )
+
+
+def test_every_page_in_turn_gives_every_hit_once(plan, spread):
+    bob, _ = spread
+    seen: list[int] = []
+    before = None
+    while True:
+        hits, more = search.message_search(user=bob, query="alpha", before=before, limit=4)
+        seen += [hit["id"] for hit in hits]
+        if not more:
+            break
+        before = hits[-1]["id"]
+    assert seen == expected(bob, "alpha", None, 1000)[0] and len(seen) == 29
+
+
+def test_a_user_without_conversations_finds_nothing(plan, make_user):
+    loner = make_user(username="loner")
+    assert search.message_search(user=loner, query="alpha", before=None, limit=5) == ([], False)
+
+
+def test_the_statistics_pick_the_rare_word_and_no_common_one(make_user, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's statistics")
+    sender, reader = make_user(username="sender"), make_user(username="reader")
+    for n in range(60):
+        services.message_send(
+            sender=sender, body=f"common words {n}", client_id=f"c{n}", to="reader"
+        )
+    services.message_send(sender=sender, body="common unicorn", client_id="u", to="reader")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE messaging_message")
+        monkeypatch.setattr(search_walk, "RARE_ROWS", 5)
+        assert search_walk.rarest_word(cursor, ["common", "unicorn"]) == "unicorn"
+        assert search_walk.rarest_word(cursor, ["common"]) is None
+        # A prefix counts every word it starts: "com" is as common as "common".
+        assert search_walk.rarest_word(cursor, ["com"]) is None
+    hits, more = search.message_search(user=reader, query="common uni", before=None, limit=5)
+    assert [hit["body"] for hit in hits] == ["common unicorn"] and not more
+
+
+def test_a_share_is_estimated_from_the_stem_and_every_word_a_prefix_starts():
+    stemmed = {"meet": 0.1, "": 0.001}
+    written = {"meeting": 0.05, "meet": 0.02, "me": 0.3, "": 0.001}
+    assert search_walk.estimated_share("meeting", "'meet'", stemmed, written) == 0.1 + 0.05
+    assert search_walk.estimated_share("meet", "'meet'", stemmed, written) == 0.1 + 0.07
+    # Neither listed: less than the smallest share listed, in each index.
+    assert search_walk.estimated_share("zebra", "'zebra'", stemmed, written) == 0.002
+    # A stop word has no stem: only the words it starts.
+    assert search_walk.estimated_share("me", "", stemmed, written) == 0.3 + 0.05 + 0.02
