@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 
 from messaging.models import Message
@@ -51,6 +52,12 @@ const done = arguments[arguments.length - 1];
 def kept(browser: Browser) -> dict:
     """What this browser keeps for an offline start: the worker, its shell, the copy."""
     return browser.driver.execute_async_script(KEPT)
+
+
+def wake_worker(browser: Browser) -> None:
+    """Have the page's service worker keep the shell again, which starts it if it stopped."""
+    browser.js("navigator.serviceWorker.controller.postMessage({type: 'shell'})")
+    time.sleep(1)  # its fetch of /shell/ (a few ms) done before the server goes
 
 
 def network(browser: Browser, *, offline: bool) -> None:
@@ -109,6 +116,10 @@ def test_the_manifest_is_accepted_and_the_chat_starts_offline_from_what_was_seen
     assert alice.cdp("Page.getInstallabilityErrors")["installabilityErrors"] == []
 
     # The server is gone and the browser offline: a reload starts from what was kept.
+    # The worker is woken first: Chromium stops a worker idle for 30 s, and a navigation that
+    # comes while it stops goes past it to the network (on a loaded machine the checks above
+    # can take that long). A person's own page load wakes it the same way.
+    wake_worker(alice)
     live.kill()
     network(alice, offline=True)
     alice.reload()
