@@ -301,41 +301,44 @@ async def test_a_password_rehash_at_login_ends_no_session(alice, connect, settin
 
 
 @pytest.mark.django_db(transaction=True)
-async def test_sockets_closing_together_all_leave_their_groups_when_the_pool_is_small(
-    connect, make_user, monkeypatch
-):
-    """A mass disconnect queues its group leaves for the layer's pool, none fails."""
+async def test_sockets_closing_together_all_leave_their_groups_in_few_calls(connect, make_user):
+    """A mass disconnect leaves every group, sent together: the layer's pool is not emptied."""
     from channels.layers import get_channel_layer
-    from redis.exceptions import MaxConnectionsError
 
-    from messaging.delivery import registry as registry_module
+    from messaging.domain.events import user_group
 
-    monkeypatch.setattr(registry_module, "GROUP_CALLS_AT_ONCE", 4)
     users = [await database_sync_to_async(make_user)(username=f"u{i}") for i in range(12)]
     sockets = [await connect(user) for user in users]
     layer = get_channel_layer()
-    discard = layer.group_discard
-    busy, left = [0], []
+    batched = hasattr(layer, "group_discard_many")
+    calls, left = [0], []
+    one_name = "group_discard_many" if batched else "group_discard"
+    original = getattr(layer, one_name)
 
-    async def pool_of_four(group, channel):
-        # As redis-py's pool: a fifth call at once finds no connection.
-        if busy[0] >= 4:
-            raise MaxConnectionsError("Too many connections")
-        busy[0] += 1
-        try:
+    async def counted(*args):
+        calls[0] += 1
+        pairs = args[0] if batched else [args]
+        left.extend(channel for _, channel in pairs)
+        await original(*args)
+
+    setattr(layer, one_name, counted)
+    try:
+        await asyncio.gather(*(socket.close() for socket in sockets))
+        for _ in range(100):
+            if len(set(left)) == len(sockets):
+                break
             await asyncio.sleep(0.02)
-            await discard(group, channel)
-            left.append(channel)
-        finally:
-            busy[0] -= 1
-
-    monkeypatch.setattr(layer, "group_discard", pool_of_four)
-    await asyncio.gather(*(socket.close() for socket in sockets))
-    for _ in range(100):
-        if len(left) == len(sockets):
-            break
-        await asyncio.sleep(0.02)
-    assert len(set(left)) == len(sockets)
+    finally:
+        delattr(layer, one_name)
+    # Each socket left its user's group and its login's (a token's).
+    assert len(set(left)) == len(sockets) and len(left) == 2 * len(sockets)
+    if batched:
+        # As many Redis round trips as rounds of sockets closing together, not one per group.
+        assert calls[0] < len(sockets), calls
+        for user in users:
+            group = user_group(user.pk)
+            redis = layer.connection(layer.consistent_hash(group))
+            assert await redis.zrange(layer._group_key(group), 0, -1) == [], "a member stayed"
 
 
 async def test_a_handshake_that_waited_past_its_deadline_is_refused_and_writes_nothing(

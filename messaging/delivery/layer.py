@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from channels_redis.core import RedisChannelLayer
@@ -67,6 +68,36 @@ class ChatRedisChannelLayer(RedisChannelLayer):
     async def group_discard(self, group: str, channel: str) -> None:
         with self._failures_told():
             await super().group_discard(group, channel)
+
+    async def group_add_many(self, joins: Iterable[tuple[str, str]]) -> None:
+        """Add each (group, channel) as group_add does, in one round trip per shard."""
+        now = time.time()
+        with self._failures_told():
+            for index, groups in self._by_shard(joins).items():
+                pipeline = self.connection(index).pipeline(transaction=False)
+                for key, channels in groups.items():
+                    pipeline.zadd(key, dict.fromkeys(channels, now))
+                    pipeline.expire(key, self.group_expiry)
+                await pipeline.execute()
+
+    async def group_discard_many(self, leaves: Iterable[tuple[str, str]]) -> None:
+        """Remove each (group, channel) as group_discard does, in one round trip per shard."""
+        with self._failures_told():
+            for index, groups in self._by_shard(leaves).items():
+                pipeline = self.connection(index).pipeline(transaction=False)
+                for key, channels in groups.items():
+                    pipeline.zrem(key, *channels)
+                await pipeline.execute()
+
+    def _by_shard(self, pairs: Iterable[tuple[str, str]]) -> dict[int, dict[bytes, list[str]]]:
+        """Sort (group, channel) pairs by the shard and key of their group."""
+        shards: dict[int, dict[bytes, list[str]]] = {}
+        for group, channel in pairs:
+            self.require_valid_group_name(group)
+            self.require_valid_channel_name(channel)
+            keys = shards.setdefault(self.consistent_hash(group), {})
+            keys.setdefault(self._group_key(group), []).append(channel)
+        return shards
 
     async def _brpop_with_clean(self, index: int, channel: str, timeout: float) -> Any:
         try:

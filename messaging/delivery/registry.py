@@ -31,12 +31,6 @@ from messaging.singletons import per_event_loop
 
 log = logging.getLogger(__name__)
 
-# Group joins and leaves of this process's sockets that may wait on Redis at once. Each
-# holds a connection of the layer's pool (REDIS_MAX_CONNECTIONS, 500 by default): when
-# thousands of sockets close together, the rest wait their turn instead of finding the
-# pool empty (5,000 sockets closing at once: 1,044 leaves failed, each leaving a stale
-# member in a group until the layer's group expiry).
-GROUP_CALLS_AT_ONCE = 100
 # Users cooling down after an abuse close that one process remembers at most (a few MB).
 COOLING_DOWN_KEPT = 100_000
 
@@ -69,7 +63,6 @@ class SocketRegistry:
         self._back_at = 0.0
         self._to_rejoin: set[str] = set()
         self._recovery: asyncio.Task | None = None
-        self.group_calls = asyncio.Semaphore(GROUP_CALLS_AT_ONCE)
         # Users whose socket this process closed for abuse, until when their handshakes
         # are refused: a flooder's sockets would otherwise come back at once, each costing
         # a handshake and a burst of frames.

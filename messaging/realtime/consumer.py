@@ -23,6 +23,7 @@ from messaging.delivery.registry import socket_registry
 from messaging.protocol import ChatError, ErrorCode, encode, parse_frame
 from messaging.realtime.closing_batch import closing_batches
 from messaging.realtime.frame_handlers import FrameHandlers
+from messaging.realtime.group_batches import leave_groups
 from messaging.realtime.layer_reading import LayerReading
 from messaging.realtime.opening import Opening
 from messaging.realtime.refusals import Refusals
@@ -106,12 +107,10 @@ class ChatConsumer(Opening, LayerReading, FrameHandlers, Refusals, AsyncWebsocke
                 extra={"socket": self.socket_id, "code": code},
             )
         self.sockets.discard(self.channel_name)
-        for group in self.joined_groups:
-            try:
-                async with self.sockets.group_calls:
-                    await self.channel_layer.group_discard(group, self.channel_name)
-            except Exception as exc:
-                log.warning("group_discard failed: %s", type(exc).__name__)
+        try:
+            await leave_groups(self.channel_layer, self.channel_name, self.joined_groups)
+        except Exception as exc:
+            log.warning("group_discard failed: %s", type(exc).__name__)
         try:
             # With the sockets closing at the same time (messaging/realtime/closing_batch.py).
             await closing_batches().call((self.user, self.channel_name))

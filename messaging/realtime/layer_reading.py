@@ -17,6 +17,7 @@ from messaging import metrics
 from messaging.delivery.layer_reader import POOL_BUSY_RETRY
 from messaging.domain import selectors
 from messaging.protocol import ChatError
+from messaging.realtime.group_batches import join_groups
 
 log = logging.getLogger(__name__)
 
@@ -53,9 +54,7 @@ class LayerReading:
         """Join this socket's groups again; tell whether it did."""
         while not (self.closing or self.cleaned_up):
             try:
-                for group in self.joined_groups:
-                    async with self.sockets.group_calls:
-                        await self.channel_layer.group_add(group, self.channel_name)
+                await join_groups(self.channel_layer, self.channel_name, self.joined_groups)
             except MaxConnectionsError:
                 # Redis is there, only the pool is busy: join again shortly.
                 metrics.REDIS_ERRORS.inc()

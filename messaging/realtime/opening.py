@@ -16,6 +16,7 @@ from messaging.domain.events import session_group, token_group, user_group
 from messaging.domain.logins import SocketLogin
 from messaging.domain.ratelimit import check_rate
 from messaging.protocol import ChatError
+from messaging.realtime.group_batches import join_groups
 from messaging.realtime.opening_batch import Refused, opening_batches
 from messaging.sending import batch as send_batch
 
@@ -111,9 +112,7 @@ class Opening:
     async def _join_and_open(self) -> dict[str, Any]:
         """Join the socket's groups, record it and return its `ready` (or HandshakeRefused)."""
         try:
-            for group in self.joined_groups:
-                async with self.sockets.group_calls:
-                    await self.channel_layer.group_add(group, self.channel_name)
+            await join_groups(self.channel_layer, self.channel_name, self.joined_groups)
             # With the handshakes waiting at the same time (messaging/realtime/opening_batch.py).
             return await opening_batches().call(self)
         except Refused as refused:
