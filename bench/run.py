@@ -553,6 +553,9 @@ def bench_idle(cfg: dict, ctx: dict) -> dict:
         wait_for_quiet(cfg["quiet_wait_s"] / 4)
     analyze(PRODUCT_DB)
     plan = {
+        # As in the product's phases: its people have talked before (a conversation's first
+        # messages also open it and show each writer's presence to the other).
+        "warmup_s": cfg["warmup_s"],
         "open": [{"rate": cfg["many_rate"], "duration_s": cfg["many_s"]}],
         "drain_s": cfg["drain_s"],
         "settle_max_s": cfg["settle_max_s"],
