@@ -127,3 +127,18 @@ def test_a_share_is_estimated_from_the_stem_and_every_word_a_prefix_starts():
     assert search_walk.estimated_share("zebra", "'zebra'", stemmed, written) == 0.002
     # A stop word has no stem: only the words it starts.
     assert search_walk.estimated_share("me", "", stemmed, written) == 0.3 + 0.05 + 0.02
+
+
+def test_a_word_missing_from_a_short_list_is_taken_as_rare_as_analyze_lets_it_be():
+    # A small vocabulary: ANALYZE listed all of its 3 lexemes (it keeps up to 1,000), the
+    # smallest in 7 % of the rows; a word not listed is below its cut-off: with 9 lexemes a
+    # row (46 bytes), at most 10 x 9.2 / 144,285 of the rows, about 6 in 10,000.
+    shares = [0.9, 0.3, 0.07, 0.07, 0.9, 0.0]
+    few = search_walk.lexeme_shares(["hello", "project", "lunch"], shares, 46, 100)
+    assert few["project"] == 0.3
+    assert few[""] == pytest.approx(10 * 9.2 / 144_285)
+    # A full list says no more than its smallest share.
+    full = search_walk.lexeme_shares(
+        [f"w{n}" for n in range(1000)], [0.001] * 1000 + [0.001, 0.5, 0.0], 46, 100
+    )
+    assert full[""] == 0.001

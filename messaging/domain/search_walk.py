@@ -90,7 +90,7 @@ LIMIT %s
 WORD_STATISTICS = """
 WITH stats AS (
     SELECT tablename, most_common_elems::text::text[] AS lexemes,
-        most_common_elem_freqs AS shares
+        most_common_elem_freqs AS shares, avg_width
     FROM pg_stats
     WHERE schemaname = current_schema() AND (
         tablename = 'messaging_message' AND attname = 'search_vector'
@@ -99,10 +99,13 @@ WITH stats AS (
 SELECT
     (SELECT lexemes FROM stats WHERE tablename = 'messaging_message'),
     (SELECT shares FROM stats WHERE tablename = 'messaging_message'),
+    (SELECT avg_width FROM stats WHERE tablename = 'messaging_message'),
     (SELECT lexemes FROM stats WHERE tablename <> 'messaging_message'),
     (SELECT shares FROM stats WHERE tablename <> 'messaging_message'),
+    (SELECT avg_width FROM stats WHERE tablename <> 'messaging_message'),
     array(SELECT plainto_tsquery(%s::regconfig, word)::text FROM unnest(%s::text[]) AS word),
-    (SELECT reltuples FROM pg_class WHERE oid = 'messaging_message'::regclass)
+    (SELECT reltuples FROM pg_class WHERE oid = 'messaging_message'::regclass),
+    current_setting('default_statistics_target')::int
 """
 
 # Per search: the word indexes' row estimates for a prefix are far too high, which made
@@ -170,11 +173,12 @@ def walked_hit_ids(user, words: list[str], before: int | None, want: int) -> lis
 def rarest_word(cursor, words: list[str]) -> str | None:
     """Give the word in the fewest messages if the statistics put it in RARE_ROWS at most."""
     cursor.execute(WORD_STATISTICS, [settings.CHAT_SEARCH_CONFIG, words])
-    stemmed, stemmed_shares, written, written_shares, stems, rows = cursor.fetchone()
+    (stemmed, stemmed_shares, stemmed_width, written, written_shares, written_width, stems, rows,
+     target) = cursor.fetchone()  # fmt: skip
     if rows is None or rows <= 0:
         return max(words, key=len)  # Never analyzed: a small table, every word is cheap.
-    stemmed_of = lexeme_shares(stemmed, stemmed_shares)
-    written_of = lexeme_shares(written, written_shares)
+    stemmed_of = lexeme_shares(stemmed, stemmed_shares, stemmed_width, target)
+    written_of = lexeme_shares(written, written_shares, written_width, target)
     least = min(
         (estimated_share(word, stem, stemmed_of, written_of) * rows, word)
         for word, stem in zip(words, stems, strict=True)
@@ -182,15 +186,41 @@ def rarest_word(cursor, words: list[str]) -> str | None:
     return least[1] if least[0] <= RARE_ROWS else None
 
 
-def lexeme_shares(lexemes: list[str] | None, shares: list[float] | None) -> dict[str, float]:
+def lexeme_shares(
+    lexemes: list[str] | None,
+    shares: list[float] | None,
+    avg_width: int | None = None,
+    target: int | None = None,
+) -> dict[str, float]:
     """Map each of a column's most common lexemes to its share of the rows.
 
-    The lexeme "" holds the smallest share listed: every lexeme not listed has less.
+    The lexeme "" holds the most a lexeme not listed may have: the smallest share listed
+    when ANALYZE listed as many as it keeps (10 per unit of `target`), else the cut-off
+    below which it lists none. A small vocabulary (a few dozen words in most messages) has
+    them all listed, the smallest at several per cent, while a word not listed is in a few
+    rows in ten thousand: taken at that smallest share, no word would ever count as rare.
     """
     if not lexemes or not shares:
         return {"": 1.0}
     # After the lexemes' shares come the smallest, the largest and the share of nulls.
-    return {**dict(zip(lexemes, shares, strict=False)), "": shares[-3]}
+    unlisted = shares[-3]
+    if avg_width and target and len(lexemes) < target * 10:
+        unlisted = min(unlisted, analyze_cutoff_share(avg_width, target))
+    return {**dict(zip(lexemes, shares, strict=False)), "": unlisted}
+
+
+def analyze_cutoff_share(avg_width: int, target: int) -> float:
+    """Give the most rows, as a share, that a lexeme ANALYZE did not list may be in.
+
+    PostgreSQL's compute_tsvector_stats (ts_typanalyze.c) counts lexemes with lossy
+    counting, in buckets of (10 target + 10) 1000 / 7 lexemes, and lists only those counted
+    more than 9 per bucket's worth of lexemes read; with the count's error of one per
+    bucket's worth, a lexeme not listed is in at most 10 lexemes-per-row / bucket rows.
+    Every lexeme takes at least 5 bytes of a tsvector (its entry and a letter), so the
+    column's average width / 5 is at least its lexemes per row.
+    """
+    bucket = (target * 10 + 10) * 1000 // 7
+    return 10 * (avg_width / 5) / bucket
 
 
 def estimated_share(
