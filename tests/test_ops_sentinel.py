@@ -284,6 +284,9 @@ class Socket:
                     )
                     break
                 except TimeoutError:
+                    # A failure, not a hang past the test's timeout (which would leave its
+                    # servers running): a send goes unanswered for longer than any heal.
+                    assert time.monotonic() - began < 2 * HEAL_BOUND, f"{client_id} unanswered"
                     continue
             self.acked[client_id] = (message["id"], began, time.monotonic())
             n += 1
