@@ -2,13 +2,15 @@
 
 On a database seeded by bench/seed_bigdb.py, from the repository root:
 
-    python bench/read_cpu.py --db chat_bigdb [--threads 0,4] [--redis-db 12]
+    python bench/read_cpu.py --db chat_bigdb [--threads 0,4] [--redis-db 12] [--profile DIR]
 
 For each value of CHAT_SOCKET_READ_THREADS it starts one daphne pinned to core 0 (this
 client should run on core 1: `taskset -c 1`), then times `sync` from 0 over sockets and the
 history page and the three searches of bench/bigdb.py over HTTP, with 1 and 20 clients:
 p50, p99, reads a second, and the CPU time daphne spent per read (from /proc), which
-tells a process bound by its CPU from one that waits.
+tells a process bound by its CPU from one that waits. With --profile, py-spy records daphne
+(the thread holding the GIL) while 20 clients do each read: DIR/<read>.txt, collapsed
+stacks for bench/profile_summary.py.
 """
 
 from __future__ import annotations
@@ -42,9 +44,18 @@ def daphne_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def timed(name: str, call, pid: int) -> None:
+def profiler(pid: int, out: Path) -> subprocess.Popen:
+    """Start py-spy on daphne's thread holding the GIL, writing collapsed stacks to `out`."""
+    spy = Path(sys.executable).with_name("py-spy")
+    command = [str(spy), "record", "--pid", str(pid), "--rate", "200", "--format", "raw"]
+    command += ["--output", str(out), "--nonblocking", "--gil"]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def timed(name: str, call, pid: int, profile_dir: Path | None = None) -> None:
     """Time `call(i)` for 1 and 20 clients at once; print the figures."""
     for count in CLIENTS:
+        spy = None
         latencies: list[float] = []
 
         async def client(index: int, times: int, into: list[float]) -> None:
@@ -54,9 +65,15 @@ async def timed(name: str, call, pid: int) -> None:
                 into.append((time.perf_counter() - started) * 1000)
 
         await asyncio.gather(*(client(i, 2, []) for i in range(count)))  # warm
+        if profile_dir and count == max(CLIENTS):
+            spy = profiler(pid, profile_dir / f"{name}.txt")
+            await asyncio.sleep(1)  # py-spy attaches
         cpu, began = daphne_cpu_s(pid), time.perf_counter()
         await asyncio.gather(*(client(i, REPEAT[count], latencies) for i in range(count)))
         wall, used = time.perf_counter() - began, daphne_cpu_s(pid) - cpu
+        if spy:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
         print(
             f"{name} x{count}: p50 {percentile(latencies, 0.5):.1f} ms,"
             f" p99 {percentile(latencies, 0.99):.1f} ms, {len(latencies) / wall:.1f} a second,"
@@ -65,7 +82,7 @@ async def timed(name: str, call, pid: int) -> None:
         )
 
 
-async def measure(port: int, plan: dict, pid: int) -> None:
+async def measure(port: int, plan: dict, pid: int, profile_dir: Path | None = None) -> None:
     """Time every read against the daphne on `port`."""
     import aiohttp
     from websockets.asyncio.client import connect
@@ -103,8 +120,12 @@ async def measure(port: int, plan: dict, pid: int) -> None:
             path = f"/api/conversations/{user(index)['history_conversation']}/messages/"
             return get(user(index), path, {"limit": "50"})
 
-        await timed("sync_from_0", sync, pid)
-        await timed("history", history, pid)
+        def inbox(index: int):
+            return get(user(index), "/api/conversations/", {})
+
+        await timed("sync_from_0", sync, pid, profile_dir)
+        await timed("history", history, pid, profile_dir)
+        await timed("inbox", inbox, pid, profile_dir)
         for name, word, who in (
             ("search_rare", "zanzibar", user),
             ("search_common", "project", user),
@@ -114,6 +135,7 @@ async def measure(port: int, plan: dict, pid: int) -> None:
                 name,
                 lambda index, word=word, who=who: get(who(index), "/api/search/", {"q": word}),
                 pid,
+                profile_dir,
             )
         for socket in sockets:
             await socket.close()
@@ -160,6 +182,7 @@ def main() -> None:
     parser.add_argument("--db", required=True)
     parser.add_argument("--threads", default="0,4", help="CHAT_SOCKET_READ_THREADS values")
     parser.add_argument("--redis-db", type=int, default=12)
+    parser.add_argument("--profile", type=Path, help="py-spy each read with 20 clients here")
     args = parser.parse_args()
     plan_file = Path(tempfile.mkstemp(suffix=".json")[1])
     env = {**os.environ, "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{args.db}"}
@@ -173,7 +196,9 @@ def main() -> None:
         daphne = serve(args.db, args.redis_db, threads)
         try:
             asyncio.run(wait_for_port(PORT))
-            asyncio.run(measure(PORT, plan, daphne.pid))
+            if args.profile:
+                args.profile.mkdir(parents=True, exist_ok=True)
+            asyncio.run(measure(PORT, plan, daphne.pid, args.profile))
         finally:
             daphne.send_signal(signal.SIGTERM)
             daphne.wait(10)

@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
-from messaging.domain.message_parts import with_parts
+from messaging.domain.message_parts import shown_messages, with_parts
 from messaging.domain.search_walk import match_sql, walked_hit_ids
 from messaging.models import Membership, Message
 from messaging.protocol import ChatError, ErrorCode, message_data
@@ -68,7 +68,7 @@ def message_search(
             .values_list("id", flat=True)[: limit + 1]
         )
     page = list(
-        Message.objects.select_related("sender", "conversation")
+        shown_messages("conversation__title")
         .filter(id__in=ids[:limit], deleted_at__isnull=True)
         .order_by("-id")
     )
