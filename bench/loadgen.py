@@ -40,6 +40,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -604,7 +605,12 @@ async def run_idle(args, users: list[dict]) -> dict:
     await asyncio.sleep(1)
     before = server.memory_info().rss
     cpu_before = server.cpu_times()
+    # py-spy (--profile-phase idle) while the handshakes are made, not while the sockets wait.
+    spy = harness._start_profiler("idle", 600)
     rate = await harness.open_all(rest, parallel=args.idle_parallel)
+    if spy is not None:
+        spy.send_signal(signal.SIGINT)
+        await asyncio.to_thread(spy.wait, 30)
     await asyncio.sleep(args.idle_hold)
     after = server.memory_info().rss
     cpu_after = server.cpu_times()

@@ -25,7 +25,7 @@ phase: every socket cut at once, bench/storm.py),
 BENCH_PRODUCT_DB, BENCH_TUTORIAL_DB, BENCH_PRODUCT_REDIS_DB, BENCH_TUTORIAL_REDIS_DB (the
 databases it empties: chat_bench, chat_bench_tutorial, 12, 13), BENCH_PROFILE=1 (py-spy of
 the product during its closed loop, or the phase named by BENCH_PROFILE_PHASE such as
-open1000, and its many-users phase; slows it: its figures are not
+open1000 or idle (its handshakes), and its many-users phase; slows it: its figures are not
 for quoting), BENCH_DAPHNE_ARGS (options added to the product's daphne).
 """
 
@@ -543,6 +543,11 @@ def bench_idle(cfg: dict, ctx: dict) -> dict:
                 *("--mode", "idle", "--kind", "product", "--label", "product: idle sockets"),
                 *("--url", url, "--server-pid", str(proc.pid), "--users", str(ctx["idle_file"])),
                 *("--count", str(cfg["idle_sockets"])),
+                *(
+                    ("--profile-out", str(RESULTS / "idle-profile.txt"), "--profile-phase", "idle")
+                    if PROFILE and os.environ.get("BENCH_PROFILE_PHASE") == "idle"
+                    else ()
+                ),
             ],
             RESULTS / "idle.json",
             120 + cfg["idle_sockets"] / 10,
@@ -718,7 +723,7 @@ def main() -> None:
     from report import write_report
 
     write_report(results, RESULTS)
-    for name in ("product-profile", "many-users-profile", "groups-profile"):
+    for name in ("product-profile", "idle-profile", "many-users-profile", "groups-profile"):
         profile = RESULTS / f"{name}.txt"
         if PROFILE and profile.exists():
             from profile_summary import summarise

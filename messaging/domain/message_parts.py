@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from messaging.domain import uploads
 from messaging.models import Mention, Message, Reaction
 from messaging.protocol import MessageParts, quote_data
+from messaging.sql_values import is_one_of
 
 # A quote of a message purged since: its row is gone, so is who wrote it.
 _PURGED_SENDER = None
@@ -74,7 +75,7 @@ def reactions_of(message_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]]:
     """Return each message's reactions: per emoji, in the order each was first used."""
     by_message: dict[int, dict[str, list[int]]] = defaultdict(dict)
     rows = (
-        Reaction.objects.filter(message_id__in=list(message_ids))
+        Reaction.objects.filter(is_one_of(Reaction, "message_id", list(message_ids)))
         .order_by("id")
         .values_list("message_id", "emoji", "user_id")
     )
@@ -94,7 +95,7 @@ def _quotes(original_ids: set[int]) -> dict[int, dict[str, Any]]:
         return {}
     found = {
         original.pk: quote_data(original)
-        for original in shown_messages().filter(pk__in=original_ids)
+        for original in shown_messages().filter(is_one_of(Message, "id", list(original_ids)))
     }
     for missing in original_ids - found.keys():
         found[missing] = {"id": missing, "sender": _PURGED_SENDER, "body": "", "deleted": True}
@@ -106,7 +107,7 @@ def _mentions_of(message_ids: list[int]) -> dict[int, list[int]]:
         return {}
     by_message: dict[int, list[int]] = defaultdict(list)
     rows = (
-        Mention.objects.filter(message_id__in=message_ids)
+        Mention.objects.filter(is_one_of(Mention, "message_id", message_ids))
         .order_by("id")
         .values_list("message_id", "user_id")
     )

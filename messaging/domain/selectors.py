@@ -15,6 +15,7 @@ from messaging.domain import visibility
 from messaging.domain.message_parts import shown_messages, with_parts
 from messaging.models import Conversation, Membership, Mention, Message
 from messaging.protocol import ChatError, ErrorCode, iso_utc, message_data, user_data
+from messaging.sql_values import is_one_of
 
 User = get_user_model()
 
@@ -318,7 +319,7 @@ def messages_after(*, user, after: int, limit: int) -> tuple[list[Message], bool
         .order_by("seq")
         .values_list("id", flat=True)[: limit + 1]
     )
-    rows = shown_messages().filter(pk__in=ids[:limit])
+    rows = shown_messages().filter(is_one_of(Message, "id", ids[:limit]))
     page = list(rows.order_by("seq"))
     return list(with_parts(page)), len(ids) > limit
 

@@ -32,6 +32,7 @@ from messaging.domain.pictures import PictureRefused, picture_from
 from messaging.domain.ratelimit import check_rate_sync
 from messaging.models import Upload
 from messaging.protocol import ChatError, ErrorCode
+from messaging.sql_values import is_one_of
 
 log = logging.getLogger(__name__)
 
@@ -250,7 +251,8 @@ def attachments_of(message_ids: Iterable[int]) -> dict[int, list[dict[str, Any]]
     if not ids:
         return {}
     by_message: dict[int, list[dict[str, Any]]] = defaultdict(list)
-    rows = Upload.objects.filter(message_id__in=ids).order_by("message_id", "position")
+    rows = Upload.objects.filter(is_one_of(Upload, "message_id", ids))
+    rows = rows.order_by("message_id", "position")
     for upload in rows.only(
         "id", "message_id", "name", "size", "content_type", "width", "height", "thumbnail"
     ):

@@ -1,0 +1,104 @@
+"""The CPU a heavy user's reads cost the process, without HTTP or sockets around them.
+
+On a database seeded by bench/seed_bigdb.py, from the root of the checkout to measure:
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/chat_bigdb \\
+        python bench/read_cost.py [--repeat 30]
+
+Calls what each read of bench/bigdb.py calls (the inbox's first page, a history page of 50,
+a `sync` page from 0, search for a rare and a common word) for the first heavy user, and
+encodes the answer as JSON; prints each read's median CPU (this thread's) and wall time in
+milliseconds. One thread, nothing else in the process: the figures move only with the
+code and the machine, so a before/after pair run the same minute can be compared closely
+(bench/read_cpu.py gives the same reads through daphne, with its noise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path.cwd()
+
+
+def timed(read: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """Run `read` `repeat` times after two warm-ups; return median CPU and wall ms."""
+    for _ in range(2):
+        read()
+    cpu, wall = [], []
+    for _ in range(repeat):
+        began_cpu, began = time.thread_time(), time.perf_counter()
+        read()
+        cpu.append((time.thread_time() - began_cpu) * 1000)
+        wall.append((time.perf_counter() - began) * 1000)
+    return statistics.median(cpu), statistics.median(wall)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--user", default="heavy1")
+    parser.add_argument("--only", help="these reads, separated by commas")
+    args = parser.parse_args()
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
+    os.environ.setdefault("SECRET_KEY", "bench-read-cost-" + "x" * 40)
+    os.environ.setdefault("DEBUG", "0")
+    os.environ.setdefault("ALLOWED_HOSTS", "127.0.0.1")
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+
+    from messaging.domain import selectors
+    from messaging.domain.search import message_search
+    from messaging.models import Membership
+    from messaging.protocol import encode, message_data
+
+    user = get_user_model().objects.get(username=args.user)
+    group = (
+        Membership.objects.filter(user=user, conversation__kind="group")
+        .order_by("-conversation__last_activity_at")
+        .values_list("conversation_id", flat=True)
+        .first()
+    )
+
+    def inbox() -> str:
+        page, has_more, cursor = selectors.conversation_page_for_user(user=user, limit=100)
+        return json.dumps({"conversations": page, "has_more": has_more, "next_cursor": cursor})
+
+    def history() -> str:
+        page, has_more = selectors.message_history(conversation_id=group, before=None, limit=50)
+        return json.dumps({"messages": [message_data(m) for m in page], "has_more": has_more})
+
+    def sync() -> str:
+        page, more = selectors.messages_after(user=user, after=0, limit=200)
+        shown = [message_data(m) for m in page]
+        return encode({"type": "sync.result", "messages": shown, "has_more": more})
+
+    def search(word: str) -> Callable[[], str]:
+        return lambda: json.dumps(message_search(user=user, query=word, before=None, limit=50))
+
+    reads = {
+        "inbox": inbox,
+        "history": history,
+        "sync_from_0": sync,
+        "search_rare": search("zanzibar"),
+        "search_common": search("project"),
+    }
+    print(f"{'read':<14} {'CPU ms':>8} {'wall ms':>8}   ({args.repeat} times each, {args.user})")
+    chosen = args.only.split(",") if args.only else list(reads)
+    for name in chosen:
+        read = reads[name]
+        cpu, wall = timed(read, args.repeat)
+        print(f"{name:<14} {cpu:8.2f} {wall:8.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
