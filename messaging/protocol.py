@@ -309,7 +309,12 @@ def iso_utc(moment: datetime | None) -> str | None:
 
 def user_data(user) -> dict[str, Any]:
     """Show a user as the protocol does."""
-    return {"id": user.pk, "username": user.username}
+    return user_row_data(user.pk, user.username)
+
+
+def user_row_data(user_id: int, username: str) -> dict[str, Any]:
+    """Show a user read as plain columns, as user_data shows one."""
+    return {"id": user_id, "username": username}
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,13 @@ from django.db.models.functions import Coalesce, RowNumber
 from messaging.domain import visibility
 from messaging.domain.message_parts import shown_messages, with_parts
 from messaging.models import Conversation, Membership, Mention, Message
-from messaging.protocol import ChatError, ErrorCode, iso_utc, message_data, user_data
+from messaging.protocol import (
+    ChatError,
+    ErrorCode,
+    iso_utc,
+    message_data,
+    user_row_data,
+)
 from messaging.sql_values import is_one_of
 
 User = get_user_model()
@@ -71,9 +77,8 @@ def conversation_list_for_user(
     With `members_listed`, a group lists at most that many members (its `member_count`
     says how many it has): the inbox of someone in many big groups stays small.
     """
-    memberships = (
+    rows = (
         Membership.objects.filter(user=user)
-        .select_related("conversation__created_by")
         .annotate(
             unread=_unread_count_subquery(user),
             unread_mentions=_unread_mentions_subquery(user),
@@ -86,31 +91,42 @@ def conversation_list_for_user(
         .order_by("-conversation__last_activity_at", "-conversation_id")
     )
     if conversation_ids is not None:
-        memberships = memberships.filter(conversation_id__in=conversation_ids)
-    memberships = list(memberships)
-    conversation_ids = [membership.conversation_id for membership in memberships]
+        rows = rows.filter(is_one_of(Membership, "conversation_id", list(conversation_ids)))
+    # Plain rows of what conversation_data shows: a heavy user's page is a hundred rows, and
+    # a model each for the membership, the conversation and its creator cost more than the
+    # rest of the page.
+    listed = list(
+        rows.values(
+            "conversation_id",
+            "last_read_message_id",
+            "muted",
+            "unread",
+            "unread_mentions",
+            "last_message_id",
+            kind=F("conversation__kind"),
+            title=F("conversation__title"),
+            created_at=F("conversation__created_at"),
+            last_activity_at=F("conversation__last_activity_at"),
+            creator_id=F("conversation__created_by_id"),
+            creator_name=F("conversation__created_by__username"),
+        )
+    )
+    conversation_ids = [row["conversation_id"] for row in listed]
+    last_ids = [row["last_message_id"] for row in listed if row["last_message_id"]]
     last_messages = {
         message.pk: message
-        for message in with_parts(
-            shown_messages().filter(
-                pk__in=[m.last_message_id for m in memberships if m.last_message_id]
-            )
-        )
+        for message in with_parts(shown_messages().filter(is_one_of(Message, "id", last_ids)))
     }
     members = _members_by_conversation(conversation_ids, listed=members_listed)
     counts = _member_counts(conversation_ids, members, listed=members_listed)
     return [
         conversation_data(
-            membership.conversation,
-            members=members.get(membership.conversation_id, []),
-            last_message=last_messages.get(membership.last_message_id),
-            unread=membership.unread,
-            last_read=membership.last_read_message_id,
-            mentions=membership.unread_mentions,
-            muted=membership.muted,
-            member_count=counts.get(membership.conversation_id, 0),
+            row,
+            members=members.get(row["conversation_id"], []),
+            last_message=last_messages.get(row["last_message_id"]),
+            member_count=counts.get(row["conversation_id"], 0),
         )
-        for membership in memberships
+        for row in listed
     ]
 
 
@@ -187,7 +203,7 @@ def _members_by_conversation(
     conversation_ids: list[int], *, listed: int | None = None
 ) -> dict[int, list[dict[str, Any]]]:
     members: dict[int, list[dict[str, Any]]] = {}
-    rows = Membership.objects.filter(conversation_id__in=conversation_ids)
+    rows = Membership.objects.filter(is_one_of(Membership, "conversation_id", conversation_ids))
     if listed is not None:
         # The first `listed` by name in each conversation, not every member of big groups.
         rows = rows.annotate(
@@ -195,12 +211,13 @@ def _members_by_conversation(
                 RowNumber(), partition_by=[F("conversation_id")], order_by="user__username"
             )
         ).filter(place__lte=listed)
-    # Only what member_data shows: a big group's users' other columns are not read.
-    rows = rows.select_related("user").only(
-        "conversation_id", "user__id", "user__username", "user__is_active"
+    # Only what member_data shows, as plain rows: a big group's users' other columns are
+    # not read, and no model is built for each of them.
+    rows = rows.order_by("user__username").values_list(
+        "conversation_id", "user_id", "user__username", "user__is_active"
     )
-    for row in rows.order_by("user__username"):
-        members.setdefault(row.conversation_id, []).append(member_data(row.user))
+    for conversation_id, *member in rows:
+        members.setdefault(conversation_id, []).append(member_row_data(*member))
     return members
 
 
@@ -213,7 +230,7 @@ def _member_counts(
     # Only a conversation that filled its listed places can have more members.
     full = [conversation_id for conversation_id, n in counts.items() if n >= listed]
     counts.update(
-        Membership.objects.filter(conversation_id__in=full)
+        Membership.objects.filter(is_one_of(Membership, "conversation_id", full))
         .order_by()
         .values("conversation_id")
         .annotate(n=Count("id"))
@@ -228,37 +245,39 @@ def member_data(user) -> dict[str, Any]:
     `"active": false` appears only on a deactivated person, so clients can say why a message
     to them is refused; the usual shape is left as the protocol fixes it.
     """
-    data = user_data(user)
-    if not user.is_active:
+    return member_row_data(user.pk, user.username, user.is_active)
+
+
+def member_row_data(user_id: int, username: str, is_active: bool) -> dict[str, Any]:
+    """Show a member read as plain columns, as member_data shows a user."""
+    data = user_row_data(user_id, username)
+    if not is_active:
         data["active"] = False
     return data
 
 
 def conversation_data(
-    conversation: Conversation,
+    row: dict[str, Any],
     *,
     members: list[dict[str, Any]],
-    last_message: Message | None = None,
-    unread: int = 0,
-    last_read: int = 0,
-    mentions: int = 0,
-    muted: bool = False,
+    last_message: Message | None,
     member_count: int | None = None,
 ) -> dict[str, Any]:
-    """Show a conversation as the API does."""
+    """Show a conversation as the API does, from its row of conversation_list_for_user."""
+    creator = row["creator_id"]
     return {
-        "id": conversation.pk,
-        "kind": conversation.kind,
-        "title": conversation.title,
+        "id": row["conversation_id"],
+        "kind": row["kind"],
+        "title": row["title"],
         "members": members,
-        "created_by": user_data(conversation.created_by) if conversation.created_by else None,
-        "created_at": iso_utc(conversation.created_at),
-        "last_activity_at": iso_utc(conversation.last_activity_at),
+        "created_by": user_row_data(creator, row["creator_name"]) if creator else None,
+        "created_at": iso_utc(row["created_at"]),
+        "last_activity_at": iso_utc(row["last_activity_at"]),
         "last_message": message_data(last_message) if last_message else None,
-        "unread": unread,
-        "last_read": last_read,
-        "mentions": mentions,
-        "muted": muted,
+        "unread": row["unread"],
+        "last_read": row["last_read_message_id"],
+        "mentions": row["unread_mentions"],
+        "muted": row["muted"],
         "member_count": len(members) if member_count is None else member_count,
     }
 
