@@ -35,7 +35,11 @@ def one_of(column: str, values: Sequence, cast: str = "bigint") -> tuple[str, li
 
 
 def is_one_of(model: type[Model], column: str, values: Sequence, cast: str = "bigint") -> RawSQL:
-    """Give an ORM filter: the `column` of `model`'s table is one of `values`."""
+    """Give an ORM filter: the `column` of `model`'s table is one of `values`.
+
+    The column is named with its table's name: for a query's own table, not for a table
+    the ORM renames inside a subquery (the same table asked about in a query of itself).
+    """
     quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
     condition, params = one_of(f"{quote(model._meta.db_table)}.{quote(column)}", values, cast)
     return RawSQL(condition, params, output_field=BooleanField())

@@ -21,6 +21,7 @@ from messaging.domain import visibility
 from messaging.domain.events import frame_event, publish_on_commit, user_group
 from messaging.models import PresenceProcess, SocketPresence
 from messaging.protocol import user_data
+from messaging.sql_values import is_one_of
 
 User = get_user_model()
 
@@ -40,7 +41,9 @@ def _is_online(user_id: int) -> bool:
 
 def _online_ids(user_ids: Iterable[int]) -> set[int]:
     return set(
-        _live_sockets().filter(user_id__in=list(user_ids)).values_list("user_id", flat=True)
+        _live_sockets()
+        .filter(is_one_of(SocketPresence, "user_id", list(user_ids)))
+        .values_list("user_id", flat=True)
     )
 
 
@@ -102,7 +105,7 @@ def announce_shown(memberships: Iterable[tuple[int, int]]) -> None:
     # rest (a script, a bot's token) every other query.
     online = dict(
         _live_sockets()
-        .filter(user_id__in={user_id for _, user_id in shown})
+        .filter(is_one_of(SocketPresence, "user_id", list({user_id for _, user_id in shown})))
         .values_list("user_id", "user__username")
         .distinct()
     )
@@ -129,7 +132,7 @@ def _users_lock(user_ids: Iterable[int]) -> None:
     # One user's sockets opening and closing in several processes at once must each see
     # the others' rows, or the first online or the last offline goes unannounced. Taken in
     # the order of the ids, as every transaction that locks users does.
-    locking = User.objects.select_for_update().filter(pk__in=sorted(set(user_ids)))
+    locking = User.objects.select_for_update().filter(is_one_of(User, "id", sorted(set(user_ids))))
     list(locking.order_by("pk").values_list("pk", flat=True))
 
 
@@ -182,7 +185,7 @@ def sockets_opened(
         # statement would read the rows as they were before the lock was waited for.
         live = dict(
             _live_sockets()
-            .filter(user_id__in=user_ids)
+            .filter(is_one_of(SocketPresence, "user_id", list(user_ids)))
             .values("user_id")
             .annotate(open=models.Count("pk"))
             .values_list("user_id", "open")
@@ -271,7 +274,8 @@ def online_peers_of(*, user_ids: Iterable[int]) -> dict[int, list]:
     everyone = set().union(*seen.values())
     if not everyone:
         return {user_id: [] for user_id in seen}
-    peers = {peer.pk: peer for peer in User.objects.filter(pk__in=everyone).only("username")}
+    found = User.objects.filter(is_one_of(User, "id", list(everyone))).only("username")
+    peers = {peer.pk: peer for peer in found}
     return {
         user_id: [user_data(peers[peer_id]) for peer_id in sorted(ids) if peer_id in peers]
         for user_id, ids in seen.items()

@@ -355,7 +355,7 @@ def last_seqs_of(*, user_ids: Iterable[int]) -> dict[int, int]:
     # heavy user's 2,000 conversations cost 2,000 steps, not a read of their 50,000 messages.
     newest = Message.objects.filter(conversation_id=OuterRef("conversation_id")).order_by("-seq")
     per_user = (
-        Membership.objects.filter(user_id__in=ids)
+        Membership.objects.filter(is_one_of(Membership, "user_id", list(ids)))
         .values("user_id")
         .annotate(latest=Max(Subquery(newest.values("seq")[:1])))
         .values_list("user_id", "latest")

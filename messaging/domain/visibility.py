@@ -15,6 +15,7 @@ from collections.abc import Collection, Iterable
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from messaging.models import Block, Membership, UserSettings
+from messaging.sql_values import is_one_of
 
 # What is seen, named by the setting that allows it (None: no setting, only the rule).
 PRESENCE = "show_presence"
@@ -42,9 +43,8 @@ def _shown_memberships(setting: str | None, hidden: Hidden = ()) -> QuerySet[Mem
 def _blocked_pairs(user_ids: Iterable[int]) -> set[tuple[int, int]]:
     """Return (a, b) for every block between one of these users and anyone, both ways."""
     ids = list(user_ids)
-    rows = Block.objects.filter(Q(blocker_id__in=ids) | Q(blocked_id__in=ids)).values_list(
-        "blocker_id", "blocked_id"
-    )
+    either = Q(is_one_of(Block, "blocker_id", ids)) | Q(is_one_of(Block, "blocked_id", ids))
+    rows = Block.objects.filter(either).values_list("blocker_id", "blocked_id")
     return {pair for blocker, blocked in rows for pair in ((blocker, blocked), (blocked, blocker))}
 
 
@@ -66,7 +66,7 @@ def watchers(
         return seen_by
     shown = list(
         _shown_memberships(setting, hidden)
-        .filter(user_id__in=ids)
+        .filter(is_one_of(Membership, "user_id", list(ids)))
         .values_list("conversation_id", "user_id")
     )
     if not shown:
@@ -74,9 +74,9 @@ def watchers(
     shown_in: dict[int, set[int]] = {}
     for conversation_id, user_id in shown:
         shown_in.setdefault(conversation_id, set()).add(user_id)
-    viewers = Membership.objects.filter(conversation_id__in=shown_in)
+    viewers = Membership.objects.filter(is_one_of(Membership, "conversation_id", list(shown_in)))
     if among is not None:
-        viewers = viewers.filter(user_id__in=set(among))
+        viewers = viewers.filter(is_one_of(Membership, "user_id", list(set(among))))
     blocked = _blocked_pairs(ids)
     for conversation_id, viewer_id in viewers.values_list("conversation_id", "user_id"):
         for user_id in shown_in[conversation_id]:
@@ -96,7 +96,7 @@ def watchers_gained(
     seen: dict[int, tuple[set[int], set[int]]] = {user_id: (set(), set()) for user_id in ids}
     rows = list(
         _shown_memberships(setting)
-        .filter(user_id__in=ids)
+        .filter(is_one_of(Membership, "user_id", list(ids)))
         .values_list("conversation_id", "user_id")
     )
     if not rows:
@@ -106,7 +106,7 @@ def watchers_gained(
         is_new = (conversation_id, user_id) in just_shown
         shown_in.setdefault(conversation_id, []).append((user_id, is_new))
     blocked = _blocked_pairs(ids)
-    viewers = Membership.objects.filter(conversation_id__in=shown_in)
+    viewers = Membership.objects.filter(is_one_of(Membership, "conversation_id", list(shown_in)))
     for conversation_id, viewer_id in viewers.values_list("conversation_id", "user_id"):
         for user_id, is_new in shown_in[conversation_id]:
             if viewer_id != user_id and (user_id, viewer_id) not in blocked:
