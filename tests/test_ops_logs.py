@@ -67,6 +67,8 @@ async def test_with_log_format_json_every_line_of_a_process_is_json_with_utc_tim
     assert ("GET /", 400) in by_request, access
     requests = {r["request"] for r in access}
     assert {"WSCONNECT /ws/chat/", "WSDISCONNECT /ws/chat/", "WSREJECT /ws/chat/"} <= requests
+    # A socket's arrival is not a line of its own: its outcome is.
+    assert not any(request.startswith("WSCONNECTING") for request in requests), requests
     assert all(r["client"].startswith("127.0.0.1:") for r in access)
     # The application's own lines are there too, as JSON.
     assert any(r["message"].startswith("socket ") for r in records), records
