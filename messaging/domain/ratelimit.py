@@ -131,29 +131,32 @@ class RateLimiter:
         self, action: str, subjects: list[int | str], rules: tuple[Rule, ...]
     ) -> list[float | None]:
         """As retry_after for one hit of each subject (repeats count twice), in one trip."""
+        return await self.retry_after_each([(action, subject, rules) for subject in subjects])
+
+    async def retry_after_each(
+        self, checks: list[tuple[str, int | str, tuple[Rule, ...]]]
+    ) -> list[float | None]:
+        """As retry_after for each (action, subject, rules), all counted in one trip."""
         now = time.time()
-        hits = [
-            (f"{action}:{subject}:{rule.seconds}", int(now // rule.seconds), rule.seconds)
-            for subject in subjects
-            for rule in rules
-        ]
+        hits: list[tuple[str, int, int]] = []
+        owners: list[tuple[int, Rule]] = []
+        for position, (action, subject, rules) in enumerate(checks):
+            for rule in rules:
+                window = int(now // rule.seconds)
+                hits.append((f"{action}:{subject}:{rule.seconds}", window, rule.seconds))
+                owners.append((position, rule))
         try:
             counts = await self.counter.incr_many(hits) if hits else []
         except Exception as exc:
             # Limits protect the service; when their store is down, let users chat.
             metrics.REDIS_ERRORS.inc()
             log.warning("rate limit store unavailable: %s", type(exc).__name__)
-            return [None] * len(subjects)
-        waits: list[float | None] = []
-        for position in range(len(subjects)):
-            wait = 0.0
-            for offset, rule in enumerate(rules):
-                count = counts[position * len(rules) + offset]
-                window = hits[position * len(rules) + offset][1]
-                if count > rule.limit:
-                    wait = max(wait, (window + 1) * rule.seconds - now)
-            waits.append(math.ceil(wait * 10) / 10 if wait > 0 else None)
-        return waits
+            return [None] * len(checks)
+        waits = [0.0] * len(checks)
+        for (position, rule), (_, window, _), count in zip(owners, hits, counts, strict=True):
+            if count > rule.limit:
+                waits[position] = max(waits[position], (window + 1) * rule.seconds - now)
+        return [math.ceil(wait * 10) / 10 if wait > 0 else None for wait in waits]
 
 
 def _new_limiter() -> RateLimiter:

@@ -14,10 +14,10 @@ from messaging import metrics
 from messaging.delivery import heartbeat
 from messaging.domain.events import session_group, token_group, user_group
 from messaging.domain.logins import SocketLogin
-from messaging.domain.ratelimit import check_rate
 from messaging.protocol import ChatError
 from messaging.realtime.group_batches import join_groups
 from messaging.realtime.opening_batch import Refused, opening_batches
+from messaging.realtime.rate_checks import check_rate_together
 from messaging.sending import batch as send_batch
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Opening:
         if self.sockets.cooling_down(user.pk):
             return "cooling_down"
         try:
-            await check_rate("connect", user.pk, settings.CHAT_CONNECT_RATE)
+            await check_rate_together("connect", user.pk, settings.CHAT_CONNECT_RATE)
         except ChatError:
             # Each handshake costs the process a few database writes: a client that
             # reconnects in a loop is refused until its window passes.

@@ -10,8 +10,9 @@ from collections import deque
 from django.conf import settings
 
 from messaging import metrics
-from messaging.domain.ratelimit import check_rate, rate_limited
+from messaging.domain.ratelimit import rate_limited
 from messaging.protocol import ChatError, ErrorCode
+from messaging.realtime.rate_checks import check_rate_together
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,7 @@ class Refusals:
         try:
             if now < refused_until:
                 raise rate_limited(action, math.ceil((refused_until - now) * 10) / 10)
-            await check_rate(action, self.user.pk, rules)
+            await check_rate_together(action, self.user.pk, rules)
         except ChatError as error:
             if self.refused_until is None:
                 self.refused_until = {}
