@@ -10,7 +10,9 @@ a `sync` page from 0, search for a rare and a common word) for the first heavy u
 encodes the answer as JSON; prints each read's median CPU (this thread's) and wall time in
 milliseconds. One thread, nothing else in the process: the figures move only with the
 code and the machine, so a before/after pair run the same minute can be compared closely
-(bench/read_cpu.py gives the same reads through daphne, with its noise).
+(bench/read_cpu.py gives the same reads through daphne, with its noise). With --plans,
+each read's statements are run again under `EXPLAIN (ANALYZE, BUFFERS)` instead: how many
+there are, their time in PostgreSQL, and the slowest one's plan.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import statistics
 import sys
 import time
@@ -40,11 +43,34 @@ def timed(read: Callable[[], object], repeat: int) -> tuple[float, float]:
     return statistics.median(cpu), statistics.median(wall)
 
 
+def plans(name: str, read: Callable[[], object]) -> str:
+    """Run the read's statements under EXPLAIN ANALYZE; show their time and the slowest plan."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as captured:
+        read()
+    explained = []
+    with connection.cursor() as cursor:
+        for query in captured.captured_queries:
+            cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + query["sql"])
+            plan = "\n".join(line for (line,) in cursor.fetchall())
+            took = float(re.search(r"Execution Time: ([\d.]+) ms", plan)[1])
+            explained.append((took, query["sql"], plan))
+    took, sql, plan = max(explained)
+    total = sum(ms for ms, _, _ in explained)
+    return (
+        f"=== {name}: {len(explained)} queries, {total:.1f} ms in PostgreSQL;"
+        f" the slowest ({took:.1f} ms):\n{sql}\n{plan}\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--user", default="heavy1")
     parser.add_argument("--only", help="these reads, separated by commas")
+    parser.add_argument("--plans", action="store_true", help="EXPLAIN ANALYZE each read")
     args = parser.parse_args()
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
@@ -94,6 +120,11 @@ def main() -> None:
     }
     print(f"{'read':<14} {'CPU ms':>8} {'wall ms':>8}   ({args.repeat} times each, {args.user})")
     chosen = args.only.split(",") if args.only else list(reads)
+    if args.plans:
+        for name in chosen:
+            reads[name]()  # the cache warm, as for the timings
+            print(plans(f"{name} ({args.user})", reads[name]), flush=True)
+        return
     for name in chosen:
         read = reads[name]
         cpu, wall = timed(read, args.repeat)

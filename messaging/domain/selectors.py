@@ -14,13 +14,7 @@ from django.db.models.functions import Coalesce, RowNumber
 from messaging.domain import visibility
 from messaging.domain.message_parts import shown_messages, with_parts
 from messaging.models import Conversation, Membership, Mention, Message
-from messaging.protocol import (
-    ChatError,
-    ErrorCode,
-    iso_utc,
-    message_data,
-    user_row_data,
-)
+from messaging.protocol import ChatError, ErrorCode, iso_utc, message_data, user_row_data
 from messaging.sql_values import is_one_of
 
 User = get_user_model()
