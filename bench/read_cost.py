@@ -118,13 +118,13 @@ def main() -> None:
         "search_rare": search("zanzibar"),
         "search_common": search("project"),
     }
-    print(f"{'read':<14} {'CPU ms':>8} {'wall ms':>8}   ({args.repeat} times each, {args.user})")
     chosen = args.only.split(",") if args.only else list(reads)
     if args.plans:
         for name in chosen:
             reads[name]()  # the cache warm, as for the timings
             print(plans(f"{name} ({args.user})", reads[name]), flush=True)
         return
+    print(f"{'read':<14} {'CPU ms':>8} {'wall ms':>8}   ({args.repeat} times each, {args.user})")
     for name in chosen:
         read = reads[name]
         cpu, wall = timed(read, args.repeat)
