@@ -146,3 +146,27 @@ async def test_a_flooding_client_gets_the_1008_close_code_through_daphne(
     for _ in range(5):
         await client.ws.send("{not json")
     assert await wait_closed(client) == 1008
+
+
+def test_autobahns_options_are_pretty_printed_only_for_a_debug_line_written():
+    import inspect
+    from pprint import pformat as pretty
+
+    from autobahn.websocket import protocol
+
+    patch_daphne()
+    # The call the patch makes lazy is still where autobahn makes it, at every connection.
+    assert "pformat(configAttrLog)" in inspect.getsource(
+        protocol.WebSocketProtocol._connectionMade
+    )
+    options = [
+        ("openHandshakeTimeout", 5, "WebSocketServerFactory"),
+        ("utf8validateIncoming", 1, "X"),
+    ]
+    logged = protocol.pformat(options)
+    assert not isinstance(logged, str)
+    assert f"\n{logged}" == f"\n{pretty(options)}" and repr(logged) == pretty(options)
+    # Anything else is formatted at once, as before (Timings.__str__ returns it).
+    timings = protocol.Timings()
+    timings.track("x")
+    assert str(timings) == pretty(timings._timings)

@@ -118,6 +118,36 @@ def test_the_statistics_pick_the_rare_word_and_no_common_one(make_user, monkeypa
     assert [hit["body"] for hit in hits] == ["common unicorn"] and not more
 
 
+def test_a_word_the_statistics_only_bound_is_counted_before_it_is_called_common(
+    make_user, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's statistics")
+    sender, reader = make_user(username="sender"), make_user(username="reader")
+    bodies = [f"common words {n}" for n in range(60)] + ["common unicorn"]
+    bodies += [f"common zebra {n}" for n in range(7)]
+    for n, body in enumerate(bodies):
+        services.message_send(sender=sender, body=body, client_id=f"c{n}", to="reader")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE messaging_message")
+        monkeypatch.setattr(search_walk, "RARE_ROWS", 5)
+        # A loose bound, as on a big table: every word not listed may be in half the rows.
+        monkeypatch.setattr(search_walk, "analyze_cutoff_share", lambda width, target: 0.5)
+        monkeypatch.setattr(search_walk, "lexeme_shares", _without_rare_words)
+        assert search_walk.rarest_word(cursor, ["common", "unicorn"]) == "unicorn"
+        assert search_walk.rarest_word(cursor, ["zebra"]) is None
+        assert search_walk.word_rows(cursor, "zebra", 100) == 7
+        assert search_walk.word_rows(cursor, "zebra", 3) == 3
+    hits, more = search.message_search(user=reader, query="unicorn", before=None, limit=5)
+    assert [hit["body"] for hit in hits] == ["common unicorn"] and not more
+
+
+def _without_rare_words(lexemes, shares, avg_width=None, target=None):
+    # As ANALYZE of millions of rows has it: only the common words listed.
+    listed = search_walk.analyze_cutoff_share(avg_width, target)
+    return {"common": 0.9, "word": 0.8, "": listed}
+
+
 def test_a_share_is_estimated_from_the_stem_and_every_word_a_prefix_starts():
     stemmed = {"meet": 0.1, "": 0.001}
     written = {"meeting": 0.05, "meet": 0.02, "me": 0.3, "": 0.001}
