@@ -8,7 +8,8 @@ It seeds a database (bench/seed_bigdb.py; BENCH_QUICK: the smoke size), starts o
 on it pinned to core 0, and from core 1 measures, with 1, 20 and 100 concurrent clients of
 the heavy users, p50/p99 of: the handshake until `ready`, the inbox's first page, a
 history page, a `sync` page from 0 and from a recent stamp, and search for a rare and a
-common word (also for the heavy user whose messages are all old). The targets of issue 21
+common word (also for the heavy user whose messages are all old); then the product phase's
+DM closed loop on that database, beside its figure on the empty one. The targets of issue 21
 are PASS/FAIL lines of the report. BENCH_BIGDB_DB names the database (chat_bench_bigdb);
 BENCH_BIGDB_REUSE=1 keeps one already seeded (seeding the full size takes minutes);
 BENCH_BIGDB_REDIS_DB picks the Redis database (12).
@@ -48,6 +49,8 @@ READ_BUDGET_S = 20.0
 SLOW_ALONE_MS = 1000
 # With 20 clients, each read's p99 within this many times its single-client p99.
 QUEUE_FACTOR = 5
+# The DM closed loop on the big database: at most this much slower than on the empty one.
+DM_SLOWER = 0.2
 # The product phases' Redis database: they are over when this phase runs (BENCH_BIGDB_REDIS_DB
 # for a run beside another benchmark: its users' ids would meet these in the layer's groups).
 BIGDB_REDIS_DB = int(os.environ.get("BENCH_BIGDB_REDIS_DB") or 12)
@@ -125,6 +128,7 @@ def bench_bigdb(cfg: dict, ctx: dict, runner) -> dict:
             cwd=ROOT,
             timeout=1800,
         )
+        dm = dm_closed_loop(cfg, ctx, runner, env=env, port=port, server=proc, db=db)
     finally:
         runner.stop(proc)
         runner.run(
@@ -133,9 +137,51 @@ def bench_bigdb(cfg: dict, ctx: dict, runner) -> dict:
             check=False,
         )
     result = json.loads(out.read_text())
-    result.update({"database": db, "size": size, "seeding_s": seeding, "reused": reuse})
+    result.update(
+        {"database": db, "size": size, "seeding_s": seeding, "reused": reuse, "dm_closed": dm}
+    )
     out.write_text(json.dumps(result, indent=2))
     return result
+
+
+def dm_closed_loop(cfg: dict, ctx: dict, runner, *, env: dict, port: int, server, db: str) -> dict:
+    """Run the product phase's DM closed loop on the big database; return its figures.
+
+    Its own users (a direct conversation each pair, as in the product phase) on the
+    big database's daphne, every DM checked stored and seen as there; beside it the
+    product phase's figure on the nearly empty database, when this run measured it.
+    """
+    settings = {**runner.config(), **cfg, "rates": []}
+    users = settings["users"]
+    users_file = runner.TMP / "bigdb-dm-users.json"
+    runner.run(
+        [runner.PY, str(BENCH / "product_users.py"), "bigdm", str(users), str(users_file)],
+        cwd=runner.PRODUCT,
+        env=env,
+        timeout=300,
+    )
+    runner.log(f"bigdb: the DM closed loop, {users} users")
+    figures = runner.loadgen(
+        [
+            *("--label", "product on the big database", "--url", f"ws://{runner.HOST}:{port}"),
+            *("--server-pid", str(server.pid)),
+            *("--plan", json.dumps(runner.load_plan(settings, check=True))),
+            *("--kind", "product", "--users", str(users_file), "--count", str(users)),
+            *("--db-url", f"postgresql://postgres@{runner.HOST}:5432/{db}"),
+        ],
+        runner.RESULTS / "bigdb-dm.json",
+        runner.plan_budget(settings, users),
+    )
+    closed = next(phase for phase in figures["phases"] if phase["name"] == "closed")
+    check = figures.get("check", {})
+    return {
+        "users": users,
+        "delivered_per_s": closed["delivered_per_s"],
+        "p50_ms": closed["latency_ms"]["p50"],
+        "p99_ms": closed["latency_ms"]["p99"],
+        "lost": check.get("lost"),
+        "empty_db_per_s": ctx.get("product_closed_per_s"),
+    }
 
 
 def _seeded(runner, db: str) -> bool:
@@ -166,6 +212,7 @@ def targets(result: dict):
             + (f" ({at100['errors']} errors)" if at100["errors"] else ""),
             p99 <= limit and not at100["errors"],
         )
+    yield from _dm_target(result.get("dm_closed"))
     for read in READS:
         one = (reads.get(read) or {}).get("1")
         twenty = (reads.get(read) or {}).get("20")
@@ -176,6 +223,23 @@ def targets(result: dict):
             f"{twenty['p99_ms']} ms vs {one['p99_ms']} ms",
             twenty["p99_ms"] <= QUEUE_FACTOR * max(one["p99_ms"], 1.0),
         )
+
+
+def _dm_target(dm: dict | None):
+    if not dm:
+        yield ("bigdb DM closed loop: not measured", None)
+        return
+    figure = f"{dm['delivered_per_s']:,.0f} DMs/s, {dm['lost']} lost"
+    empty = dm.get("empty_db_per_s")
+    if not empty:
+        yield (f"bigdb DM closed loop: {figure} (no empty-database run to compare)", None)
+        return
+    share = dm["delivered_per_s"] / empty
+    yield (
+        f"bigdb DM closed loop within {DM_SLOWER:.0%} of the empty database's: {figure}, "
+        f"{share:.0%} of {empty:,.0f}",
+        share >= 1 - DM_SLOWER and dm["lost"] == 0,
+    )
 
 
 def report_lines(result: dict) -> list[str]:
@@ -201,6 +265,16 @@ def report_lines(result: dict) -> list[str]:
                     + (f", {figures['errors']} errors" if figures["errors"] else "")
                 )
         lines.append(f"| {read} | " + " | ".join(cells) + " |")
+    dm = result.get("dm_closed")
+    if dm:
+        empty = dm.get("empty_db_per_s")
+        lines += [
+            "",
+            f"DM closed loop on this database, {dm['users']} users: "
+            f"{dm['delivered_per_s']:,.0f} DMs/s, p50 {dm['p50_ms']} ms, p99 {dm['p99_ms']} ms, "
+            f"{dm['lost']} lost"
+            + (f" (the empty database: {empty:,.0f} DMs/s)." if empty else "."),
+        ]
     lines += ["", "Targets of issue 21 (big database):", ""]
     for text, ok in targets(result):
         lines.append(f"- {'PASS' if ok else 'FAIL' if ok is not None else 'n/a '} {text}")

@@ -685,6 +685,11 @@ def main() -> None:
         log(f"{key}: {SERVERS[key]}")
         try:
             results["servers"][key] = bench_server(key, cfg, ctx)
+            if key == "product":
+                # The bigdb phase compares its DM closed loop with this one.
+                phases = results["servers"][key].get("phases", [])
+                closed = [phase for phase in phases if phase["name"] == "closed"]
+                ctx["product_closed_per_s"] = closed[0]["delivered_per_s"] if closed else None
         except RuntimeError as exc:
             log(f"{key} FAILED: {exc}")
             results["servers"][key] = {"key": key, "server": SERVERS[key], "failed": str(exc)}
