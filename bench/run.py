@@ -26,7 +26,8 @@ BENCH_PRODUCT_DB, BENCH_TUTORIAL_DB, BENCH_PRODUCT_REDIS_DB, BENCH_TUTORIAL_REDI
 databases it empties: chat_bench, chat_bench_tutorial, 12, 13), BENCH_PROFILE=1 (py-spy of
 the product during its closed loop, or the phase named by BENCH_PROFILE_PHASE such as
 open1000 or idle (its handshakes), and its many-users phase; slows it: its figures are not
-for quoting), BENCH_DAPHNE_ARGS (options added to the product's daphne).
+for quoting), BENCH_DAPHNE_ARGS (options added to the product's daphne),
+BENCH_DAPHNE_BACKLOG (the product's daphne listens with this backlog instead of Twisted's 50).
 """
 
 from __future__ import annotations
@@ -479,14 +480,18 @@ def bench_server(key: str, cfg: dict, ctx: dict) -> dict:
 
 def start_product(name: str, ctx: dict) -> tuple[subprocess.Popen, str]:
     port = free_port()
+    backlog = os.environ.get("BENCH_DAPHNE_BACKLOG")
+    # Twisted listens with a backlog of 50 unless an endpoint says otherwise.
+    where = (
+        ["-e", f"tcp:port={port}:interface={HOST}:backlog={backlog}"]
+        if backlog
+        else ["-b", HOST, "-p", str(port)]
+    )
     proc = start_server(
         name,
         [
             DAPHNE,
-            "-b",
-            HOST,
-            "-p",
-            str(port),
+            *where,
             "--proxy-headers",
             *os.environ.get("BENCH_DAPHNE_ARGS", "").split(),
             "chatsite.asgi:application",
