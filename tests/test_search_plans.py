@@ -142,6 +142,39 @@ def test_a_word_the_statistics_only_bound_is_counted_before_it_is_called_common(
     assert [hit["body"] for hit in hits] == ["common unicorn"] and not more
 
 
+def test_a_statistics_target_an_operator_set_on_a_word_index_is_the_one_bounded_by(
+    make_user, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's statistics")
+    sender = make_user(username="sender")
+    make_user(username="reader")
+    for n in range(20):
+        services.message_send(sender=sender, body=f"words {n}", client_id=f"c{n}", to="reader")
+    used = []
+    monkeypatch.setattr(
+        search_walk,
+        "analyze_cutoff_share",
+        lambda width, target: used.append(target) or 0.001,
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW default_statistics_target")
+        default = int(cursor.fetchone()[0])
+        cursor.execute(
+            "ALTER TABLE messaging_message ALTER COLUMN search_vector SET STATISTICS 10"
+        )
+        try:
+            cursor.execute("ANALYZE messaging_message")
+            search_walk.rarest_word(cursor, ["zebra"])
+        finally:
+            cursor.execute(
+                "ALTER TABLE messaging_message ALTER COLUMN search_vector SET STATISTICS -1"
+            )
+    # The stems' index has its own target (fewer lexemes kept: a wider bound); the written
+    # words' index the database's.
+    assert used == [10, default]
+
+
 def _without_rare_words(lexemes, shares, avg_width=None, target=None):
     # As ANALYZE of millions of rows has it: only the common words listed.
     listed = search_walk.analyze_cutoff_share(avg_width, target)

@@ -94,7 +94,8 @@ SELECT count(*) FROM (
 """
 
 # The planner's statistics of the two word indexes (most common lexemes and their
-# frequencies, kept by ANALYZE), each word's stem, and the number of messages.
+# frequencies, kept by ANALYZE), each word's stem, the number of messages, and each
+# index's statistics target (its own if an operator set one, else the default).
 WORD_STATISTICS = """
 WITH stats AS (
     SELECT tablename, most_common_elems::text::text[] AS lexemes,
@@ -113,7 +114,12 @@ SELECT
     (SELECT avg_width FROM stats WHERE tablename <> 'messaging_message'),
     array(SELECT plainto_tsquery(%s::regconfig, word)::text FROM unnest(%s::text[]) AS word),
     (SELECT reltuples FROM pg_class WHERE oid = 'messaging_message'::regclass),
-    current_setting('default_statistics_target')::int
+    (SELECT coalesce(nullif(attstattarget, -1), current_setting('default_statistics_target')::int)
+     FROM pg_attribute
+     WHERE attrelid = 'messaging_message'::regclass AND attname = 'search_vector'),
+    (SELECT coalesce(nullif(attstattarget, -1), current_setting('default_statistics_target')::int)
+     FROM pg_attribute
+     WHERE attrelid = to_regclass('messaging_message_search_words') AND attnum = 1)
 """
 
 # Per search: the word indexes' row estimates for a prefix are far too high, which made
@@ -182,11 +188,11 @@ def rarest_word(cursor, words: list[str]) -> str | None:
     """Give the word in the fewest messages if the statistics put it in RARE_ROWS at most."""
     cursor.execute(WORD_STATISTICS, [settings.CHAT_SEARCH_CONFIG, words])
     (stemmed, stemmed_shares, stemmed_width, written, written_shares, written_width, stems, rows,
-     target) = cursor.fetchone()  # fmt: skip
+     stemmed_target, written_target) = cursor.fetchone()  # fmt: skip
     if rows is None or rows <= 0:
         return max(words, key=len)  # Never analyzed: a small table, every word is cheap.
-    stemmed_of = lexeme_shares(stemmed, stemmed_shares, stemmed_width, target)
-    written_of = lexeme_shares(written, written_shares, written_width, target)
+    stemmed_of = lexeme_shares(stemmed, stemmed_shares, stemmed_width, stemmed_target)
+    written_of = lexeme_shares(written, written_shares, written_width, written_target)
     estimates = sorted(
         (estimated_share(word, stem, stemmed_of, written_of) * rows, word, stem)
         for word, stem in zip(words, stems, strict=True)
