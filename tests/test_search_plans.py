@@ -98,15 +98,23 @@ def test_a_user_without_conversations_finds_nothing(plan, make_user):
     assert search.message_search(user=loner, query="alpha", before=None, limit=5) == ([], False)
 
 
-def test_the_statistics_pick_the_rare_word_and_no_common_one(make_user, monkeypatch):
+@pytest.fixture
+def sent_to_reader(make_user):
+    """Send these bodies from one person to "reader" (PostgreSQL only); return the reader."""
     if connection.vendor != "postgresql":
         pytest.skip("PostgreSQL's statistics")
-    sender, reader = make_user(username="sender"), make_user(username="reader")
-    for n in range(60):
-        services.message_send(
-            sender=sender, body=f"common words {n}", client_id=f"c{n}", to="reader"
-        )
-    services.message_send(sender=sender, body="common unicorn", client_id="u", to="reader")
+
+    def send(bodies: list[str]):
+        sender, reader = make_user(username="sender"), make_user(username="reader")
+        for n, body in enumerate(bodies):
+            services.message_send(sender=sender, body=body, client_id=f"c{n}", to="reader")
+        return reader
+
+    return send
+
+
+def test_the_statistics_pick_the_rare_word_and_no_common_one(sent_to_reader, monkeypatch):
+    reader = sent_to_reader([f"common words {n}" for n in range(60)] + ["common unicorn"])
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE messaging_message")
         monkeypatch.setattr(search_walk, "RARE_ROWS", 5)
@@ -119,15 +127,10 @@ def test_the_statistics_pick_the_rare_word_and_no_common_one(make_user, monkeypa
 
 
 def test_a_word_the_statistics_only_bound_is_counted_before_it_is_called_common(
-    make_user, monkeypatch
+    sent_to_reader, monkeypatch
 ):
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL's statistics")
-    sender, reader = make_user(username="sender"), make_user(username="reader")
     bodies = [f"common words {n}" for n in range(60)] + ["common unicorn"]
-    bodies += [f"common zebra {n}" for n in range(7)]
-    for n, body in enumerate(bodies):
-        services.message_send(sender=sender, body=body, client_id=f"c{n}", to="reader")
+    reader = sent_to_reader(bodies + [f"common zebra {n}" for n in range(7)])
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE messaging_message")
         monkeypatch.setattr(search_walk, "RARE_ROWS", 5)
@@ -143,14 +146,9 @@ def test_a_word_the_statistics_only_bound_is_counted_before_it_is_called_common(
 
 
 def test_a_statistics_target_an_operator_set_on_a_word_index_is_the_one_bounded_by(
-    make_user, monkeypatch
+    sent_to_reader, monkeypatch
 ):
-    if connection.vendor != "postgresql":
-        pytest.skip("PostgreSQL's statistics")
-    sender = make_user(username="sender")
-    make_user(username="reader")
-    for n in range(20):
-        services.message_send(sender=sender, body=f"words {n}", client_id=f"c{n}", to="reader")
+    sent_to_reader([f"words {n}" for n in range(20)])
     used = []
     monkeypatch.setattr(
         search_walk,
