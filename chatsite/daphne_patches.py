@@ -37,7 +37,7 @@ already has them; the class has them as properties reading the factory instead, 
 holds only an option set on it alone (autobahn sets none of them differently).
 
 Options' debug line: autobahn also pretty-prints those 29 options for a debug log line
-at every connection, before the logger decides to drop it (6.5 % of a handshake's CPU in a
+at every connection, before the logger decides to drop it (6.6 % of a handshake's CPU in a
 profile of 5,000); the text is made only when a debug line is written.
 """
 

@@ -185,7 +185,10 @@ def walked_hit_ids(user, words: list[str], before: int | None, want: int) -> lis
 
 
 def rarest_word(cursor, words: list[str]) -> str | None:
-    """Give the word in the fewest messages if the statistics put it in RARE_ROWS at most."""
+    """Give the word in the fewest messages if it is in RARE_ROWS at most, else None.
+
+    The statistics decide, except for a word they only bound: its messages are counted.
+    """
     cursor.execute(WORD_STATISTICS, [settings.CHAT_SEARCH_CONFIG, words])
     (stemmed, stemmed_shares, stemmed_width, written, written_shares, written_width, stems, rows,
      stemmed_target, written_target) = cursor.fetchone()  # fmt: skip
