@@ -6,12 +6,15 @@ network helpers without setting Django up; the Django ones import it when called
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import socket
 import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import AsyncIterator
 from typing import Any
 
 HOST = "127.0.0.1"
@@ -103,3 +106,61 @@ async def token_for(user) -> str:
     from messaging.domain.tokens import token_issue
 
     return await database_sync_to_async(token_issue)(user=user)
+
+
+class Phases:
+    """A long live test's phases, with when each began, and a bound on the whole run.
+
+    `async with phases.bounded(seconds)` cancels the run when it is not done in time and
+    fails naming the phase it was in and where each task was waiting, so that a slow or
+    stuck run says where instead of ending in the test runner's timeout.
+    """
+
+    def __init__(self) -> None:
+        self.began = time.monotonic()
+        self.marks: list[tuple[str, float]] = []
+        self._stuck: str | None = None
+
+    def __call__(self, name: str) -> None:
+        """Mark the start of the phase `name`."""
+        self.marks.append((name, round(time.monotonic() - self.began, 1)))
+
+    def __str__(self) -> str:
+        return ", ".join(f"{name} at {at} s" for name, at in self.marks)
+
+    @contextlib.asynccontextmanager
+    async def bounded(self, seconds: float) -> AsyncIterator[None]:
+        """Run the block for at most `seconds`; past that, fail saying where it was."""
+        loop = asyncio.get_running_loop()
+        main = asyncio.current_task()
+        assert main is not None
+
+        def expire() -> None:
+            self._stuck = "\n".join(_awaiting(task) for task in asyncio.all_tasks(loop))
+            main.cancel()
+
+        watchdog = loop.call_later(seconds, expire)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if self._stuck is None:
+                raise
+            main.uncancel()
+            raise AssertionError(
+                f"not done within {seconds} s; phases: {self}\nwhere each task waited:\n"
+                f"{self._stuck}"
+            ) from None
+        finally:
+            watchdog.cancel()
+
+
+def _awaiting(task: asyncio.Task) -> str:
+    """Say where a task waits: its chain of awaited coroutines, outermost first."""
+    where = []
+    awaited: Any = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is not None:
+            where.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return f"{task.get_name()}: {' > '.join(where) or 'running'}"

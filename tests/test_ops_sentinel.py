@@ -25,7 +25,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from messaging.models import Message
-from tests.helpers import free_port, http_get_json, token_for, wait_for_port
+from tests.helpers import Phases, free_port, http_get_json, token_for, wait_for_port
 from tests.live import ROOT, Daphne, LiveClient
 
 MASTER = "chat-test"
@@ -46,6 +46,11 @@ HEAL_BOUND = 15
 PAIRS = 2
 IDLE_PER_PROCESS = 20
 SEND_EVERY = 0.05
+# The whole run, from starting the processes to the last check: about 35 s, of which 20 s
+# are the sentinels' noticing the restarted old primary (they look at each server every
+# 10 s). Past this bound the test fails naming the phase and where each task waited; the
+# runner's own timeout is above it, with room for the set-up (at most 30 s) and clean-up.
+RUN_BOUND = 150
 
 
 class RedisProcess:
@@ -363,6 +368,7 @@ def rate_limit_windows(client: redis.Redis) -> list[int]:
 
 
 @pytest.mark.services
+@pytest.mark.timeout(RUN_BOUND + 60)
 async def test_a_killed_primary_and_a_switchover_heal_every_socket_without_closing_it(
     sentinels, transactional_db, make_user, tmp_path, capsys
 ):
@@ -371,99 +377,114 @@ async def test_a_killed_primary_and_a_switchover_heal_every_socket_without_closi
     users = await database_sync_to_async(make_users)(make_user, 2 * PAIRS, "talker")
     idle_users = await database_sync_to_async(make_users)(make_user, 2 * IDLE_PER_PROCESS, "idle")
     stop_writing, stop_reading = asyncio.Event(), asyncio.Event()
+    phases = Phases()
     readers: list[asyncio.Task] = []
     writers: list[asyncio.Task] = []
     talkers: list[Socket] = []
     idle: list[Socket] = []
     try:
-        for server in servers:
-            server.start()
-        # Each pair has one person on each process: every push crosses Redis.
-        for n in range(PAIRS):
-            first, second = users[2 * n], users[2 * n + 1]
-            talkers.append(await open_socket(servers[0], first, second.username))
-            talkers.append(await open_socket(servers[1], second, first.username))
-        for n, user in enumerate(idle_users):
-            idle.append(await open_socket(servers[n % 2], user))
-        readers = [asyncio.create_task(s.read(stop_reading)) for s in talkers + idle]
-        writers = [asyncio.create_task(s.write(stop_writing)) for s in talkers]
+        async with phases.bounded(RUN_BOUND):
+            phases("start")
+            for server in servers:
+                server.start()
+            # Each pair has one person on each process: every push crosses Redis.
+            for n in range(PAIRS):
+                first, second = users[2 * n], users[2 * n + 1]
+                talkers.append(await open_socket(servers[0], first, second.username))
+                talkers.append(await open_socket(servers[1], second, first.username))
+            for n, user in enumerate(idle_users):
+                idle.append(await open_socket(servers[n % 2], user))
+            phases("talk")
+            readers = [asyncio.create_task(s.read(stop_reading)) for s in talkers + idle]
+            writers = [asyncio.create_task(s.write(stop_writing)) for s in talkers]
 
-        await asyncio.sleep(2)
-        assert all(s.pushed_at for s in talkers), "pushes cross the processes before the kill"
-        everyone = talkers + idle
-        old_primary = sentinels.primary.port
-        killed_wall = time.time()
-        killed = await heal_after(sentinels.kill_primary, everyone)
-        # The sentinels promoted the replica; every Redis client of the chat follows it:
-        # the channel layer (the pushes) and the rate limits' counters.
-        assert sentinels.primary_port() == sentinels.replica.port != old_primary
-        await asyncio.sleep(1)
-        windows = rate_limit_windows(sentinels.replica.client())
-        assert any(window > killed_wall + killed.seconds for window in windows), windows
+            await asyncio.sleep(2)
+            assert all(s.pushed_at for s in talkers), "pushes cross the processes before the kill"
+            everyone = talkers + idle
+            old_primary = sentinels.primary.port
+            killed_wall = time.time()
+            phases("kill the primary")
+            killed = await heal_after(sentinels.kill_primary, everyone)
+            # The sentinels promoted the replica; every Redis client of the chat follows it:
+            # the channel layer (the pushes) and the rate limits' counters.
+            assert sentinels.primary_port() == sentinels.replica.port != old_primary
+            await asyncio.sleep(1)
+            windows = rate_limit_windows(sentinels.replica.client())
+            assert any(window > killed_wall + killed.seconds for window in windows), windows
 
-        # The old primary comes back, as the sentinels make it: a replica of the new one.
-        # Then a planned switchover (as before upgrading a Redis server) makes it primary
-        # again, and the sockets heal the same way.
-        await asyncio.to_thread(sentinels.primary.start_server)
-        await asyncio.to_thread(
-            wait_until, sentinels.old_primary_replicates, timeout=30, what="old primary replicates"
-        )
-        switched = await heal_after(sentinels.switch_over, everyone)
-        assert sentinels.primary_port() == old_primary
-        # Sends go on a while after the heal, then stop; every send is acked.
-        await asyncio.sleep(2)
-        stop_writing.set()
-        await asyncio.gather(*writers)
-        await asyncio.sleep(1)  # the last pushes arrive
-        stop_reading.set()
-        await asyncio.gather(*readers)
+            # The old primary comes back, as the sentinels make it: a replica of the new one.
+            # Then a planned switchover (as before upgrading a Redis server) makes it primary
+            # again, and the sockets heal the same way.
+            phases("bring the old primary back")
+            await asyncio.to_thread(sentinels.primary.start_server)
+            await asyncio.to_thread(
+                wait_until,
+                sentinels.old_primary_replicates,
+                timeout=30,
+                what="old primary replicates",
+            )
+            phases("switch over")
+            switched = await heal_after(sentinels.switch_over, everyone)
+            assert sentinels.primary_port() == old_primary
+            # Sends go on a while after the heal, then stop; every send is acked.
+            await asyncio.sleep(2)
+            phases("stop")
+            stop_writing.set()
+            await asyncio.gather(*writers)
+            await asyncio.sleep(1)  # the last pushes arrive
+            stop_reading.set()
+            await asyncio.gather(*readers)
 
-        for server in servers:
-            status, health = await asyncio.to_thread(http_get_json, server.http_url + "/healthz")
-            assert status == 200, health
+            phases("check")
+            for server in servers:
+                status, health = await asyncio.to_thread(
+                    http_get_json, server.http_url + "/healthz"
+                )
+                assert status == 200, health
 
-        # Nothing acked is lost or doubled: the database holds every acked send once.
-        rows = await database_sync_to_async(stored)()
-        ids = [row[0] for row in rows]
-        assert len(ids) == len(set(ids))
-        by_client_id = {(sender, client_id): i for i, sender, client_id, _ in rows}
-        assert len(by_client_id) == len(rows), "a send stored twice"
-        acked = {(s.name, cid): m for s in talkers for cid, (m, _, _) in s.acked.items()}
-        assert acked == by_client_id
-        # No socket was closed, and what each one saw live and by the syncs it was told to
-        # do is exactly its conversation: a last sync from its largest seq finds nothing.
-        conversation_of = {}
-        for _, sender, _, conversation in rows:
-            conversation_of.setdefault(sender, set()).add(conversation)
-        for socket in talkers:
-            assert socket.client.chat.close_code is None, socket.name
-            mine = {i for i, _, _, c in rows if c in conversation_of[socket.name]}
-            assert socket.seen == mine, socket.name
-            assert await socket.client.chat.sync(socket.max_seq) == [], socket.name
-            everything = await socket.client.chat.sync(0)
-            assert sorted(m["id"] for m in everything) == sorted(mine), socket.name
-        for socket in idle:
-            assert socket.client.chat.close_code is None, socket.name
-            assert socket.pongs, socket.name
+            # Nothing acked is lost or doubled: the database holds every acked send once.
+            rows = await database_sync_to_async(stored)()
+            ids = [row[0] for row in rows]
+            assert len(ids) == len(set(ids))
+            by_client_id = {(sender, client_id): i for i, sender, client_id, _ in rows}
+            assert len(by_client_id) == len(rows), "a send stored twice"
+            acked = {(s.name, cid): m for s in talkers for cid, (m, _, _) in s.acked.items()}
+            assert acked == by_client_id
+            # No socket was closed, and what each one saw live and by the syncs it was told to
+            # do is exactly its conversation: a last sync from its largest seq finds nothing.
+            conversation_of = {}
+            for _, sender, _, conversation in rows:
+                conversation_of.setdefault(sender, set()).add(conversation)
+            for socket in talkers:
+                assert socket.client.chat.close_code is None, socket.name
+                mine = {i for i, _, _, c in rows if c in conversation_of[socket.name]}
+                assert socket.seen == mine, socket.name
+                assert await socket.client.chat.sync(socket.max_seq) == [], socket.name
+                everything = await socket.client.chat.sync(0)
+                assert sorted(m["id"] for m in everything) == sorted(mine), socket.name
+            for socket in idle:
+                assert socket.client.chat.close_code is None, socket.name
+                assert socket.pongs, socket.name
 
-        summary = {
-            "sockets": len(everyone),
-            "down_after_ms": DOWN_AFTER_MS,
-            "primary_killed": {
-                "healed_within_seconds": round(killed.seconds, 2),
-                "messages_acked_across": killed.acked_across,
-            },
-            "switchover": {
-                "healed_within_seconds": round(switched.seconds, 2),
-                "messages_acked_across": switched.acked_across,
-            },
-            "messages_acked_in_all": len(acked),
-        }
-        with capsys.disabled():
-            print("\nsentinel failover: " + json.dumps(summary))
-        for heal in (killed, switched):
-            assert heal.seconds < HEAL_BOUND, summary
-            assert heal.acked_across > 0, "sends are acked while the layer is away"
+            summary = {
+                "sockets": len(everyone),
+                "down_after_ms": DOWN_AFTER_MS,
+                "primary_killed": {
+                    "healed_within_seconds": round(killed.seconds, 2),
+                    "messages_acked_across": killed.acked_across,
+                },
+                "switchover": {
+                    "healed_within_seconds": round(switched.seconds, 2),
+                    "messages_acked_across": switched.acked_across,
+                },
+                "messages_acked_in_all": len(acked),
+                "phases": str(phases),
+            }
+            with capsys.disabled():
+                print("\nsentinel failover: " + json.dumps(summary))
+            for heal in (killed, switched):
+                assert heal.seconds < HEAL_BOUND, summary
+                assert heal.acked_across > 0, "sends are acked while the layer is away"
     finally:
         for task in readers + writers:
             task.cancel()
