@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import socket
 import subprocess
 import time
@@ -18,13 +19,35 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 HOST = "127.0.0.1"
+# The tests' servers listen from here up to the ephemeral range (above well-known services).
+FIRST_TEST_PORT = 20000
 
 
 def free_port(host: str = HOST) -> int:
-    """Return a TCP port of `host` that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind((host, 0))
-        return probe.getsockname()[1]
+    """Return a TCP port of `host` that nothing uses now, below the kernel's ephemeral range.
+
+    A port from the ephemeral range can be given to an outgoing connection as its own end
+    once its server stops, and a server restarted on it (a killed Redis primary the
+    sentinels know by its port, say) would then fail to listen.
+    """
+    first_ephemeral = _first_ephemeral_port()
+    for _ in range(100):
+        port = random.randrange(FIRST_TEST_PORT, first_ephemeral)
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port of {host} in {FIRST_TEST_PORT}..{first_ephemeral}")
+
+
+def _first_ephemeral_port() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return max(int(ports.read().split()[0]), FIRST_TEST_PORT + 1000)
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default; elsewhere ports are only less likely to collide
 
 
 def wait_for_port(

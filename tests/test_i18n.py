@@ -10,6 +10,7 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
+import polib
 import pytest
 from django.conf import settings
 from django.test import Client
@@ -240,3 +241,38 @@ def test_the_apis_field_errors_are_in_the_callers_language() -> None:
     )
     assert address.status_code == 400
     assert address.json()["errors"] == {"email": ["Escribe una dirección de correo válida."]}
+
+
+CATALOGUES = sorted((Path(settings.BASE_DIR) / "locale").glob("*/LC_MESSAGES/*.po"))
+
+
+def _catalogue_id(path: Path) -> str:
+    return f"{path.parts[-3]}/{path.name}"
+
+
+@pytest.mark.parametrize("catalogue", CATALOGUES, ids=_catalogue_id)
+def test_every_text_is_translated_with_each_plural_form_its_language_has(catalogue: Path) -> None:
+    source = polib.pofile(str(catalogue))
+    forms = int(re.search(r"nplurals\s*=\s*(\d+)", source.metadata["Plural-Forms"]).group(1))
+    assert [entry.msgid for entry in source.untranslated_entries()] == []
+    assert [entry.msgid for entry in source.fuzzy_entries()] == []
+    # A plural text short of a form shows English for the counts of that form.
+    short = [
+        entry.msgid
+        for entry in source
+        if entry.msgid_plural and sum(1 for text in entry.msgstr_plural.values() if text) != forms
+    ]
+    assert short == []
+
+
+@pytest.mark.parametrize("catalogue", CATALOGUES, ids=_catalogue_id)
+def test_the_compiled_catalogue_says_what_its_source_says(catalogue: Path) -> None:
+    def texts(entries) -> dict:
+        return {
+            (entry.msgctxt, entry.msgid): (entry.msgstr, dict(entry.msgstr_plural))
+            for entry in entries
+            if entry.msgid and not entry.obsolete
+        }
+
+    compiled = polib.mofile(str(catalogue.with_suffix(".mo")))
+    assert texts(compiled) == texts(polib.pofile(str(catalogue)).translated_entries())

@@ -146,6 +146,18 @@ test("a read pointer never moves back", () => {
   assert.equal(state.convs.get(12).last_read, 9);
 });
 
+test("a group's seen marker names its readers as a list in the page's language", () => {
+  const dave = { id: 4, username: "dave" };
+  const state = aliceOnline({ conv: direct({ kind: "group", members: [alice, bob, carol, dave] }) });
+  const cur = chat.openCurrent(state, 12);
+  cur.msgs.set(5, message({ id: 5, seq: 5, sender: alice }));
+  chat.onRead(state, { type: "read", conversation: 12, user: bob, up_to: 5 });
+  chat.onRead(state, { type: "read", conversation: 12, user: carol, up_to: 5 });
+  assert.deepEqual(chat.seenMarker(state), { id: 5, text: "Seen by bob and carol" });
+  chat.onRead(state, { type: "read", conversation: 12, user: dave, up_to: 5 });
+  assert.deepEqual(chat.seenMarker(state), { id: 5, text: "Seen by everyone" });
+});
+
 test("reading in another tab clears the unread count here", () => {
   const state = aliceOnline();
   chat.onPush(state, { type: "message.new", message: message({ id: 5, seq: 5 }), prev_seq: 0 });

@@ -11,6 +11,7 @@
 
 import { mentionsMe } from "../text/mentions.js";
 import { ms } from "../text/time.js";
+import { listText } from "../text/errors.js";
 import { convName, gist, typingSentence } from "./conversations.js";
 import { formatNumber, gettext, interpolate } from "../text/i18n.js";
 
@@ -581,7 +582,7 @@ export function seenMarker(state) {
   let text = gettext("Seen");
   if (conv.kind === "group") {
     if (readers.length === peers.length && peers.length > 1) text = gettext("Seen by everyone");
-    else if (readers.length <= 3) text = interpolate(gettext("Seen by %(names)s"), { names: readers.map((u) => u.username).join(", ") });
+    else if (readers.length <= 3) text = interpolate(gettext("Seen by %(names)s"), { names: listText(readers.map((u) => u.username)) });
     else {
       text = interpolate(gettext("Seen by %(count)s of %(total)s"), {
         count: formatNumber(readers.length),

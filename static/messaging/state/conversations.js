@@ -22,7 +22,7 @@ export function convName(me, conv) {
     const names = others(me, conv).map((u) => u.username);
     // The inbox lists a few of a big group's members: the others are counted.
     const hidden = Math.max((conv.member_count || 0) - 1 - names.length, 0);
-    if (!hidden) return names.length ? names.join(", ") : gettext("Just you");
+    if (!hidden) return names.length ? names.join(gettext(", ")) : gettext("Just you");
     return interpolate(gettext("%(names)s and %(last)s"), {
       names: names.join(gettext(", ")),
       last: interpolate(ngettext("%(count)s other", "%(count)s others", hidden), { count: formatNumber(hidden) }),
