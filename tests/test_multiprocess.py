@@ -1,18 +1,26 @@
 """Two real daphne processes on PostgreSQL and Redis: every frame reaches every socket."""
 
+import json
+import urllib.error
+import urllib.request
+import uuid
+
 import pytest
 from channels.db import database_sync_to_async
 
 from messaging.domain import services
-from tests.helpers import send_frame
+from tests.helpers import send_frame, token_for
 from tests.live import Daphne, live_client
+from tests.test_uploads import png
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def two_servers(transactional_db, tmp_path):
-    servers = [Daphne(log_path=tmp_path / f"daphne{n}.log").start() for n in range(2)]
+    # One folder of uploads for both, as two machines would share a bucket or an NFS mount.
+    media = {"MEDIA_ROOT": str(tmp_path / "media")}
+    servers = [Daphne(env=media, log_path=tmp_path / f"daphne{n}.log").start() for n in range(2)]
     yield servers
     for server in servers:
         server.stop()
@@ -141,4 +149,116 @@ async def test_replies_reactions_and_mentions_cross_processes(two_servers, alice
         assert reacted["prev_seq"] == answered["message"]["seq"]
     finally:
         for client in (alice_socket, bob_socket):
+            await client.close()
+
+
+def upload_over_http(server: Daphne, token: str, name: str, content: bytes) -> dict:
+    """POST a file to /api/uploads/ as a multipart form; return the upload it answers."""
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        server.http_url + "/api/uploads/",
+        data=body,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 201
+        return json.loads(answer.read())["upload"]
+
+
+def download_status(server: Daphne, token: str, url: str) -> tuple[int, str]:
+    """GET an attachment's URL; return the status and the content type."""
+    request = urllib.request.Request(
+        server.http_url + url, headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, answer.headers["Content-Type"]
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"]
+
+
+async def test_files_reactions_edits_and_deletes_cross_processes_and_sync_catches_them_up(
+    two_servers, alice, bob, carol
+):
+    first, second = two_servers
+    group = await database_sync_to_async(services.conversation_create_group)(
+        creator=alice, others=[bob, carol]
+    )
+    alice_token, bob_token = await token_for(alice), await token_for(bob)
+    alice_socket = await live_client(first, alice)
+    bob_socket = await live_client(second, bob)
+    carol_socket = await live_client(second, carol)
+    try:
+        # Alice's photo goes up through the first process; Bob, on the second, gets it.
+        upload = await database_sync_to_async(upload_over_http)(
+            first, alice_token, "beach.png", png()
+        )
+        photo = {
+            **send_frame("the beach", "p-1", conversation=group.pk),
+            "attachments": [upload["id"]],
+        }
+        sent = (await alice_socket.request(photo, "message.ack"))["message"]
+        await alice_socket.recv_type("message.new")  # her own copy
+        [attachment] = sent["attachments"]
+        assert attachment["name"] == "beach.png" and attachment["content_type"] == "image/png"
+        pushed = await bob_socket.recv_type("message.new")
+        assert pushed["message"] == sent
+        carol_cursor = (await carol_socket.recv_type("message.new"))["message"]["seq"]
+        # Carol goes away; what follows she learns by sync.
+        await carol_socket.close()
+        assert await database_sync_to_async(download_status)(
+            second, bob_token, attachment["url"]
+        ) == (200, "image/png")
+
+        reply = {**send_frame("lovely", "p-2", conversation=group.pk), "reply_to": sent["id"]}
+        answered = (await bob_socket.request(reply, "message.ack"))["message"]
+        assert (await alice_socket.recv_type("message.new"))["message"] == answered
+
+        await bob_socket.send({"type": "reaction.add", "id": sent["id"], "emoji": "🌊"})
+        added = await alice_socket.recv_type("message.updated")
+        assert added["message"]["reactions"] == [{"emoji": "🌊", "count": 1, "users": [bob.pk]}]
+        await bob_socket.send({"type": "reaction.remove", "id": sent["id"], "emoji": "🌊"})
+        removed = await alice_socket.recv_type("message.updated")
+        assert removed["message"]["reactions"] == []
+        assert removed["message"]["seq"] > added["message"]["seq"]
+
+        # Bob's own sockets got both changes of his reactions too.
+        for _ in range(2):
+            await bob_socket.recv_type("message.updated")
+        await alice_socket.send({"type": "message.edit", "id": sent["id"], "body": "our beach"})
+        edited = (await bob_socket.recv_type("message.updated"))["message"]
+        assert edited["body"] == "our beach" and edited["attachments"] == [attachment]
+
+        await alice_socket.send({"type": "message.delete", "id": sent["id"]})
+        deleted = (await bob_socket.recv_type("message.updated"))["message"]
+        assert deleted["deleted"] is True and deleted["attachments"] == []
+        for server, token in ((first, alice_token), (second, bob_token)):
+            status, _ = await database_sync_to_async(download_status)(
+                server, token, attachment["url"]
+            )
+            assert status == 404
+
+        # Carol comes back on the other process and syncs from where she was.
+        carol_socket = await live_client(first, carol)
+        caught_up = await carol_socket.chat.sync(carol_cursor)
+        latest = {message["id"]: message for message in caught_up}
+        assert set(latest) == {sent["id"], answered["id"]}
+        assert latest[sent["id"]]["deleted"] is True
+        assert latest[sent["id"]]["attachments"] == [] and latest[sent["id"]]["body"] == ""
+        assert latest[answered["id"]]["body"] == "lovely"
+        assert latest[answered["id"]]["reply_to"]["id"] == sent["id"]
+        assert latest[answered["id"]]["reply_to"]["deleted"] is True
+    finally:
+        for client in (alice_socket, bob_socket, carol_socket):
             await client.close()
