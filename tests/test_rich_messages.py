@@ -3,8 +3,9 @@
 import pytest
 from channels.db import database_sync_to_async
 
-from messaging.domain import blocks
+from messaging.domain import blocks, message_changes
 from messaging.models import Reaction
+from tests.factories import UserFactory
 from tests.helpers import api, send_frame
 from tests.test_groups import make_group
 
@@ -81,6 +82,24 @@ async def test_a_reply_to_a_message_deleted_later_shows_it_deleted(connect, alic
     reply = synced["messages"][0]
     assert reply["body"] == "yes"
     assert reply["reply_to"]["id"] == first["id"]
+    assert reply["reply_to"]["deleted"] is True and reply["reply_to"]["body"] == ""
+
+
+async def test_a_reply_to_a_message_staff_hid_shows_it_deleted(connect, alice, bob):
+    alice_socket, bob_socket, first = await chat(connect, alice, bob)
+    await bob_socket.request(
+        reply_frame("yes", "r-1", first["id"], conversation=first["conversation"]),
+        "message.ack",
+    )
+    moderator = await database_sync_to_async(UserFactory)(username="mod", is_staff=True)
+    await database_sync_to_async(message_changes.message_hide)(
+        moderator=moderator, message_id=first["id"]
+    )
+    await bob_socket.recv_type("message.updated")
+    synced = await bob_socket.request({"type": "sync", "after": 0}, "sync.result")
+    reply = next(m for m in synced["messages"] if m["body"] == "yes")
+    assert reply["reply_to"]["id"] == first["id"]
+    # Nobody reads what staff hid through a quote of it.
     assert reply["reply_to"]["deleted"] is True and reply["reply_to"]["body"] == ""
 
 
