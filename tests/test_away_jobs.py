@@ -4,6 +4,7 @@ loses no message."""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from datetime import timedelta
 
@@ -18,6 +19,7 @@ from messaging.domain import services
 from messaging.jobs import duties, embedded, queue, runner
 from messaging.jobs.queue import GiveUp, RetryLater, enqueue_many
 from messaging.jobs.runner import Runner
+from messaging.jobs.tasks import push_send
 from messaging.models import JobClock, JobWorker, Message
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -278,3 +280,34 @@ def test_queue_health_words():
         waiting=3, running=1, oldest_waiting=75, since_finished=300, live_workers=1
     )
     assert queue.health_reason(stuck) == "queue has not moved for 75 s"
+
+
+HUNG_SERVICE, FINE_SERVICE = "https://hung.push.example", "https://fine.push.example"
+
+
+def test_a_push_service_that_hangs_holds_a_few_places_and_the_other_services_pushes_go(
+    monkeypatch,
+):
+    # Forty push jobs wait for a service that never answers, then one for another service.
+    enqueue_many(push_send, [{"origin": HUNG_SERVICE, "items": []} for _ in range(40)])
+    enqueue_many(push_send, [{"origin": FINE_SERVICE, "items": []}])
+    posted = threading.Event()
+
+    async def post(job, function, args, kwargs) -> None:
+        if kwargs["origin"] == HUNG_SERVICE:
+            await asyncio.Event().wait()  # no answer, ever
+        posted.set()
+
+    monkeypatch.setattr(runner, "_run_coroutine", post)
+    worker = Runner(worker_id="one")
+    try:
+        while worker.take():
+            pass
+        assert posted.wait(5), "the other service's push waited behind the hung one"
+        assert worker.async_per_service[HUNG_SERVICE] == runner.ASYNC_JOBS_PER_SERVICE
+        waiting = DBTaskResult.objects.filter(status=TaskResultStatus.READY).count()
+        assert waiting == 40 - runner.ASYNC_JOBS_PER_SERVICE  # for the next free place
+    finally:
+        for future in list(worker.running.values()):
+            future.cancel()
+        worker.pool.shutdown()

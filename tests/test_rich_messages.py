@@ -86,7 +86,7 @@ async def test_a_reply_to_a_message_deleted_later_shows_it_deleted(connect, alic
 
 
 async def test_a_reply_to_a_message_staff_hid_shows_it_deleted(connect, alice, bob):
-    alice_socket, bob_socket, first = await chat(connect, alice, bob)
+    _, bob_socket, first = await chat(connect, alice, bob)
     await bob_socket.request(
         reply_frame("yes", "r-1", first["id"], conversation=first["conversation"]),
         "message.ack",

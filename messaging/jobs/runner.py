@@ -24,6 +24,7 @@ import socket
 import threading
 import time
 import traceback
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import timedelta
 from inspect import iscoroutinefunction
@@ -50,6 +51,9 @@ ASYNC_QUEUES = ("push",)
 SYNC_QUEUES = ("default", "email")
 # Coroutine jobs one worker runs at once (each may post many pushes).
 ASYNC_JOBS = 32
+# Of those, the jobs of one push service (a job posts to one): a service that hangs holds
+# at most these places, and the rest stay free for the pushes to every other service.
+ASYNC_JOBS_PER_SERVICE = 8
 # The longest wait before a retry.
 LONGEST_RETRY = 3600.0
 # How long a stopping worker waits for its running jobs before leaving them to others.
@@ -85,6 +89,7 @@ class Runner:
         self.pool = ThreadPoolExecutor(self.threads, thread_name_prefix="chat-job")
         self.running: dict[str, Future] = {}
         self.async_running = 0
+        self.async_per_service: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.wake = threading.Event()
         self.stopping = threading.Event()
@@ -193,9 +198,13 @@ class Runner:
         with self.lock:
             room_sync = self.threads - (len(self.running) - self.async_running)
             room_async = ASYNC_JOBS - self.async_running
+            service_room = {
+                service: ASYNC_JOBS_PER_SERVICE - running
+                for service, running in self.async_per_service.items()
+            }
         taken = 0
         if room_async > 0:
-            for job in self.claim(ASYNC_QUEUES, room_async):
+            for job in self.claim(ASYNC_QUEUES, room_async, service_room=service_room):
                 self.start(job)
                 taken += 1
         if room_sync > 0:
@@ -204,14 +213,24 @@ class Runner:
                 taken += 1
         return taken
 
-    def claim(self, queues: tuple[str, ...], count: int) -> list[DBTaskResult]:
-        """Mark up to `count` ready jobs of these queues as this worker's; return them."""
+    def claim(
+        self, queues: tuple[str, ...], count: int, *, service_room: dict[str, int] | None = None
+    ) -> list[DBTaskResult]:
+        """Mark up to `count` ready jobs of these queues as this worker's; return them.
+
+        With `service_room` (push jobs: the places each push service has left, those not
+        named ASYNC_JOBS_PER_SERVICE), no service gets more than its places.
+        """
         with transaction.atomic():
-            jobs = list(
-                ready_jobs()
-                .filter(queue_name__in=queues)
-                .select_for_update(skip_locked=True)[:count]
-            )
+            ready = ready_jobs().filter(queue_name__in=queues)
+            if service_room is not None:
+                full = [service for service, room in service_room.items() if room <= 0]
+                if full:
+                    ready = ready.exclude(args_kwargs__kwargs__origin__in=full)
+            jobs = list(ready.select_for_update(skip_locked=True)[:count])
+            if service_room is not None:
+                # Those left out stay ready: the next claim, with this service full, skips them.
+                jobs = _within_room(jobs, service_room)
             if not jobs:
                 return []
             now = timezone.now()
@@ -233,12 +252,14 @@ class Runner:
         args = job.args_kwargs.get("args", [])
         coroutine = iscoroutinefunction(function)
         key = str(job.pk)
+        service = service_of(job)
         with self.lock:
             if coroutine:
                 future = asyncio.run_coroutine_threadsafe(
                     _run_coroutine(job, function, args, kwargs), push_client().loop
                 )
                 self.async_running += 1
+                self.async_per_service[service] += 1
             else:
                 future = self.pool.submit(_run_function, job, function, args, kwargs)
             self.running[key] = future
@@ -248,9 +269,29 @@ class Runner:
                 self.running.pop(key, None)
                 if coroutine:
                     self.async_running -= 1
+                    self.async_per_service[service] -= 1
+                    if self.async_per_service[service] <= 0:
+                        del self.async_per_service[service]
             self.wake.set()
 
         future.add_done_callback(done)
+
+
+def service_of(job: DBTaskResult) -> str:
+    """Return the push service a push job posts to ("" for any other job)."""
+    return str(job.args_kwargs.get("kwargs", {}).get("origin", ""))
+
+
+def _within_room(jobs: list[DBTaskResult], service_room: dict[str, int]) -> list[DBTaskResult]:
+    room = dict(service_room)
+    kept = []
+    for job in jobs:
+        service = service_of(job)
+        left = room.get(service, ASYNC_JOBS_PER_SERVICE)
+        if left > 0:
+            room[service] = left - 1
+            kept.append(job)
+    return kept
 
 
 def _run_function(job: DBTaskResult, function, args: list, kwargs: dict[str, Any]) -> None:
