@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import os
 import time
 
 from django.contrib.auth import get_user_model
@@ -544,6 +545,80 @@ def test_files_from_the_attach_button_or_dropped_go_without_text_as_named_chips(
     assert shown[0].get_attribute("href").endswith(sent.attachments.get(name="notes.txt").pk + "/")
     preview = bob.find(hook("inbox-preview"), bob.inbox_item(with_bob.pk)).text
     assert preview == "2 files"
+
+
+def noise_png(side: int) -> bytes:
+    """A PNG of random pixels: it barely compresses, so it takes about 3 bytes a pixel."""
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.frombytes("RGB", (side, side), os.urandom(side * side * 3)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def test_an_upload_shows_a_preview_and_its_progress_and_cancelling_it_sends_nothing(
+    browsers, tmp_path
+):
+    alice_user = UserFactory(username="alice")
+    bob_user = UserFactory(username="bob")
+    with_bob = direct(alice_user, bob_user)
+    say(bob_user, with_bob, "Any photos from the hike?")
+    alice = browsers("alice")
+    bob = browsers("bob")
+    alice.log_in("alice", f"/c/{with_bob.pk}/")
+    bob.log_in("bob", f"/c/{with_bob.pk}/")
+    alice.wait_message("Any photos from the hike?")
+
+    # A slow uplink, as on a train: a megabyte takes about twenty seconds to go up.
+    alice.cdp("Network.enable")
+    alice.cdp(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": 50_000},
+    )
+    summit = tmp_path / "summit.png"
+    summit.write_bytes(noise_png(580))
+    chooser = alice.by_testid("file-input")
+    alice.js("arguments[0].hidden = false", chooser)
+    chooser.send_keys(str(summit))
+    alice.js("arguments[0].hidden = true", chooser)
+
+    chip = alice.visible(hook("composer-file"))
+    assert chip.get_attribute("data-state") == "uploading"
+    assert alice.find(hook("file-name"), chip).text == "summit.png"
+    # The picture shows in the composer before it is up.
+    preview = alice.find("img.file-thumb", chip)
+    alice.until(
+        lambda: alice.js("return arguments[0].naturalWidth", preview) > 0,
+        "alice: no preview of the picture in the composer",
+    )
+    bar = alice.find(hook("upload-progress"), chip)
+    assert bar.get_attribute("aria-label") == "Uploading summit.png"
+    alice.until(
+        lambda: 0 < int(alice.find(hook("upload-progress")).get_attribute("value")) < 100,
+        "alice: the progress bar did not move",
+    )
+    cancel = alice.find(hook("file-remove"), alice.by_testid("composer-file"))
+    assert cancel.get_attribute("aria-label") == "Cancel the upload of summit.png"
+    cancel.click()
+    alice.gone(hook("composer-file"))
+    assert alice.focused_testid() == "composer-input"
+
+    # Back on a normal link, the message goes without the cancelled picture.
+    alice.cdp(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    alice.send("Only words, the photo can wait")
+    bob.wait_message("Only words, the photo can wait")
+    assert (
+        bob.find_all(
+            hook("attachment-image"), bob.message_element("Only words, the photo can wait")
+        )
+        == []
+    )
+    time.sleep(1)  # a cancelled upload that still reached the server would be stored by now
+    assert not Upload.objects.filter(name="summit.png").exists()
+    assert alice.script_errors() == []
 
 
 # -- all four, checked and photographed -----------------------------------------------------
