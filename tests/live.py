@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -263,3 +267,39 @@ def manage(*args: str, env: dict[str, str]) -> None:
 async def wait_closed(client: LiveClient, timeout: float = 10) -> int:
     """Wait until the server closes the socket; return its close code (1006 if none)."""
     return await client.chat.wait_closed(timeout)
+
+
+def upload_over_http(server: Daphne, token: str, name: str, content: bytes) -> dict:
+    """POST a file to /api/uploads/ as a multipart form; return the upload it answers."""
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
+            f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+        ).encode()
+        + content
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(
+        server.http_url + "/api/uploads/",
+        data=body,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status == 201
+        return json.loads(answer.read())["upload"]
+
+
+def download(server: Daphne, token: str, url: str) -> tuple[int, str, bytes]:
+    """GET an attachment's URL as a person; return the status, content type and bytes."""
+    request = urllib.request.Request(
+        server.http_url + url, headers={"Authorization": f"Bearer {token}"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            return answer.status, answer.headers["Content-Type"], answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers["Content-Type"], error.read()

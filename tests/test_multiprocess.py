@@ -1,16 +1,11 @@
 """Two real daphne processes on PostgreSQL and Redis: every frame reaches every socket."""
 
-import json
-import urllib.error
-import urllib.request
-import uuid
-
 import pytest
 from channels.db import database_sync_to_async
 
 from messaging.domain import services
 from tests.helpers import send_frame, token_for
-from tests.live import Daphne, live_client
+from tests.live import Daphne, download, live_client, upload_over_http
 from tests.test_uploads import png
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -152,42 +147,6 @@ async def test_replies_reactions_and_mentions_cross_processes(two_servers, alice
             await client.close()
 
 
-def upload_over_http(server: Daphne, token: str, name: str, content: bytes) -> dict:
-    """POST a file to /api/uploads/ as a multipart form; return the upload it answers."""
-    boundary = uuid.uuid4().hex
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; '
-            f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'
-        ).encode()
-        + content
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    request = urllib.request.Request(
-        server.http_url + "/api/uploads/",
-        data=body,
-        headers={
-            "Authorization": f"Bearer {token}",
-            "Content-Type": f"multipart/form-data; boundary={boundary}",
-        },
-    )
-    with urllib.request.urlopen(request, timeout=10) as answer:
-        assert answer.status == 201
-        return json.loads(answer.read())["upload"]
-
-
-def download_status(server: Daphne, token: str, url: str) -> tuple[int, str]:
-    """GET an attachment's URL; return the status and the content type."""
-    request = urllib.request.Request(
-        server.http_url + url, headers={"Authorization": f"Bearer {token}"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as answer:
-            return answer.status, answer.headers["Content-Type"]
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers["Content-Type"]
-
-
 async def test_files_reactions_edits_and_deletes_cross_processes_and_sync_catches_them_up(
     two_servers, alice, bob, carol
 ):
@@ -217,9 +176,10 @@ async def test_files_reactions_edits_and_deletes_cross_processes_and_sync_catche
         carol_cursor = (await carol_socket.recv_type("message.new"))["message"]["seq"]
         # Carol goes away; what follows she learns by sync.
         await carol_socket.close()
-        assert await database_sync_to_async(download_status)(
+        status, content_type, _ = await database_sync_to_async(download)(
             second, bob_token, attachment["url"]
-        ) == (200, "image/png")
+        )
+        assert (status, content_type) == (200, "image/png")
 
         reply = {**send_frame("lovely", "p-2", conversation=group.pk), "reply_to": sent["id"]}
         answered = (await bob_socket.request(reply, "message.ack"))["message"]
@@ -244,9 +204,7 @@ async def test_files_reactions_edits_and_deletes_cross_processes_and_sync_catche
         deleted = (await bob_socket.recv_type("message.updated"))["message"]
         assert deleted["deleted"] is True and deleted["attachments"] == []
         for server, token in ((first, alice_token), (second, bob_token)):
-            status, _ = await database_sync_to_async(download_status)(
-                server, token, attachment["url"]
-            )
+            status, _, _ = await database_sync_to_async(download)(server, token, attachment["url"])
             assert status == 404
 
         # Carol comes back on the other process and syncs from where she was.
