@@ -7,9 +7,9 @@ services.message_send one by one and once through the batch (messages_send_many,
 send queue calls it), each on a fresh database, and the two runs must give the same
 answers, the same rows and memberships, and every member the same stamp chain.
 
-Sends the batch hands to the single path are stored after the batch's own, in commit
-order: that is the one difference allowed, and the chains must show exactly it. Asking
-the rules costs the batch no round trip (the last test).
+Sends the batch hands to the single path (replies and sends with files among them) are
+stored after the batch's own, in commit order: that is the one difference allowed, and the
+chains must show exactly it. Asking the rules costs the batch no round trip (the last test).
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from messaging.domain import blocks, groups, message_changes, services
+from messaging.domain import blocks, groups, message_changes, services, uploads
 from messaging.domain.events import collecting
 from messaging.models import ChangeStream, Conversation, Membership, Message
 from messaging.protocol import ChatError
@@ -40,21 +41,25 @@ BODIES = ["hi", "hello", "  ", "x" * 4001]
 CLIENT_IDS = ["c0", "c1", "c2"]
 PAIRS = [(a, b) for a in range(len(NAMES)) for b in range(a + 1, len(NAMES))]
 MAX_EXAMPLES = 80
+MAX_EARLIER = 3
 
 
 @dataclass(frozen=True)
 class Send:
-    """One generated send: a sender, a place, a body, a client_id.
+    """One generated send: a sender, a place, a body, a client_id, what it quotes and carries.
 
     `place` is ("to", name index), ("to", None) for a name nobody has, ("conversation",
     index into the world's conversations) or ("conversation", None) for one that is not
-    there. A reply (`reply_to`) would be one more field here and in `requests`.
+    there. `reply_to` indexes the messages sent before (one past them: a message that is
+    not there); `files` is how many files of the sender's, uploaded just before, it carries.
     """
 
     sender: int
     place: tuple[str, int | None]
     body: str
     client_id: str
+    reply_to: int | None = None
+    files: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,12 +99,17 @@ def mixes(draw) -> Mix:
     members = [set(pair) for pair in directs] + [
         others | {creator} for creator, others, _ in group_list
     ]
+    # Mostly plain text, as people write; a reply or a file now and then.
+    replies = st.none() | st.none() | st.integers(0, MAX_EARLIER)
+    files = st.sampled_from([0, 0, 0, 1, 2])
     sends = st.builds(
         Send,
         sender=people,
         place=st.tuples(st.just("to"), st.none() | people),
         body=st.sampled_from(BODIES),
         client_id=st.sampled_from(CLIENT_IDS),
+        reply_to=replies,
+        files=files,
     )
     if members:
         # Mostly by someone who is (or was) in the conversation.
@@ -110,6 +120,8 @@ def mixes(draw) -> Mix:
                 place=st.just(("conversation", place)),
                 body=st.sampled_from(BODIES),
                 client_id=st.sampled_from(CLIENT_IDS),
+                reply_to=replies,
+                files=files,
             )
         )
     sends |= st.builds(
@@ -123,7 +135,7 @@ def mixes(draw) -> Mix:
     return Mix(
         directs=directs,
         groups=group_list,
-        earlier=draw(st.lists(st.tuples(sends, st.booleans()), max_size=3)),
+        earlier=draw(st.lists(st.tuples(sends, st.booleans()), max_size=MAX_EARLIER)),
         blocks=draw(st.lists(blocks_between, max_size=2)),
         inactive=draw(st.frozensets(people, max_size=2)),
         conversation_limit=draw(st.sampled_from([1, 2, 1000])),
@@ -134,12 +146,33 @@ def mixes(draw) -> Mix:
     )
 
 
+# One mix that surely stores a reply and a message with files, each followed by plain
+# sends of the same sender that the batch must hold back behind them; the generated mixes
+# store a few more.
+QUOTES_AND_FILES = Mix(
+    directs=[(0, 1)],
+    groups=[(0, frozenset({1, 2}), None)],
+    earlier=[(Send(0, ("conversation", 0), "hi", "c0"), False)],
+    blocks=[],
+    inactive=frozenset(),
+    conversation_limit=1000,
+    sends=[
+        Send(1, ("conversation", 0), "hello", "c1", reply_to=0),
+        Send(1, ("conversation", 0), "hi", "c2"),
+        Send(0, ("conversation", 1), "", "c1", files=2),
+        Send(0, ("conversation", 1), "hello", "c2"),
+        Send(2, ("conversation", 1), "hi", "c0"),
+    ],
+)
+
+
 class World:
     """The people and conversations of one run, built from a mix on an empty database."""
 
     def __init__(self, mix: Mix) -> None:
         self.users = [User.objects.create_user(username=name) for name in NAMES]
         self.conversations: list[int] = []
+        self.earlier: list[int] = []  # ids of the messages sent before, in order
         for first, second in mix.directs:
             conversation, _ = services.conversation_open_direct(
                 user=self.users[first], other=self.users[second]
@@ -167,6 +200,8 @@ class World:
             result = services.message_send(**self.request(send, fresh_sender=False))
         except ChatError:
             return
+        if result.created:
+            self.earlier.append(result.message.pk)
         if deleted and result.created:
             message_changes.message_delete(
                 actor=self.users[send.sender], message_id=result.message.pk
@@ -186,6 +221,17 @@ class World:
             where["conversation_id"] = (
                 self.conversations[target] if target is not None else 10**9 + 7
             )
+        if send.reply_to is not None:
+            where["reply_to"] = (
+                self.earlier[send.reply_to] if send.reply_to < len(self.earlier) else 10**9 + 7
+            )
+        if send.files:
+            where["attachments"] = [
+                uploads.store_upload(
+                    self.users[send.sender], SimpleUploadedFile(f"note{n}.txt", b"see you")
+                ).pk
+                for n in range(send.files)
+            ]
         return {"sender": sender, "body": send.body, "client_id": send.client_id, **where}
 
 
@@ -222,6 +268,8 @@ class Run:
     # (sender, client_id) -> the order it was committed in: (batch, stored alone, position)
     commit_order: dict[tuple[str, str], tuple[int, bool, int]]
     any_alone_stored: bool
+    # Messages of the sends that quote one or carry files.
+    with_parts: int = 0
 
 
 def _answer(outcome_result, error) -> tuple:
@@ -263,7 +311,7 @@ def _run(mix: Mix, *, batched: bool, monkeypatch) -> Run:
         CHAT_RATE_LIMIT_PREFIX=f"paths-{uuid.uuid4().hex}",
     ):
         for number, batch in enumerate(_batches(mix)):
-            requests = [SendRequest(**world.request(send)) for _, send in batch]
+            requests = [_send_request(world.request(send)) for _, send in batch]
             if batched:
                 outcomes, events = _send_batch(requests, monkeypatch, alone, offset=batch[0][0])
                 pairs = [(o.result, o.error, o.events) for o in outcomes]
@@ -278,6 +326,10 @@ def _run(mix: Mix, *, batched: bool, monkeypatch) -> Run:
                     commit_order[key] = (number, index in alone, index)
     any_alone = any(stored_alone for _, stored_alone, _ in commit_order.values())
     return _observe(world, answers, pushes, first_seqs, last_before, commit_order, any_alone)
+
+
+def _send_request(request: dict) -> SendRequest:
+    return SendRequest(**{**request, "attachments": tuple(request.get("attachments", ()))})
 
 
 def _send_batch(requests, monkeypatch, alone: set[int], *, offset: int) -> tuple[list, list]:
@@ -304,6 +356,8 @@ def _send_alone(request: SendRequest) -> tuple:
                 client_id=request.client_id,
                 to=request.to,
                 conversation_id=request.conversation_id,
+                reply_to=request.reply_to,
+                attachments=list(request.attachments),
             )
         except ChatError as error:
             return None, error, []
@@ -321,8 +375,11 @@ def _observe(world, answers, pushes, first_seqs, last_before, commit_order, any_
             m.client_id if m.kind == Message.Kind.TEXT else "",
             m.deleted_at is not None,
             m.sent_hash == (Message.hash_body(m.body) if m.sent_hash else ""),
+            # What it quotes, by who sent that and as what; the names of its files.
+            (names[m.reply_to.sender_id], m.reply_to.client_id) if m.reply_to_id else None,
+            tuple(sorted(m.attachments.values_list("name", flat=True))),
         )
-        for m in Message.objects.all()
+        for m in Message.objects.select_related("reply_to")
     )
     memberships = sorted(
         (_conversation_name(conversation_id), names[user_id], shown)
@@ -343,7 +400,12 @@ def _observe(world, answers, pushes, first_seqs, last_before, commit_order, any_
     # A stream not made yet is one at 0: the batch makes those of people it may open with.
     streams = ChangeStream.objects.exclude(last_seq=0).values_list("user_id", "last_seq")
     last_seqs = {names[user_id]: seq for user_id, seq in streams}
-    return Run(answers, rows, memberships, chains, last_seqs, commit_order, any_alone)
+    sent = Message.objects.filter(pk__gt=last_before)
+    with_parts = (
+        sent.filter(reply_to__isnull=False).count()
+        + sent.filter(attachments__isnull=False).distinct().count()
+    )
+    return Run(answers, rows, memberships, chains, last_seqs, commit_order, any_alone, with_parts)
 
 
 def _check_pushes(user, pushes, chain: list[tuple], first_seq: int) -> None:
@@ -375,8 +437,9 @@ def _assert_agree(single: Run, batched: Run) -> None:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_batch_and_the_single_path_answer_store_and_stamp_alike(monkeypatch):
+def test_the_batch_and_the_single_path_answer_store_and_stamp_alike(monkeypatch, tmp_path):
     examples = []
+    with_parts = []
 
     @settings(
         max_examples=MAX_EXAMPLES,
@@ -385,15 +448,22 @@ def test_the_batch_and_the_single_path_answer_store_and_stamp_alike(monkeypatch)
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(mix=mixes())
+    @example(mix=QUOTES_AND_FILES)
     def both_paths_agree(mix: Mix) -> None:
         examples.append(mix)
         single = _run(mix, batched=False, monkeypatch=monkeypatch)
         batched = _run(mix, batched=True, monkeypatch=monkeypatch)
         _assert_agree(single, batched)
+        with_parts.append(batched.with_parts)
 
-    both_paths_agree()
-    print(f"\n{len(examples)} mixes of sends ran through both paths")
+    with override_settings(MEDIA_ROOT=str(tmp_path / "media")):
+        both_paths_agree()
+    print(
+        f"\n{len(examples)} mixes of sends ran through both paths, "
+        f"storing {sum(with_parts)} replies and messages with files"
+    )
     assert len(examples) >= MAX_EXAMPLES // 2
+    assert sum(with_parts) >= 2, "no reply or file was stored"
 
 
 def _round_trips(requests: list[SendRequest]) -> tuple[int, list]:
