@@ -302,6 +302,23 @@ def test_an_empty_file_is_400(client, alice, media):
     assert_nothing_stored(media)
 
 
+def test_a_refused_upload_says_why_in_the_persons_language(client, alice, media, settings):
+    settings.CHAT_UPLOAD_QUOTA_BYTES = 2_500_000
+    german = {"HTTP_ACCEPT_LANGUAGE": "de", **bearer(alice)}
+    empty = post_file(client, b"", "leer.txt", **german).json()
+    assert empty["detail"] == "die Datei ist leer"
+    assert empty["errors"] == {"file": ["die Datei ist leer"]}
+    assert post_file(client, b"x" * 2_000_000, "gross.bin", **german).status_code == 201
+    over = post_file(client, b"x" * 600_000, "mehr.bin", **german)
+    assert over.status_code == 403
+    # Numbers as German writes them: a decimal comma.
+    assert over.json()["detail"] == (
+        "deine Dateien belegen schon 2,0 MB deiner 2,5 MB; diese passt nicht mehr hinein"
+    )
+    spanish = post_file(client, b"", "vacio.txt", HTTP_ACCEPT_LANGUAGE="es", **bearer(alice))
+    assert spanish.json()["detail"] == "el archivo está vacío"
+
+
 @pytest.mark.parametrize(
     "data",
     [{}, {"other": SimpleUploadedFile("a.txt", b"a")}, {"file": "not a file"}],

@@ -14,6 +14,8 @@ import zlib
 from dataclasses import dataclass
 from typing import IO
 
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 from PIL import Image, ImageOps
 
 # The formats shown inline: what browsers display everywhere, by Pillow's names.
@@ -93,10 +95,13 @@ def picture_from(file: IO[bytes], *, max_pixels: int) -> Picture | None:
             upright = ImageOps.exif_transpose(image)
     except Image.DecompressionBombError:
         raise PictureRefused(
-            f"the picture has too many pixels (at most {max_pixels:,})", too_large=True
+            _("the picture has too many pixels (at most %(most)s)") % {"most": _count(max_pixels)},
+            too_large=True,
         ) from None
     except _DECODING_ERRORS:
-        raise PictureRefused("the picture is damaged or incomplete and cannot be shown") from None
+        raise PictureRefused(
+            _("the picture is damaged or incomplete and cannot be shown")
+        ) from None
     if image_format not in CONTENT_TYPES:
         return None
     return Picture(
@@ -112,9 +117,15 @@ def picture_from(file: IO[bytes], *, max_pixels: int) -> Picture | None:
 def _check_pixels(width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
         raise PictureRefused(
-            f"the picture is {width} by {height} pixels; at most {max_pixels:,} pixels in all",
+            _("the picture is %(width)s by %(height)s pixels; at most %(most)s pixels in all")
+            % {"width": _count(width), "height": _count(height), "most": _count(max_pixels)},
             too_large=True,
         )
+
+
+def _count(number: int) -> str:
+    """A whole number as the active language groups its digits (50,000,000; 50.000.000)."""
+    return number_format(number, force_grouping=True)
 
 
 def _clean(image: Image.Image, image_format: str) -> Image.Image:

@@ -27,6 +27,8 @@ from django.db import transaction
 from django.db.models import Case, Q, Sum, Value, When
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import number_format
+from django.utils.translation import gettext as _
 
 from messaging.domain.pictures import PictureRefused, picture_from
 from messaging.domain.ratelimit import check_rate_sync
@@ -102,9 +104,9 @@ def store_upload(owner, uploaded_file: File) -> Upload:
     """
     size = uploaded_file.size or 0
     if size == 0:
-        raise UploadRefused("the file is empty")
+        raise UploadRefused(_("the file is empty"))
     if size > settings.CHAT_MAX_UPLOAD_BYTES:
-        raise UploadRefused(_too_large_detail(), 413)
+        raise UploadRefused(too_large_detail(), 413)
     check_rate_sync("upload", owner.pk, settings.CHAT_UPLOAD_RATE)
     _check_quota(owner.pk, size)
     try:
@@ -143,8 +145,21 @@ def store_upload(owner, uploaded_file: File) -> Upload:
         raise
 
 
-def _too_large_detail() -> str:
-    return f"the file is larger than {settings.CHAT_MAX_UPLOAD_BYTES / 1_000_000:g} MB"
+def too_large_detail() -> str:
+    """Say that a file passes CHAT_MAX_UPLOAD_BYTES, in the active language."""
+    return _("the file is larger than %(limit)s MB") % {
+        "limit": _megabytes(settings.CHAT_MAX_UPLOAD_BYTES)
+    }
+
+
+def _megabytes(size: int, decimals: int | None = None) -> str:
+    """Megabytes as the active language writes them: all the digits a limit has (25,
+    2.5, 0.001) unless `decimals` is given."""
+    megabytes = size / 1_000_000
+    if decimals is None:
+        shortest = f"{megabytes:f}".rstrip("0")
+        decimals = len(shortest.split(".")[1])
+    return number_format(megabytes, decimal_pos=decimals)
 
 
 def _storage_base() -> str:
@@ -171,8 +186,8 @@ def _check_quota(owner_id: int, size: int) -> None:
     quota = settings.CHAT_UPLOAD_QUOTA_BYTES
     if used + size > quota:
         raise UploadRefused(
-            f"your files already take {used / 1_000_000:.1f} MB of your "
-            f"{quota / 1_000_000:g} MB; this one does not fit",
+            _("your files already take %(used)s MB of your %(quota)s MB; this one does not fit")
+            % {"used": _megabytes(used, 1), "quota": _megabytes(quota)},
             403,
         )
 

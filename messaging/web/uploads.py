@@ -22,6 +22,7 @@ from messaging.domain.uploads import (
     attachment_data,
     downloadable,
     store_upload,
+    too_large_detail,
 )
 from messaging.models import Upload
 from messaging.protocol import ChatError
@@ -33,10 +34,7 @@ MULTIPART_SLACK = 64 * 1024
 
 
 def _too_large() -> JsonResponse:
-    limit = settings.CHAT_MAX_UPLOAD_BYTES
-    return JsonResponse(
-        {"detail": f"the file is larger than {limit / 1_000_000:g} MB"}, status=413
-    )
+    return JsonResponse({"detail": too_large_detail()}, status=413)
 
 
 class _LimitedUploadHandler(FileUploadHandler):
