@@ -11,9 +11,7 @@ import threading
 from pathlib import Path
 
 from messaging.jobs.runner import Runner
-
-_started: Runner | None = None
-_lock = threading.Lock()
+from messaging.singletons import per_process
 
 
 def under_daphne(argv: list[str] | None = None) -> bool:
@@ -25,11 +23,11 @@ def under_daphne(argv: list[str] | None = None) -> bool:
     return program.name == "daphne" or program.parts[-2:] == ("daphne", "__main__.py")
 
 
-def start_embedded_worker() -> Runner:
-    """Start this process's worker thread, once; return its worker."""
-    global _started
-    with _lock:
-        if _started is None:
-            _started = Runner(embedded=True)
-            threading.Thread(target=_started.run, name="chat-jobs", daemon=True).start()
-        return _started
+def _started_worker() -> Runner:
+    worker = Runner(embedded=True)
+    threading.Thread(target=worker.run, name="chat-jobs", daemon=True).start()
+    return worker
+
+
+# This process's worker thread, started on the first call; return its worker.
+start_embedded_worker = per_process(_started_worker, on_reset=Runner.stop)

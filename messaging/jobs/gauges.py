@@ -26,6 +26,8 @@ class QueueGaugesRefresher(Collector):
         return iter(())
 
 
+# Not a per_process object: Prometheus's registry is the process's own and refuses a
+# collector registered twice, so no reset of the tests may forget that it was.
 _registered = False
 
 

@@ -26,6 +26,7 @@ from pywebpush import WebPusher
 
 from messaging.domain.endpoints import address_is_public, allowed_by_setting, url_refusal
 from messaging.jobs import vapid
+from messaging.singletons import per_process
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +139,12 @@ class PushClient:
             with contextlib.suppress(Exception):
                 asyncio.run_coroutine_threadsafe(self.close(), self._loop).result(2)
 
+    def shut_down(self) -> None:
+        """Close the connections and stop the loop's thread (a test forgetting this client)."""
+        self._close_at_exit()
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+
     def _session(self, checked: bool) -> aiohttp.ClientSession:
         session = self._sessions.get(checked)
         if session is None or session.closed:
@@ -231,14 +238,5 @@ def _seconds(headers) -> float | None:
     return float(value) if value.isdigit() else None
 
 
-_client: PushClient | None = None
-_client_lock = threading.Lock()
-
-
-def push_client() -> PushClient:
-    """Return this process's push client, made on first use."""
-    global _client
-    with _client_lock:
-        if _client is None:
-            _client = PushClient()
-        return _client
+# This process's push client, made on first use.
+push_client = per_process(PushClient, on_reset=PushClient.shut_down)

@@ -25,6 +25,7 @@ from django_tasks_db.models import DBTaskResult, get_date_max
 
 from messaging import metrics
 from messaging.models import JobWorker
+from messaging.singletons import per_process
 
 # The queue has not moved when its oldest job waited this long and no job finished since.
 STUCK_AFTER = 60.0
@@ -126,34 +127,45 @@ def check_queue() -> str:
     return health_reason(state)
 
 
-# The last state read and when: /metrics shows it without asking the database on its
-# event loop; a read older than this starts a new one in a thread of its own.
+# /metrics shows the last state read without asking the database on its event loop; a
+# read older than this starts a new one in a thread of its own.
 GAUGES_MAX_AGE = 10.0
-_last: tuple[float, QueueState] | None = None
-_reading = threading.Lock()
+
+
+class _GaugeReading:
+    """The last state read and when, and whether a read is under way."""
+
+    def __init__(self) -> None:
+        self.last: tuple[float, QueueState] | None = None
+        self.reading = threading.Lock()
+
+
+_gauge_reading = per_process(_GaugeReading)
 
 
 def _remember(state: QueueState) -> None:
-    global _last
-    _last = (time.monotonic(), state)
+    _gauge_reading().last = (time.monotonic(), state)
     metrics.JOBS_WAITING.set(state.waiting)
     metrics.JOBS_RUNNING.set(state.running)
     metrics.JOBS_OLDEST_QUEUED.set(state.oldest_waiting)
 
 
-def _read_in_background() -> None:
+def _read_in_background(reading: _GaugeReading) -> None:
     try:
         _remember(queue_state())
     except Exception:
         pass
     finally:
         connection.close()
-        _reading.release()
+        reading.reading.release()
 
 
 def refresh_gauges() -> None:
     """Start reading the queue's state in a thread, unless a fresh one is known or under way."""
-    if _last is not None and time.monotonic() - _last[0] < GAUGES_MAX_AGE:
+    reading = _gauge_reading()
+    if reading.last is not None and time.monotonic() - reading.last[0] < GAUGES_MAX_AGE:
         return
-    if _reading.acquire(blocking=False):
-        threading.Thread(target=_read_in_background, name="job-gauges", daemon=True).start()
+    if reading.reading.acquire(blocking=False):
+        threading.Thread(
+            target=_read_in_background, args=(reading,), name="job-gauges", daemon=True
+        ).start()

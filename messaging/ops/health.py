@@ -14,6 +14,7 @@ from django.db import connection
 from django.http import JsonResponse
 
 from messaging.jobs.queue import check_queue
+from messaging.singletons import per_process
 
 log = logging.getLogger(__name__)
 
@@ -105,40 +106,47 @@ def failure_reason(exc: BaseException) -> str:
 
 
 async def _check_all() -> dict[str, str]:
-    global _latest
     database, layer, jobs = await asyncio.gather(
         _run("database", sync_to_async(_database, thread_sensitive=False)),
         _run("channel_layer", _channel_layer),
         _run("jobs", sync_to_async(_jobs, thread_sensitive=False)),
     )
     checks = {"database": database, "channel_layer": layer, "jobs": jobs}
-    _latest = (time.monotonic(), checks)
+    _shared().latest = (time.monotonic(), checks)
     return checks
 
 
-# The last answer (when it was made, the checks) and the check under way (on which event
-# loop): callers share them, so no number of requests makes a process ask the database and
-# Redis more than once per CHAT_HEALTH_CACHE_SECONDS.
-_latest: tuple[float, dict[str, str]] | None = None
-_running: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None
+class _SharedChecks:
+    """The last answer (when it was made, the checks) and the check under way (on which
+    event loop): callers share them, so no number of requests makes a process ask the
+    database and Redis more than once per CHAT_HEALTH_CACHE_SECONDS."""
+
+    def __init__(self) -> None:
+        self.latest: tuple[float, dict[str, str]] | None = None
+        self.running: tuple[asyncio.AbstractEventLoop, asyncio.Task] | None = None
+
+
+_shared = per_process(_SharedChecks)
 
 
 async def shared_checks() -> dict[str, str]:
     """Return the checks' results: the last ones while fresh, else those of a shared run."""
-    global _running
-    if _latest is not None and time.monotonic() - _latest[0] < settings.CHAT_HEALTH_CACHE_SECONDS:
-        return _latest[1]
+    shared = _shared()
+    latest = shared.latest
+    if latest is not None and time.monotonic() - latest[0] < settings.CHAT_HEALTH_CACHE_SECONDS:
+        return latest[1]
     loop = asyncio.get_running_loop()
-    if _running is None or _running[0] is not loop or _running[1].done():
-        _running = (loop, loop.create_task(_check_all()))
+    running = shared.running
+    if running is None or running[0] is not loop or running[1].done():
+        running = shared.running = (loop, loop.create_task(_check_all()))
     # A caller that goes away must not cancel the run the others wait for.
-    return await asyncio.shield(_running[1])
+    return await asyncio.shield(running[1])
 
 
 def forget_checks() -> None:
     """Drop the last answer, so that the next call checks again."""
-    global _latest, _running
-    _latest = _running = None
+    shared = _shared()
+    shared.latest = shared.running = None
 
 
 async def healthz(request) -> JsonResponse:
