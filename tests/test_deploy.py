@@ -159,7 +159,16 @@ def test_the_example_environment_collects_static_files_and_passes_the_deploy_che
 def stack(transactional_db, tmp_path, certificate, static_root):
     """Start two daphne processes as chat@.service does, a worker as chat-worker@.service
     does, and nginx with the site in front."""
-    worker = UnitWorker(env=SERVER_ENV, log_path=tmp_path / "worker.log")
+    # The worker's mail goes to files, where the tests read what it sent.
+    worker = UnitWorker(
+        env={
+            **SERVER_ENV,
+            # An absolute path: the URL's path loses its first slash.
+            "EMAIL_URL": f"filemail:///{tmp_path / 'mail'}",
+            "CHAT_SITE_URL": f"https://{HOSTNAME}",
+        },
+        log_path=tmp_path / "worker.log",
+    )
     daphnes = [
         UnitDaphne(
             env={**SERVER_ENV, "STATIC_ROOT": str(static_root)},
@@ -258,7 +267,7 @@ async def stored_messages() -> list[tuple[int, str, str, str]]:
 
 @pytest.mark.services
 async def test_two_users_chat_over_wss_through_nginx_one_on_each_process(
-    stack, alice, bob, static_root
+    stack, alice, bob, static_root, tmp_path
 ):
     nginx, daphnes = stack
     cookie = await asyncio.to_thread(sign_in, nginx, "alice")
@@ -336,8 +345,25 @@ async def test_two_users_chat_over_wss_through_nginx_one_on_each_process(
 
     health = await asyncio.to_thread(nginx.https, "GET", "/healthz")
     assert health.status == 200 and json.loads(health.body)["status"] == "ok"
-    # The worker of chat-worker@.service runs the jobs: the queue moves.
+    # The worker of chat-worker@.service runs the jobs: someone who signs up with an
+    # address is sent the link that verifies it.
     assert json.loads(health.body)["checks"]["jobs"] == "ok"
+    signed_up = await asyncio.to_thread(
+        nginx.https,
+        "POST",
+        "/api/auth/register/",
+        headers={"Content-Type": "application/json"},
+        body=json.dumps(
+            {"username": "carol", "password": "a long pass phrase", "email": "carol@example.org"}
+        ).encode(),
+    )
+    assert signed_up.status == 201, signed_up.body
+    mail = tmp_path / "mail"
+    deadline = time.monotonic() + 15
+    while not (mail.is_dir() and any(mail.iterdir())) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    [sent] = [path.read_text() for path in mail.iterdir()]
+    assert "To: carol@example.org" in sent and f"https://{HOSTNAME}/" in sent
     redirect = await asyncio.to_thread(nginx.plain_http, "/c/1/?x=1")
     assert redirect.status == 301
     assert redirect.headers["Location"] == f"https://{HOSTNAME}/c/1/?x=1"
