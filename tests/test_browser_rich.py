@@ -18,7 +18,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.keys import Keys
 
 from messaging.domain import reactions, services
-from messaging.models import Message, Reaction, Upload
+from messaging.models import Conversation, Message, Reaction, Upload
 from tests import browser as shared
 from tests.browser import Browser, direct, hook, hover, say
 from tests.factories import UserFactory
@@ -94,17 +94,24 @@ def action(browser: Browser, body: str, testid: str):
 # -- replies -------------------------------------------------------------------------------
 
 
-def test_a_reply_from_the_menu_or_the_r_key_quotes_the_message_and_follows_its_changes(browsers):
+def alice_and_bob(browsers, *opening: str) -> tuple[Browser, Browser, Conversation]:
+    """Alice and Bob in their direct conversation, Bob having written `opening`, each of
+    them looking at it; return their browsers and the conversation."""
     alice_user = UserFactory(username="alice")
     bob_user = UserFactory(username="bob")
     with_bob = direct(alice_user, bob_user)
-    say(bob_user, with_bob, "Lunch at noon?")
-    say(bob_user, with_bob, "Or one o'clock")
+    for body in opening:
+        say(bob_user, with_bob, body)
     alice = browsers("alice")
     bob = browsers("bob")
     alice.log_in("alice", f"/c/{with_bob.pk}/")
     bob.log_in("bob", f"/c/{with_bob.pk}/")
-    alice.wait_message("Or one o'clock")
+    alice.wait_message(opening[-1])
+    return alice, bob, with_bob
+
+
+def test_a_reply_from_the_menu_or_the_r_key_quotes_the_message_and_follows_its_changes(browsers):
+    alice, bob, _ = alice_and_bob(browsers, "Lunch at noon?", "Or one o'clock")
 
     # From the message's menu: the quote shows above the composer, Escape takes it away.
     action(alice, "Lunch at noon?", "message-reply").click()
@@ -208,15 +215,7 @@ def test_a_quote_leads_to_the_message_it_answers_loading_older_history(browsers)
 
 
 def test_reactions_from_the_picker_by_keyboard_and_search_counted_for_both(browsers):
-    alice_user = UserFactory(username="alice")
-    bob_user = UserFactory(username="bob")
-    with_bob = direct(alice_user, bob_user)
-    say(bob_user, with_bob, "I got the tickets!")
-    alice = browsers("alice")
-    bob = browsers("bob")
-    alice.log_in("alice", f"/c/{with_bob.pk}/")
-    bob.log_in("bob", f"/c/{with_bob.pk}/")
-    alice.wait_message("I got the tickets!")
+    alice, bob, _ = alice_and_bob(browsers, "I got the tickets!")
 
     # The keyboard: the picker opens on the frequent ones, arrows walk it, Enter picks.
     react = action(alice, "I got the tickets!", "message-react")
@@ -394,15 +393,7 @@ def paste_picture(
 
 
 def test_a_photo_pasted_in_the_composer_is_uploaded_sent_and_opened_by_the_other(browsers):
-    alice_user = UserFactory(username="alice")
-    bob_user = UserFactory(username="bob")
-    with_bob = direct(alice_user, bob_user)
-    say(bob_user, with_bob, "Send me the picture")
-    alice = browsers("alice")
-    bob = browsers("bob")
-    alice.log_in("alice", f"/c/{with_bob.pk}/")
-    bob.log_in("bob", f"/c/{with_bob.pk}/")
-    alice.wait_message("Send me the picture")
+    alice, bob, _ = alice_and_bob(browsers, "Send me the picture")
 
     paste_picture(alice)
     chip = alice.visible(hook("composer-file"))
@@ -435,15 +426,8 @@ def test_a_photo_pasted_in_the_composer_is_uploaded_sent_and_opened_by_the_other
 
 
 def test_a_photo_whose_upload_a_reload_cut_is_uploaded_again_and_sent_once(browsers):
-    alice_user = UserFactory(username="alice")
-    bob_user = UserFactory(username="bob")
-    with_bob = direct(alice_user, bob_user)
-    say(bob_user, with_bob, "Did you take a picture?")
-    alice = browsers("alice")
-    bob = browsers("bob")
-    alice.log_in("alice", f"/c/{with_bob.pk}/")
-    bob.log_in("bob", f"/c/{with_bob.pk}/")
-    alice.wait_message("Did you take a picture?")
+    alice, bob, with_bob = alice_and_bob(browsers, "Did you take a picture?")
+    alice_user = User.objects.get(username="alice")
 
     # The upload cannot get through (as on a train in a tunnel): the message waits for it.
     alice.cdp("Network.enable")
@@ -502,15 +486,7 @@ for (const type of ["dragenter", "dragover", "drop"]) {
 def test_files_from_the_attach_button_or_dropped_go_without_text_as_named_chips(
     browsers, tmp_path
 ):
-    alice_user = UserFactory(username="alice")
-    bob_user = UserFactory(username="bob")
-    with_bob = direct(alice_user, bob_user)
-    say(bob_user, with_bob, "What do we pack?")
-    alice = browsers("alice")
-    bob = browsers("bob")
-    alice.log_in("alice", f"/c/{with_bob.pk}/")
-    bob.log_in("bob", f"/c/{with_bob.pk}/")
-    alice.wait_message("What do we pack?")
+    alice, bob, with_bob = alice_and_bob(browsers, "What do we pack?")
 
     # The attach button opens the system's file chooser, which the driver answers instead.
     notes = tmp_path / "notes.txt"
@@ -559,15 +535,7 @@ def noise_png(side: int) -> bytes:
 def test_an_upload_shows_a_preview_and_its_progress_and_cancelling_it_sends_nothing(
     browsers, tmp_path
 ):
-    alice_user = UserFactory(username="alice")
-    bob_user = UserFactory(username="bob")
-    with_bob = direct(alice_user, bob_user)
-    say(bob_user, with_bob, "Any photos from the hike?")
-    alice = browsers("alice")
-    bob = browsers("bob")
-    alice.log_in("alice", f"/c/{with_bob.pk}/")
-    bob.log_in("bob", f"/c/{with_bob.pk}/")
-    alice.wait_message("Any photos from the hike?")
+    alice, bob, _ = alice_and_bob(browsers, "Any photos from the hike?")
 
     # A slow uplink, as on a train: a megabyte takes about twenty seconds to go up.
     alice.cdp("Network.enable")
