@@ -179,7 +179,8 @@ class Listener:
         self.port = free_port()
         self.sock = socket.create_server(("127.0.0.1", self.port))
         self.accepted = 0
-        threading.Thread(target=self._accept, daemon=True).start()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
 
     def _accept(self) -> None:
         while True:
@@ -189,6 +190,12 @@ class Listener:
                 return
             self.accepted += 1
             conn.close()
+
+    def close(self) -> None:
+        # A close alone leaves the thread blocked in accept(); a shutdown wakes it.
+        self.sock.shutdown(socket.SHUT_RDWR)
+        self.sock.close()
+        self.thread.join(5)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -211,7 +218,7 @@ def test_a_name_that_turns_private_after_subscribing_is_never_posted_to(
     Runner(threads=1).run_until_idle(timeout=30)
 
     assert listener.accepted == 0
-    listener.sock.close()
+    listener.close()
     # Refused for good, not retried; the subscription stays (the name may come back).
     from django_tasks_db.models import DBTaskResult
 
