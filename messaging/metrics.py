@@ -29,6 +29,19 @@ from prometheus_client.registry import Collector
 OPEN_SOCKETS = Gauge("chat_open_sockets", "WebSocket connections open on this process")
 FRAMES_IN = Counter("chat_frames_in_total", "Frames received from clients", ["type"])
 FRAMES_OUT = Counter("chat_frames_out_total", "Frames sent to clients", ["type"])
+# One child counter per frame type, found without labels()'s lock and key building: a
+# group message counts a frame per member.
+_frames_out_by_type: dict[str, Counter] = {}
+
+
+def count_frame_out(frame_type: str) -> None:
+    """Count one frame sent to a client."""
+    child = _frames_out_by_type.get(frame_type)
+    if child is None:
+        child = _frames_out_by_type[frame_type] = FRAMES_OUT.labels(frame_type)
+    child.inc()
+
+
 MESSAGES_STORED = Counter("chat_messages_stored_total", "Messages stored (retries excluded)")
 FANOUT_FAILURES = Counter("chat_fanout_failures_total", "Channel-layer group sends that failed")
 SYNCS = Counter("chat_syncs_total", "sync requests answered")

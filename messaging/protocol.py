@@ -375,6 +375,30 @@ def message_data(message) -> dict[str, Any]:
     }
 
 
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# The message the last frame carried, and its JSON text. A change's frames (one per member
+# of its conversation, and the sender's ack) carry the same message object, built once for
+# them all and never changed after (message_data builds a new one for every change): a
+# group message is encoded once, not once per member.
+_last_message: tuple[object, str] = (None, "")
+
+
 def encode(frame: dict[str, Any]) -> str:
     """Encode an outbound frame."""
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+    global _last_message
+    message = frame.get("message")
+    if type(message) is not dict:
+        return _ENCODER.encode(frame)
+    shown, text = _last_message
+    if shown is not message:
+        text = _ENCODER.encode(message)
+        # One assignment: a reader in another thread sees the pair whole.
+        _last_message = (message, text)
+    fields = (
+        f'"message":{text}'
+        if key == "message"
+        # A stamp (prev_seq) is a plain int: its text is its digits.
+        else f"{_ENCODER.encode(key)}:{value if type(value) is int else _ENCODER.encode(value)}"
+        for key, value in frame.items()
+    )
+    return "{" + ",".join(fields) + "}"

@@ -5,7 +5,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from messaging.protocol import FRAME_TYPES, ChatError, ErrorCode, parse_frame
+from messaging.protocol import FRAME_TYPES, ChatError, ErrorCode, encode, parse_frame
 
 MAX = 64 * 1024
 PROTOCOL_CODES = {
@@ -79,3 +79,30 @@ def test_frame_shaped_objects_are_a_frame_or_a_protocol_error(value):
 @given(st.binary(max_size=200))
 def test_any_bytes_decoded_leniently_are_a_frame_or_a_protocol_error(data):
     outcome(data.decode("utf-8", "replace"))
+
+
+# What the server sends: JSON without NaN (the chat never puts a float in a frame).
+sent_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**60), 2**60) | st.text(),
+    lambda children: st.lists(children, max_size=4)
+    | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300)
+@given(
+    message=st.dictionaries(st.text(max_size=8), sent_values, max_size=6),
+    others=st.dictionaries(st.sampled_from(["type", "prev_seq", "client_id"]), sent_values),
+    later=st.dictionaries(st.text(max_size=8), sent_values, max_size=3),
+)
+def test_a_frame_is_sent_as_its_json_whether_its_message_was_encoded_before_or_not(
+    message, others, later
+):
+    # One message's frames for many members (its text reused), then a new message.
+    for prev_seq in (1, 2):
+        frame = {**others, "message": message, "prev_seq": prev_seq, **later}
+        assert encode(frame) == json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
+    changed = {**message, "body": "another"}
+    frame = {"type": "message.updated", "message": changed, "prev_seq": 3}
+    assert json.loads(encode(frame))["message"] == changed

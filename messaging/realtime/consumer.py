@@ -186,7 +186,7 @@ class ChatConsumer(Opening, LayerReading, FrameHandlers, Refusals, AsyncWebsocke
     async def send_frame(self, frame: dict[str, Any]) -> None:
         if self.closing:
             return
-        metrics.FRAMES_OUT.labels(frame["type"]).inc()
+        metrics.count_frame_out(frame["type"])
         try:
             await self.send(text_data=encode(frame))
         except Disconnected:
