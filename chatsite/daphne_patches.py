@@ -36,6 +36,12 @@ sizes, origins) into every connection's instance dict when it connects, unless t
 already has them; the class has them as properties reading the factory instead, so a socket
 holds only an option set on it alone (autobahn sets none of them differently).
 
+Taking connections: the process takes only what its handshake gate has room for
+(messaging/realtime/accept_pause.py). daphne hands each port it listens on to
+`listen_success`, which now registers it there and deepens its backlog from Twisted's 50
+to CHAT_LISTEN_BACKLOG (no daphne option sets it); each connection its factory builds is
+counted there until its first request is processed or it closes without one.
+
 Options' debug line: autobahn also pretty-prints those 29 options for a debug log line
 at every connection, before the logger decides to drop it (6.6 % of a handshake's CPU in a
 profile of 5,000); the text is made only when a debug line is written.
@@ -74,9 +80,10 @@ class _Handshake:
 def patch_daphne() -> None:
     """Apply the changes to daphne, once."""
     try:
-        from daphne.http_protocol import WebRequest
+        from daphne.http_protocol import HTTPFactory, WebRequest
         from daphne.server import Server
         from daphne.ws_protocol import WebSocketProtocol
+        from twisted.web.http import HTTPChannel
     except ImportError:  # Not running under daphne.
         return
     if getattr(WebSocketProtocol, "_chat_patched", False):
@@ -87,6 +94,7 @@ def patch_daphne() -> None:
     _forget_handshakes(WebRequest, WebSocketProtocol)
     _options_from_factory(WebSocketProtocol)
     _format_options_when_logged()
+    _pace_listening(Server, HTTPFactory, WebRequest, HTTPChannel)
     WebSocketProtocol._chat_patched = True
 
 
@@ -241,3 +249,57 @@ class _FormattedWhenLogged:
         return self._text()
 
     __repr__ = __str__
+
+
+def _pace_listening(server_class, factory_class, request_class, channel_class) -> None:
+    from messaging.realtime.accept_pause import LISTENING
+
+    original_listen_success = server_class.listen_success
+    original_build = factory_class.buildProtocol
+    original_process = request_class.process
+    original_lost = channel_class.connectionLost
+
+    def listen_success(self, port):
+        if all(hasattr(port, name) for name in ("doRead", "stopReading", "startReading")):
+            LISTENING.add(port)
+            _deepen_backlog(port)
+        return original_listen_success(self, port)
+
+    def build_protocol(self, addr):
+        built = original_build(self, addr)
+        if built is not None:
+            # Twisted wraps the HTTP channel (to switch to HTTP/2); requests know the channel.
+            getattr(built, "_channel", built)._chat_unheard = True
+            LISTENING.taken()
+        return built
+
+    def process(self):
+        channel = self.channel
+        if channel is not None and channel.__dict__.pop("_chat_unheard", False):
+            LISTENING.heard()
+        return original_process(self)
+
+    def connection_lost(self, reason):
+        if self.__dict__.pop("_chat_unheard", False):
+            LISTENING.heard()
+        return original_lost(self, reason)
+
+    server_class.listen_success = listen_success
+    factory_class.buildProtocol = build_protocol
+    request_class.process = process
+    channel_class.connectionLost = connection_lost
+
+
+def _deepen_backlog(port) -> None:
+    """Listen with CHAT_LISTEN_BACKLOG: the connections the kernel holds while none are taken."""
+    from django.conf import settings
+
+    backlog = settings.CHAT_LISTEN_BACKLOG
+    listening_socket = getattr(port, "socket", None)
+    if not backlog or listening_socket is None:
+        return
+    try:
+        # Linux takes a new backlog for a socket already listening (capped by somaxconn).
+        listening_socket.listen(backlog)
+    except OSError as error:
+        log.warning("listen backlog left as it was: %s", error)

@@ -420,6 +420,14 @@ CHAT_HANDSHAKE_DEADLINE = env.float("CHAT_HANDSHAKE_DEADLINE", default=4.5)
 # second of handshake work, inside CHAT_HANDSHAKE_DEADLINE: only a storm is turned away.
 CHAT_HANDSHAKES_AT_ONCE = env.int("CHAT_HANDSHAKES_AT_ONCE", default=100)
 CHAT_HANDSHAKES_PACE_GUESS = env.float("CHAT_HANDSHAKES_PACE_GUESS", default=250)
+# Seconds a handshake taken while every place was full waits in line for one before it is
+# answered `busy`: well inside CHAT_HANDSHAKE_DEADLINE, which counts the wait.
+CHAT_HANDSHAKE_LINE_WAIT = env.float("CHAT_HANDSHAKE_LINE_WAIT", default=1.5)
+# Connections the kernel holds for the process while it takes none (its handshake places
+# and line full: messaging/realtime/accept_pause.py), instead of Twisted's 50: about a second
+# of a saturated process's handshakes, so that it never waits for a client's SYN sent again
+# and no one waits there past a client's timeout. Capped by the kernel's net.core.somaxconn.
+CHAT_LISTEN_BACKLOG = env.int("CHAT_LISTEN_BACKLOG", default=512)
 CHAT_BUSY_MIN_WAIT = env.float("CHAT_BUSY_MIN_WAIT", default=1)
 CHAT_BUSY_MAX_WAIT = env.float("CHAT_BUSY_MAX_WAIT", default=120)
 # Bearer tokens stop working this many days after their issue; a person holds at most

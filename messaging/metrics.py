@@ -88,6 +88,10 @@ RATE_LIMITED = Counter("chat_rate_limited_total", "Requests refused by a rate li
 HANDSHAKES_REFUSED = Counter(
     "chat_handshakes_refused_total", "WebSocket handshakes refused", ["reason"]
 )
+ACCEPT_PAUSES = Counter(
+    "chat_accept_pauses_total",
+    "Times the process stopped taking connections because its handshake places were full",
+)
 DATABASE_ERRORS = Counter("chat_database_errors_total", "Database calls that failed")
 REDIS_ERRORS = Counter("chat_redis_errors_total", "Channel layer or Redis calls that failed")
 # Labelled by the URL pattern (not the path, whose ids would make a series per object).

@@ -38,8 +38,15 @@ def database_url() -> str:
 class Daphne:
     """One daphne process serving the chat on a free port of 127.0.0.1."""
 
-    def __init__(self, *, env: dict[str, str] | None = None, log_path: Path | None = None):
+    def __init__(
+        self,
+        *,
+        env: dict[str, str] | None = None,
+        log_path: Path | None = None,
+        backlog: int | None = None,
+    ):
         self.port = free_port()
+        self.backlog = backlog
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -67,10 +74,7 @@ class Daphne:
                 sys.executable,
                 "-m",
                 "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
+                *self._listen_arguments(),
                 "chatsite.asgi:application",
             ],
             cwd=ROOT,
@@ -80,6 +84,11 @@ class Daphne:
         )
         wait_for_port(self.port, timeout=timeout, process=self.process, name="daphne")
         return self
+
+    def _listen_arguments(self) -> list[str]:
+        if self.backlog is None:  # daphne's own endpoint, with Twisted's backlog of 50
+            return ["-b", "127.0.0.1", "-p", str(self.port)]
+        return ["-e", f"tcp:port={self.port}:interface=127.0.0.1:backlog={self.backlog}"]
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process and self.process.poll() is None:

@@ -4,6 +4,7 @@ These fail when a daphne, autobahn or Twisted release moves what the patches rel
 """
 
 import asyncio
+import inspect
 import json
 import re
 import urllib.request
@@ -38,6 +39,12 @@ def test_the_internals_the_patches_use_are_there():
     assert issubclass(tcp.Connection, abstract.FileDescriptor)
     assert abstract.FileDescriptor.dataBuffer == b""
     assert abstract.FileDescriptor.offset == 0
+    # Taking connections by the gate's room: a listening port's turn and how it stops.
+    for name in ("doRead", "stopReading", "startReading"):
+        assert hasattr(tcp.Port, name), name
+    assert "self.numberAccepts" in inspect.getsource(tcp.Port.doRead)
+    assert "listen_success" in vars(Server)
+    assert hasattr(HTTPChannel, "connectionLost")
 
 
 def test_unsent_bytes_counts_what_a_transport_holds():

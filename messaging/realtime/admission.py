@@ -10,10 +10,17 @@ work: it accepts the socket, sends `{"type": "error", "code": "busy", "retry_aft
 closes with 1013 (Try Again Later). Each such answer names a later second than the one
 before, at the pace the process finishes handshakes, so a storm's clients come back one
 after the other instead of all together.
+
+Turning a handshake away still costs a whole upgrade, and its client comes back for
+another. So while every place is taken the process stops taking new connections
+(messaging/realtime/accept_pause.py), and a handshake it took before it stopped waits in a
+line for a place given back, for at most `CHAT_HANDSHAKE_LINE_WAIT` seconds (the line no
+longer than the places): only what overflows the line or waits too long is turned away.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import random
@@ -25,6 +32,7 @@ from typing import Any
 from django.conf import settings
 
 from messaging import metrics
+from messaging.realtime.accept_pause import LISTENING, ListeningPorts
 
 CLOSE_TRY_AGAIN_LATER = 1013
 # The pace is measured over the last this many handshakes finished while the process was
@@ -49,6 +57,7 @@ class HandshakeGate:
         max_wait_s: float,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        listening: ListeningPorts | None = None,
     ) -> None:
         self.at_once = at_once
         self.pace_guess = pace_guess
@@ -56,11 +65,18 @@ class HandshakeGate:
         self.max_wait_s = max_wait_s
         self.clock = clock
         self.random = rng or random.Random()
+        self.listening = listening
+        if listening is not None:
+            listening.gate_room = self.room
+            listening.resume_at_room = max(1, at_once // 2)
         self.in_progress = 0
         # When handshakes finished while at least half of the places were taken: the pace
         # of a saturated process, which an idle one cannot show.
         self._finished_saturated: deque[float] = deque(maxlen=PACE_SAMPLES)
         self._next_return = 0.0
+        # Handshakes waiting for a place, in their order; a done future is one that gave up.
+        self._line: deque[asyncio.Future[None]] = deque()
+        self._waiting = 0
 
     def enter(self) -> bool:
         """Take a place for one handshake, or say there is none."""
@@ -73,7 +89,42 @@ class HandshakeGate:
         """Give back a place: its handshake was answered (opened or refused) or abandoned."""
         if self.in_progress * 2 >= self.at_once:
             self._finished_saturated.append(self.clock())
-        self.in_progress -= 1
+        while self._line:
+            waiting = self._line.popleft()
+            if not waiting.done():
+                waiting.set_result(None)  # the place goes to it: as many in progress
+                self._waiting -= 1
+                break
+        else:
+            self.in_progress -= 1
+        if self.listening is not None:
+            self.listening.room_made()
+
+    def room(self) -> int:
+        """Return how many more handshakes could be worked on or wait in line now."""
+        return (self.at_once - self.in_progress) + (self.at_once - self._waiting)
+
+    async def wait_for_place(self, patience_s: float) -> bool:
+        """Wait in line for a place given back, at most `patience_s`; say whether one came."""
+        if self._waiting >= self.at_once:
+            return False
+        place = asyncio.get_running_loop().create_future()
+        self._line.append(place)
+        self._waiting += 1
+        try:
+            await asyncio.wait([place], timeout=patience_s)
+        except asyncio.CancelledError:  # the handshake was given up while it waited
+            if place.done():
+                self.leave()  # the place came meanwhile: give it to the next
+            else:
+                place.cancel()
+                self._waiting -= 1
+            raise
+        if place.done():
+            return True
+        place.cancel()  # left in the line: skipped when a place is given back
+        self._waiting -= 1
+        return False
 
     def pace(self) -> float:
         """Handshakes a second this process finishes when saturated: measured, if faster.
@@ -110,18 +161,23 @@ class AdmitHandshakes:
 
     def __init__(self, inner, gate: HandshakeGate | None = None) -> None:
         self.inner = inner
+        self.line_wait_s = settings.CHAT_HANDSHAKE_LINE_WAIT
         self.gate = gate or HandshakeGate(
             at_once=settings.CHAT_HANDSHAKES_AT_ONCE,
             pace_guess=settings.CHAT_HANDSHAKES_PACE_GUESS,
             min_wait_s=settings.CHAT_BUSY_MIN_WAIT,
             max_wait_s=settings.CHAT_BUSY_MAX_WAIT,
+            listening=LISTENING,
         )
 
     async def __call__(self, scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "websocket":
             return await self.inner(scope, receive, send)
         gate = self.gate
-        if not gate.enter():
+        # The handshake's deadline counts from here (messaging/realtime/auth.py), the wait in
+        # line included, as daphne's own handshake timeout does.
+        scope = dict(scope, arrived_at=time.monotonic())
+        if not gate.enter() and not await gate.wait_for_place(self.line_wait_s):
             return await answer_busy(receive, send, gate.return_in())
         answered = False
 

@@ -64,7 +64,8 @@ class WebSocketAuthMiddleware:
             return await self.inner(scope, receive, send)
         # Past this, the handshake's database work is skipped (the consumer's `_open`): its
         # client has given up, and in a reconnect storm that work is what others wait behind.
-        scope = dict(scope, give_up_at=time.monotonic() + settings.CHAT_HANDSHAKE_DEADLINE)
+        arrived_at = scope.get("arrived_at") or time.monotonic()
+        scope = dict(scope, give_up_at=arrived_at + settings.CHAT_HANDSHAKE_DEADLINE)
         authorization = _header(scope, b"authorization")
         if authorization is not None:
             # A present Authorization header alone decides, whatever the Origin.
