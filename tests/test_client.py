@@ -7,9 +7,11 @@ runs) and again on PostgreSQL and Redis (`services`).
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 import uuid
 from pathlib import Path
 
@@ -239,6 +241,30 @@ async def test_reconnect_retries_a_restarting_server_and_syncs_what_was_missed(
         await alice.send(body, to=users["bob"]["username"])
     await reconnecting
     assert bodies(await next_events(bob, 2)) == ["while away 1", "while away 2"]
+    assert await nothing_more(bob) == []
+
+
+def syncs_asked(server) -> float:
+    with urllib.request.urlopen(f"{server.http_url}/metrics", timeout=5) as answer:
+        found = re.search(
+            r'^chat_frames_in_total{type="sync"} (\S+)$', answer.read().decode(), re.M
+        )
+    return float(found[1]) if found else 0.0
+
+
+async def test_a_reconnect_with_nothing_missed_asks_for_no_sync(server, client_of, users):
+    bob = await client_of("bob")
+    alice = await client_of("alice")
+    await alice.send("seen", to=users["bob"]["username"])
+    assert bodies(await next_events(bob, 1)) == ["seen"]
+    before = await asyncio.to_thread(syncs_asked, server)
+    await bob.reconnect()
+    assert await asyncio.to_thread(syncs_asked, server) == before, "ready said nothing changed"
+    await bob.ws.close()
+    await alice.send("while away", to=users["bob"]["username"])
+    await bob.reconnect()
+    assert await asyncio.to_thread(syncs_asked, server) == before + 1
+    assert bodies(await next_events(bob, 1)) == ["while away"]
     assert await nothing_more(bob) == []
 
 

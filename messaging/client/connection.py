@@ -35,7 +35,7 @@ class Connection:
         (a server restarting, or refusing while it lost Redis), then raised; a busy server's
         `busy` answer (ChatError, code "busy") is retried after the `retry_after` it names.
         When resuming (`last_seq` given, or any connection before this one), the changes
-        since `last_seq` are synced and come out of `events()`.
+        since `last_seq` are synced (if `ready` has a later stamp) and come out of `events()`.
         """
         deadline = time.monotonic() + retry_for
         attempt = 0
@@ -54,7 +54,8 @@ class Connection:
                     raise
                 await asyncio.sleep(pause)
                 attempt += 1
-        if self._resuming:
+        # Nothing changed since `last_seq` when `ready` says so: no sync to ask for.
+        if self._resuming and self.ready["last_seq"] > self.last_seq:
             await self.catch_up()
         self._resuming = True
         return self

@@ -332,6 +332,8 @@ def messages_after(*, user, after: int, limit: int) -> tuple[list[Message], bool
         .order_by("seq")
         .values_list("id", flat=True)[: limit + 1]
     )
+    if not ids:
+        return [], False
     rows = shown_messages().filter(is_one_of(Message, "id", ids[:limit]))
     page = list(rows.order_by("seq"))
     return list(with_parts(page)), len(ids) > limit

@@ -364,11 +364,12 @@ function start(config, ui, offline) {
     switch (frame.type) {
       case "ready":
         endOfflineStart();
-        chat.onReady(state, frame);
+        const missed = chat.onReady(state, frame);
         app.notices.setConnection("online");
         app.inbox.render();
         app.pane.renderHeader();
-        syncNow();
+        // Nothing changed since what this page saw: no sync (after a storm, most sockets).
+        if (missed) syncNow();
         if (state.sync === "idle") caughtUp();
         return;
       case "sync.result": {

@@ -70,6 +70,17 @@ test("after a reconnection the client is caught up once the sync has answered", 
   assert.equal(next, "caught-up");
 });
 
+test("a reconnection with nothing missed asks for no sync; one with a later stamp does", () => {
+  const state = aliceOnline();
+  chat.onSyncResult(state, { type: "sync.result", messages: [message({ id: 3, seq: 7 })], more: false });
+  chat.onSocketClosed(state);
+  assert.equal(chat.onReady(state, { type: "ready", last_seq: 7, online: [] }), false);
+  chat.onSocketClosed(state);
+  assert.equal(chat.onReady(state, { type: "ready", last_seq: 8, online: [] }), true);
+  chat.onSocketClosed(state);
+  assert.equal(chat.onReady(state, { type: "ready", online: [] }), true, "no stamp told: sync");
+});
+
 test("a refused sync is asked again after the wait the server named", () => {
   const state = aliceOnline();
   chat.requestSync(state);

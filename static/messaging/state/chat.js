@@ -301,11 +301,15 @@ export function syncNotSent(state) {
   state.sync = "idle";
 }
 
-/** The server's first frame on a socket: who is online; catching up starts. */
+/**
+ * The server's first frame on a socket: who is online; catching up starts. Answers whether
+ * anything was missed: `last_seq` above what this page has seen (or not told).
+ */
 export function onReady(state, frame) {
   state.online = new Set((frame.online || []).map((u) => u.id));
   state.link = "catching-up";
   state.sync = "idle";
+  return !(typeof frame.last_seq === "number" && frame.last_seq <= state.maxSeq);
 }
 
 /** Caught up after a (re)connection. */
