@@ -39,8 +39,9 @@ holds only an option set on it alone (autobahn sets none of them differently).
 Taking connections: the process takes only what its handshake gate has room for
 (messaging/realtime/accept_pause.py). daphne hands each port it listens on to
 `listen_success`, which now registers it there and deepens its backlog from Twisted's 50
-to CHAT_LISTEN_BACKLOG (no daphne option sets it); each connection its factory builds is
-counted there until its first request is processed or it closes without one.
+to CHAT_LISTEN_BACKLOG (daphne's -b/-p cannot set it; an endpoint's own `backlog=` is kept);
+each connection its factory builds is counted there until its first request is processed
+or it closes without one.
 
 Options' debug line: autobahn also pretty-prints those 29 options for a debug log line
 at every connection, before the logger decides to drop it (6.6 % of a handshake's CPU in a
@@ -58,6 +59,8 @@ log = logging.getLogger(__name__)
 # Codes a server may send (RFC 6455 section 7.4.1 and the IANA registry), beyond 1000.
 STANDARD_SERVER_CODES = frozenset({1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013})
 CLOSE_POLICY_VIOLATION = 1008
+# What Twisted listens with unless an endpoint string names a backlog (daphne's -b/-p never do).
+TWISTED_BACKLOG = 50
 
 
 def unsent_bytes(transport) -> int:
@@ -262,26 +265,28 @@ def _pace_listening(server_class, factory_class, request_class, channel_class) -
     def listen_success(self, port):
         if all(hasattr(port, name) for name in ("doRead", "stopReading", "startReading")):
             LISTENING.add(port)
-            _deepen_backlog(port)
+            if getattr(port, "backlog", None) == TWISTED_BACKLOG:
+                _deepen_backlog(port)  # not one an endpoint asked for (`backlog=`)
         return original_listen_success(self, port)
 
     def build_protocol(self, addr):
         built = original_build(self, addr)
         if built is not None:
             # Twisted wraps the HTTP channel (to switch to HTTP/2); requests know the channel.
-            getattr(built, "_channel", built)._chat_unheard = True
-            LISTENING.taken()
+            getattr(built, "_channel", built)._chat_taken_at = LISTENING.taken()
         return built
 
     def process(self):
         channel = self.channel
-        if channel is not None and channel.__dict__.pop("_chat_unheard", False):
-            LISTENING.heard()
+        taken_at = None if channel is None else channel.__dict__.pop("_chat_taken_at", None)
+        if taken_at is not None:
+            LISTENING.heard(taken_at)
         return original_process(self)
 
     def connection_lost(self, reason):
-        if self.__dict__.pop("_chat_unheard", False):
-            LISTENING.heard()
+        taken_at = self.__dict__.pop("_chat_taken_at", None)
+        if taken_at is not None:
+            LISTENING.heard(taken_at)
         return original_lost(self, reason)
 
     server_class.listen_success = listen_success

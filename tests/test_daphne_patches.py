@@ -177,3 +177,43 @@ def test_autobahns_options_are_pretty_printed_only_for_a_debug_line_written():
     timings = protocol.Timings()
     timings.track("x")
     assert str(timings) == pretty(timings._timings)
+
+
+def test_a_port_on_twisteds_backlog_listens_deeper_and_one_an_endpoint_set_is_kept(settings):
+    from daphne.server import Server
+
+    from messaging.realtime.accept_pause import LISTENING
+
+    patch_daphne()
+    settings.CHAT_LISTEN_BACKLOG = 512
+
+    class Socket:
+        def __init__(self) -> None:
+            self.backlogs: list[int] = []
+
+        def listen(self, backlog: int) -> None:
+            self.backlogs.append(backlog)
+
+    class Port:
+        def __init__(self, backlog: int) -> None:
+            self.backlog, self.socket = backlog, Socket()
+
+        def doRead(self) -> None: ...
+
+        def stopReading(self) -> None: ...
+
+        def startReading(self) -> None: ...
+
+    daphne_default, endpoint_set = Port(50), Port(16)
+    server = Server.__new__(Server)
+    server.listening_addresses = []
+    try:
+        Server.listen_success(server, daphne_default)
+        Server.listen_success(server, endpoint_set)
+        assert daphne_default.socket.backlogs == [512]
+        assert endpoint_set.socket.backlogs == []
+        assert {daphne_default, endpoint_set} <= set(LISTENING.ports)
+    finally:
+        for port in (daphne_default, endpoint_set):
+            if port in LISTENING.ports:
+                LISTENING.ports.remove(port)

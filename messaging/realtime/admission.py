@@ -117,14 +117,18 @@ class HandshakeGate:
             if place.done():
                 self.leave()  # the place came meanwhile: give it to the next
             else:
-                place.cancel()
-                self._waiting -= 1
+                self._leave_line(place)
             raise
         if place.done():
             return True
+        self._leave_line(place)
+        return False
+
+    def _leave_line(self, place: asyncio.Future[None]) -> None:
         place.cancel()  # left in the line: skipped when a place is given back
         self._waiting -= 1
-        return False
+        if self.listening is not None:
+            self.listening.room_made()
 
     def pace(self) -> float:
         """Handshakes a second this process finishes when saturated: measured, if faster.
