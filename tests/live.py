@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -12,6 +13,7 @@ import sys
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +103,18 @@ class Daphne:
         if self._log not in (None, subprocess.DEVNULL):
             self._log.close()
             self._log = None
+
+
+@contextlib.contextmanager
+def serving(log_dir: Path, **options: Any) -> Iterator[Daphne]:
+    """Run one daphne for a test, its log in `log_dir`; fail if the log holds a traceback."""
+    log = log_dir / "daphne.log"
+    server = Daphne(log_path=log, **options).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+    assert "Traceback" not in log.read_text()
 
 
 class LiveClient:

@@ -16,7 +16,7 @@ from messaging.domain.tokens import token_issue
 from messaging.realtime.accept_pause import ListeningPorts
 from messaging.realtime.admission import HandshakeGate
 from tests.factories import UserFactory
-from tests.live import Daphne
+from tests.live import Daphne, serving
 
 
 class Port:
@@ -172,14 +172,9 @@ AT_ONCE = 8
 @pytest.fixture
 def small_gate_server(transactional_db, tmp_path):
     # An endpoint's own backlog, kept: what the kernel holds is a turn or two of the gate.
-    server = Daphne(
-        env={"CHAT_HANDSHAKES_AT_ONCE": str(AT_ONCE)},
-        log_path=tmp_path / "daphne.log",
-        backlog=2 * AT_ONCE,
-    ).start()
-    yield server
-    server.stop()
-    assert "Traceback" not in (tmp_path / "daphne.log").read_text()
+    options = {"env": {"CHAT_HANDSHAKES_AT_ONCE": str(AT_ONCE)}, "backlog": 2 * AT_ONCE}
+    with serving(tmp_path, **options) as server:
+        yield server
 
 
 @pytest.mark.services
@@ -212,8 +207,7 @@ async def test_a_crowd_opening_at_once_waits_its_turn_and_is_hardly_ever_turned_
 async def test_sockets_opened_below_the_bound_never_stop_the_process_taking_connections(tmp_path):
     # Each connection taken is counted until its request comes: were it never heard of,
     # ordinary traffic would fill the gate's room and the process would stall.
-    server = Daphne(log_path=tmp_path / "daphne.log").start()  # 100 places
-    try:
+    with serving(tmp_path) as server:  # 100 places
 
         def tokens() -> list[str]:
             return [token_issue(user=UserFactory()) for _ in range(300)]
@@ -229,5 +223,3 @@ async def test_sockets_opened_below_the_bound_never_stop_the_process_taking_conn
         assert scraped(server, "chat_accept_pauses_total") == 0
         assert scraped(server, 'chat_handshakes_refused_total{reason="busy"}') == 0
         await asyncio.gather(*(client.close() for client in clients))
-    finally:
-        server.stop()

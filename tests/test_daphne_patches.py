@@ -15,7 +15,7 @@ from channels.db import database_sync_to_async
 from chatsite.daphne_patches import patch_daphne, unsent_bytes
 from messaging.delivery.light_queue import LightQueue
 from tests.abuse import _open_never_reading, prepare
-from tests.live import Daphne, LiveClient, wait_closed
+from tests.live import Daphne, LiveClient, serving, wait_closed
 
 
 def test_the_internals_the_patches_use_are_there():
@@ -104,13 +104,9 @@ def closed_for(server: Daphne, reason: str) -> float:
 
 @pytest.fixture
 def small_buffer_server(transactional_db, tmp_path):
-    server = Daphne(
-        env={"CHAT_SOCKET_SEND_BUFFER": str(64 * 1024), "CHAT_ABUSE_CLOSE_AFTER": "3"},
-        log_path=tmp_path / "daphne.log",
-    ).start()
-    yield server
-    server.stop()
-    assert "Traceback" not in (tmp_path / "daphne.log").read_text()
+    env = {"CHAT_SOCKET_SEND_BUFFER": str(64 * 1024), "CHAT_ABUSE_CLOSE_AFTER": "3"}
+    with serving(tmp_path, env=env) as server:
+        yield server
 
 
 @pytest.mark.services

@@ -15,7 +15,7 @@ from channels.db import database_sync_to_async
 
 from chatsite.ws_deflate import BoundedDeflate, accept_deflate
 from messaging.client import ChatClient
-from tests.live import Daphne
+from tests.live import serving
 
 # What Chromium sends in Sec-WebSocket-Extensions.
 BROWSER_OFFER = PerMessageDeflateOffer.parse({"client_max_window_bits": [True]})
@@ -103,10 +103,8 @@ async def page_and_bytes(proxy: CountingProxy, port: int, token: str, compressio
 
 @pytest.fixture
 def daphne(request, transactional_db, tmp_path):
-    server = Daphne(env=getattr(request, "param", {}), log_path=tmp_path / "daphne.log").start()
-    yield server
-    server.stop()
-    assert "Traceback" not in (tmp_path / "daphne.log").read_text()
+    with serving(tmp_path, env=getattr(request, "param", {})) as server:
+        yield server
 
 
 @pytest.mark.services
