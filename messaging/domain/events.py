@@ -79,6 +79,26 @@ def publish_on_commit(events: Iterable[Event]) -> None:
         transaction.on_commit(lambda: _publish_committed(events))
 
 
+def publish_found_on_commit(find: Callable[[], Iterable[Event]]) -> None:
+    """Once the current transaction commits, call `find` for the events and publish them.
+
+    For events whose audience is read after the commit: who is online then. A socket whose
+    presence row committed before is found; one committing later reads the change itself.
+    """
+    transaction.on_commit(lambda: _publish_found(find))
+
+
+def _publish_found(find: Callable[[], Iterable[Event]]) -> None:
+    try:
+        events = list(find())
+    except Exception:
+        # Committed whatever happens here: clients catch up by `sync` and `ready`.
+        log.exception("events of a committed change could not be found")
+        return
+    if events:
+        _publish_committed(events)
+
+
 def _publish_committed(events: list[Event]) -> None:
     collected = _collected.get()
     if collected is not None:

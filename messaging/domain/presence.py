@@ -18,9 +18,15 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from messaging.domain import visibility
-from messaging.domain.events import frame_event, publish_on_commit, user_group
+from messaging.domain.events import (
+    Event,
+    frame_event,
+    publish_found_on_commit,
+    publish_on_commit,
+    user_group,
+)
 from messaging.models import PresenceProcess, SocketPresence
-from messaging.protocol import user_data
+from messaging.protocol import user_data, user_row_data
 from messaging.sql_values import is_one_of
 
 User = get_user_model()
@@ -52,14 +58,25 @@ def _presence_watchers(user_ids: Iterable[int], **kwargs) -> dict[int, set[int]]
 
 
 def _announce(users: list, online: bool) -> None:
-    """Tell whoever may see these users that they came online (or went offline)."""
-    watchers = _presence_watchers([user.pk for user in users])
+    """Tell whoever may see these users, and is online once this commits, that they came
+    online (or went offline)."""
+    shown = sorted((user.pk, user.username) for user in users)
+    publish_found_on_commit(lambda: _presence_events(shown, online))
+
+
+def _presence_events(users: list[tuple[int, str]], online: bool) -> list[Event]:
+    # Only watchers online after the commit: someone with thousands of conversations has
+    # thousands of watchers, few of them online, and a frame for the others reaches no one.
+    # A watcher whose socket commits later reads this user's presence in its own `ready`.
+    watchers = _presence_watchers(
+        [user_id for user_id, _ in users], among=_live_sockets().values("user_id")
+    )
     events = []
-    for user in sorted(users, key=lambda user: user.pk):
-        frame = {"type": "presence", "user": user_data(user), "online": online}
-        peers = sorted(watchers[user.pk])
+    for user_id, username in users:
+        frame = {"type": "presence", "user": user_row_data(user_id, username), "online": online}
+        peers = sorted(watchers[user_id])
         events += [frame_event(user_group(peer_id), frame) for peer_id in peers]
-    publish_on_commit(events)
+    return events
 
 
 def _announce_sight_changes(before: dict[int, set[int]], after: dict[int, set[int]]) -> None:

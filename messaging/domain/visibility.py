@@ -52,13 +52,14 @@ def watchers(
     *,
     user_ids: Iterable[int],
     setting: str | None,
-    among: Iterable[int] | None = None,
+    among: Iterable[int] | QuerySet | None = None,
     hidden: Hidden = (),
 ) -> dict[int, set[int]]:
     """Return, for each user, who may see their presence, typing or reading (per `setting`).
 
-    `among` narrows the viewers; `hidden` counts some memberships as not shown yet, to ask
-    who saw the users before those memberships were shown.
+    `among` narrows the viewers (a QuerySet of user ids stays inside the one query);
+    `hidden` counts some memberships as not shown yet, to ask who saw the users before those
+    memberships were shown.
     """
     ids = set(user_ids)
     seen_by: dict[int, set[int]] = {user_id: set() for user_id in ids}
@@ -75,7 +76,9 @@ def watchers(
     for conversation_id, user_id in shown:
         shown_in.setdefault(conversation_id, set()).add(user_id)
     viewers = Membership.objects.filter(is_one_of(Membership, "conversation_id", list(shown_in)))
-    if among is not None:
+    if isinstance(among, QuerySet):
+        viewers = viewers.filter(user_id__in=among)
+    elif among is not None:
         viewers = viewers.filter(is_one_of(Membership, "user_id", list(set(among))))
     blocked = _blocked_pairs(ids)
     for conversation_id, viewer_id in viewers.values_list("conversation_id", "user_id"):
