@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from messaging.delivery import fanout
-from messaging.domain import presence, services, visibility
+from messaging.domain import blocks, presence, services, user_settings, visibility
 from messaging.domain.events import user_group
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,12 +52,28 @@ def test_going_offline_is_told_only_to_watchers_still_online(alice, watched):
     presence.socket_opened(user=alice, channel_name="alice-1", process="p")
     presence.socket_closed(user=watched[0], channel_name="peer-0")
 
-    _, events, _ = fanout.call_collecting(
-        presence.sockets_closed, closings=[(alice, "alice-1")]
-    )
+    _, events, _ = fanout.call_collecting(presence.sockets_closed, closings=[(alice, "alice-1")])
 
     told = _presence_frames(events)
     assert told == {user_group(person.pk): ("alice", False) for person in watched[1:]}
+
+
+def test_no_one_blocked_is_told_and_no_one_when_presence_is_hidden(alice, watched):
+    for n, person in enumerate(watched):
+        presence.socket_opened(user=person, channel_name=f"peer-{n}", process="p")
+    blocks.block_create(blocker=watched[0], username="alice")
+
+    _, events, _ = fanout.call_collecting(
+        presence.sockets_opened, openings=[(alice, "alice-1")], process="p"
+    )
+    assert set(_presence_frames(events)) == {user_group(person.pk) for person in watched[1:]}
+
+    presence.socket_closed(user=alice, channel_name="alice-1")
+    user_settings.settings_update(user=alice, changes={"show_presence": False})
+    _, events, _ = fanout.call_collecting(
+        presence.sockets_opened, openings=[(alice, "alice-2")], process="p"
+    )
+    assert _presence_frames(events) == {}
 
 
 def test_a_failed_announcement_leaves_the_socket_open_and_is_logged(
@@ -68,7 +84,7 @@ def test_a_failed_announcement_leaves_the_socket_open_and_is_logged(
     def broken(**kwargs):
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(visibility, "watchers", broken)
+    monkeypatch.setattr(visibility, "watchers_among", broken)
     with caplog.at_level(logging.ERROR, logger="messaging.domain.events"):
         _, events, _ = fanout.call_collecting(
             presence.sockets_opened, openings=[(alice, "alice-1")], process="p"
