@@ -42,6 +42,12 @@ TARGETS_MS = {
     "search_common_old": 150,
 }
 READS = list(TARGETS_MS)
+# Measured beside them, without a target of their own:
+# - floor: the cheapest authenticated read (the block list, empty): what any read costs the
+#   process before its own work, and so the least p99 N clients at once can have;
+# - first_socket: a heavy user's first socket, until `ready`, and its close: each announces
+#   them online, then offline, to those of their ~3,400 watchers who are online (one client).
+EXTRA_READS = ("floor", "first_socket")
 CONCURRENCY = (1, 20, 100)
 # A read is timed for at most this long per concurrency (after one round of every client),
 # and not with more clients at all when one alone takes longer than SLOW_ALONE_MS.
@@ -121,7 +127,7 @@ def bench_bigdb(cfg: dict, ctx: dict, runner) -> dict:
                 [
                     *(runner.PY, str(BENCH / "bigdb.py"), "measure"),
                     *("--url", f"http://{runner.HOST}:{port}", "--plan", str(plan_file)),
-                    *("--rounds", rounds, "--out", str(out)),
+                    *("--rounds", rounds, "--out", str(out), "--server-pid", str(proc.pid)),
                     *("--read-budget", "3" if runner.QUICK else str(READ_BUDGET_S)),
                 ],
             ),
@@ -248,13 +254,17 @@ def report_lines(result: dict) -> list[str]:
         f"## Big database ({result.get('size')}: {result.get('messages')} messages, "
         f"heavy users with {result.get('heavy_conversations')} conversations)",
         "",
-        "| read | 1 client p50 / p99 | 20 clients p50 / p99 | 100 clients p50 / p99 |",
-        "|---|---|---|---|",
+        "| read | 1 client p50 / p99 | 20 clients p50 / p99 | 100 clients p50 / p99 "
+        "| server CPU a read, 1 / 20 / 100 |",
+        "|---|---|---|---|---|",
     ]
-    for read in READS:
-        cells = []
+    reads = result.get("reads", {})
+    for read in (*READS, *EXTRA_READS):
+        if not reads.get(read):
+            continue
+        cells, cpu = [], []
         for count in CONCURRENCY:
-            figures = (result.get("reads", {}).get(read) or {}).get(str(count))
+            figures = reads[read].get(str(count))
             if not figures:
                 cells.append("-")
             elif figures.get("skipped"):
@@ -264,7 +274,9 @@ def report_lines(result: dict) -> list[str]:
                     f"{figures['p50_ms']} / {figures['p99_ms']} ms"
                     + (f", {figures['errors']} errors" if figures["errors"] else "")
                 )
-        lines.append(f"| {read} | " + " | ".join(cells) + " |")
+            cpu.append(f"{figures['cpu_ms']}" if figures and "cpu_ms" in figures else "-")
+        lines.append(f"| {read} | " + " | ".join(cells) + f" | {' / '.join(cpu)} ms |")
+    lines += _floor_lines(reads.get("floor") or {})
     dm = result.get("dm_closed")
     if dm:
         empty = dm.get("empty_db_per_s")
@@ -280,6 +292,22 @@ def report_lines(result: dict) -> list[str]:
         lines.append(f"- {'PASS' if ok else 'FAIL' if ok is not None else 'n/a '} {text}")
     lines.append("")
     return lines
+
+
+def _floor_lines(floor: dict[str, dict]) -> list[str]:
+    """Say what the cheapest read costs, and the least p99 that makes for N clients at once."""
+    alone, most = floor.get("1"), floor.get(str(CONCURRENCY[-1]))
+    if not alone or not most or "cpu_ms" not in most:
+        return []
+    clients = CONCURRENCY[-1]
+    return [
+        "",
+        f"The floor, the cheapest authenticated read (the block list): {alone['p50_ms']} ms "
+        f"alone, {most['cpu_ms']} ms of server CPU a read. One process on one core serves N "
+        f"reads at once one after another: with {clients} clients a read's p99 is at least "
+        f"{clients} times its CPU, {clients * most['cpu_ms']:.0f} ms for this one "
+        f"(measured: {most['p99_ms']} ms).",
+    ]
 
 
 # --------------------------------------------------------------------------- plan (Django)
@@ -345,8 +373,15 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[max(math.ceil(fraction * len(ordered)) - 1, 0)]
 
 
-async def measure(url: str, plan: dict, rounds: int, read_budget: float = READ_BUDGET_S) -> dict:
-    """Time every read at each concurrency; return p50/p99 per read and concurrency."""
+async def measure(
+    url: str,
+    plan: dict,
+    rounds: int,
+    read_budget: float = READ_BUDGET_S,
+    server_pid: int | None = None,
+) -> dict:
+    """Time every read at each concurrency; return p50/p99 per read and concurrency, and
+    with `server_pid` the server's CPU time per read."""
     import aiohttp
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed, InvalidHandshake
@@ -357,7 +392,7 @@ async def measure(url: str, plan: dict, rounds: int, read_budget: float = READ_B
     # too; every other read goes to the others in turn.
     active = heavy[:-1] if len(heavy) > 1 else heavy
     old = heavy[-1]
-    reads: dict[str, dict[str, dict]] = {read: {} for read in READS}
+    reads: dict[str, dict[str, dict]] = {read: {} for read in (*READS, *EXTRA_READS)}
     connector = aiohttp.TCPConnector(limit=0)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -376,6 +411,10 @@ async def measure(url: str, plan: dict, rounds: int, read_budget: float = READ_B
             async with connect(ws_url, additional_headers=headers, max_size=None) as socket:
                 frame = json.loads(await socket.recv())
                 return frame.get("type") == "ready"
+
+        async def first_socket() -> bool:
+            # The heavy user with no socket open: their online, then offline, announcement.
+            return await ready(old)
 
         async def sync(socket, after: int) -> bool:
             await socket.send(json.dumps({"type": "sync", "after": after}))
@@ -402,15 +441,20 @@ async def measure(url: str, plan: dict, rounds: int, read_budget: float = READ_B
                 break
             try:
                 calls = _calls(clients, sockets, old, http, ready, sync)
+                calls["first_socket"] = lambda i: first_socket()
                 # Enough samples for a p99 at each concurrency, in a bounded time.
                 repeat = max(rounds, math.ceil(rounds * 25 / count))
-                for read in READS:
+                for read in (*READS, *EXTRA_READS):
+                    if read == "first_socket" and count > 1:
+                        continue  # one user's first socket: one at a time
                     alone = reads[read].get("1")
                     if count > 1 and alone and alone["p50_ms"] > SLOW_ALONE_MS:
                         # Many at once would only pile up in PostgreSQL on a shared machine.
                         reads[read][str(count)] = {"skipped": f"over {SLOW_ALONE_MS} ms alone"}
                         continue
-                    reads[read][str(count)] = await _timed(calls[read], count, repeat, read_budget)
+                    reads[read][str(count)] = await _timed(
+                        calls[read], count, repeat, read_budget, server_pid
+                    )
                     print(f"bigdb {read} x{count}: {reads[read][str(count)]}", flush=True)
             finally:
                 for socket in sockets:
@@ -459,10 +503,17 @@ def _calls(clients: list[dict], sockets: list, old: dict, http, ready, sync) -> 
         "search_rare": lambda i: http(clients[i], "/api/search/", {"q": "zanzibar"}),
         "search_common": lambda i: http(clients[i], "/api/search/", {"q": "project"}),
         "search_common_old": lambda i: http(old, "/api/search/", {"q": "project"}),
+        "floor": lambda i: http(clients[i], "/api/blocks/"),
     }
 
 
-async def _timed(call, count: int, repeat: int, budget: float) -> dict:
+def server_cpu_s(pid: int) -> float:
+    """Return the user and system CPU time the server process has used, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _timed(call, count: int, repeat: int, budget: float, pid: int | None = None) -> dict:
     from aiohttp import ClientError
     from websockets.exceptions import WebSocketException
 
@@ -484,8 +535,13 @@ async def _timed(call, count: int, repeat: int, budget: float) -> dict:
             latencies.append((time.perf_counter() - started) * 1000)
             errors += not ok
 
+    used = server_cpu_s(pid) if pid else 0.0
     await asyncio.gather(*(client(index) for index in range(count)))
+    cpu = {}
+    if pid:
+        cpu["cpu_ms"] = round((server_cpu_s(pid) - used) * 1000 / max(len(latencies), 1), 2)
     return {
+        **cpu,
         "samples": len(latencies),
         "p50_ms": round(percentile(latencies, 0.5), 1),
         "p99_ms": round(percentile(latencies, 0.99), 1),
@@ -505,6 +561,7 @@ def main() -> None:
     timing.add_argument("--rounds", type=int, default=4)
     timing.add_argument("--out", type=Path, required=True)
     timing.add_argument("--read-budget", type=float, default=READ_BUDGET_S)
+    timing.add_argument("--server-pid", type=int, help="the server's process: its CPU per read")
     parser.add_argument("--size", choices=("smoke", "full"))
     parser.add_argument("--db")
     parser.add_argument("--reuse", action="store_true")
@@ -519,7 +576,9 @@ def main() -> None:
         except ImportError:  # pragma: no cover
             pass
         plan = json.loads(args.plan.read_text())
-        result = asyncio.run(measure(args.url, plan, args.rounds, args.read_budget))
+        result = asyncio.run(
+            measure(args.url, plan, args.rounds, args.read_budget, args.server_pid)
+        )
         args.out.write_text(json.dumps(result, indent=2))
     else:
         _alone(args)

@@ -30,18 +30,12 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(BENCH))
 
-from bigdb import RAISED, percentile  # noqa: E402
+from bigdb import RAISED, percentile, server_cpu_s  # noqa: E402
 
 PORT = 18_451
 CLIENTS = (1, 20)
 # Reads per client: enough for a p99 with one client, and a few rounds with 20.
 REPEAT = {1: 40, 20: 5}
-
-
-def daphne_cpu_s(pid: int) -> float:
-    """Return the user and system CPU time the process has used, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def profiler(pid: int, out: Path) -> subprocess.Popen:
@@ -68,9 +62,9 @@ async def timed(name: str, call, pid: int, profile_dir: Path | None = None) -> N
         if profile_dir and count == max(CLIENTS):
             spy = profiler(pid, profile_dir / f"{name}.txt")
             await asyncio.sleep(1)  # py-spy attaches
-        cpu, began = daphne_cpu_s(pid), time.perf_counter()
+        cpu, began = server_cpu_s(pid), time.perf_counter()
         await asyncio.gather(*(client(i, REPEAT[count], latencies) for i in range(count)))
-        wall, used = time.perf_counter() - began, daphne_cpu_s(pid) - cpu
+        wall, used = time.perf_counter() - began, server_cpu_s(pid) - cpu
         if spy:
             spy.send_signal(signal.SIGINT)
             spy.wait(30)
