@@ -84,7 +84,7 @@ def test_a_failed_announcement_leaves_the_socket_open_and_is_logged(
     def broken(**kwargs):
         raise RuntimeError("database gone")
 
-    monkeypatch.setattr(visibility, "watchers_among", broken)
+    monkeypatch.setattr(visibility, "watchers", broken)
     with caplog.at_level(logging.ERROR, logger="messaging.domain.events"):
         _, events, _ = fanout.call_collecting(
             presence.sockets_opened, openings=[(alice, "alice-1")], process="p"

@@ -68,10 +68,8 @@ def _presence_events(users: list[tuple[int, str]], online: bool) -> list[Event]:
     # Only watchers online after the commit: someone with thousands of conversations has
     # thousands of watchers, few of them online, and a frame for the others reaches no one.
     # A watcher whose socket commits later reads this user's presence in its own `ready`.
-    watchers = visibility.watchers_among(
-        user_ids=[user_id for user_id, _ in users],
-        setting=visibility.PRESENCE,
-        among=_live_sockets().values("user_id"),
+    watchers = _presence_watchers(
+        [user_id for user_id, _ in users], among=_live_sockets().values("user_id")
     )
     events = []
     for user_id, username in users:

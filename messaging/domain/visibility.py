@@ -52,13 +52,14 @@ def watchers(
     *,
     user_ids: Iterable[int],
     setting: str | None,
-    among: Iterable[int] | None = None,
+    among: Iterable[int] | QuerySet | None = None,
     hidden: Hidden = (),
 ) -> dict[int, set[int]]:
     """Return, for each user, who may see their presence, typing or reading (per `setting`).
 
-    `among` narrows the viewers; `hidden` counts some memberships as not shown yet, to ask
-    who saw the users before those memberships were shown.
+    `among` narrows the viewers (a QuerySet of user ids stays inside the one query);
+    `hidden` counts some memberships as not shown yet, to ask who saw the users before those
+    memberships were shown.
     """
     ids = set(user_ids)
     seen_by: dict[int, set[int]] = {user_id: set() for user_id in ids}
@@ -75,44 +76,15 @@ def watchers(
     for conversation_id, user_id in shown:
         shown_in.setdefault(conversation_id, set()).add(user_id)
     viewers = Membership.objects.filter(is_one_of(Membership, "conversation_id", list(shown_in)))
-    if among is not None:
+    if isinstance(among, QuerySet):
+        viewers = viewers.filter(user_id__in=among)
+    elif among is not None:
         viewers = viewers.filter(is_one_of(Membership, "user_id", list(set(among))))
     blocked = _blocked_pairs(ids)
     for conversation_id, viewer_id in viewers.values_list("conversation_id", "user_id"):
         for user_id in shown_in[conversation_id]:
             if viewer_id != user_id and (user_id, viewer_id) not in blocked:
                 seen_by[user_id].add(viewer_id)
-    return seen_by
-
-
-def watchers_among(
-    *, user_ids: Iterable[int], setting: str | None, among: QuerySet
-) -> dict[int, set[int]]:
-    """Return, for each user, who of `among` (a QuerySet of user ids) may see them: what
-    watchers(among=...) answers, in one query for a few viewers among many.
-
-    For who is online: someone in thousands of conversations has thousands of watchers, few
-    of them online; the database joins their shown memberships to the viewers among these
-    and hands back only those pairs, not the conversations' ids and every member of them.
-    """
-    ids = set(user_ids)
-    seen_by: dict[int, set[int]] = {user_id: set() for user_id in ids}
-    if not ids:
-        return seen_by
-    pairs = (
-        _shown_memberships(setting)
-        .filter(is_one_of(Membership, "user_id", list(ids)))
-        .filter(conversation__memberships__user_id__in=among)
-        .values_list("user_id", "conversation__memberships__user_id")
-        .distinct()
-    )
-    found = [(user_id, viewer_id) for user_id, viewer_id in pairs if user_id != viewer_id]
-    if not found:
-        return seen_by
-    blocked = _blocked_pairs(ids)
-    for user_id, viewer_id in found:
-        if (user_id, viewer_id) not in blocked:
-            seen_by[user_id].add(viewer_id)
     return seen_by
 
 
