@@ -67,10 +67,13 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "messaging.web.cache_control.NoStoreMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    # Sync only, and under every middleware but axes: Django then runs all above it in
+    # sync mode, in one thread, where in async mode each of their hooks would hop to a
+    # thread and back.
+    "messaging.web.cache_control.NoStoreMiddleware",
     # Last, as django-axes asks: it turns a lockout into its response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -131,14 +134,19 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     # Fail fast when PostgreSQL is down so a send can answer `unavailable`.
     _options.setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3))
     if env.bool("DATABASE_POOL", default=True):
-        # psycopg's pool instead of a new connection per database hop. With health checks
-        # the pool tests each connection before lending it, so the first request after a
-        # restart gets a live one.
-        _db["CONN_HEALTH_CHECKS"] = True
+        # psycopg's pool instead of a new connection per database hop. Django's backend
+        # with one change: a connection the server may have closed is tested before it is
+        # lent, so the first request after a restart gets a live one, and the others are
+        # lent without a round trip (chatsite/postgresql/base.py).
+        _db["ENGINE"] = "chatsite.postgresql"
         _options["pool"] = {
             "min_size": env.int("DATABASE_POOL_MIN", default=2),
             "max_size": env.int("DATABASE_POOL_MAX", default=20),
             "timeout": env.float("DATABASE_POOL_TIMEOUT", default=5),
+            # A connection lost with PostgreSQL is retried by the pool with a doubling wait
+            # (1, 2, 4, 8 s...): after an outage it could come back seconds after the
+            # server. Given up soon, it is opened afresh when a request needs it.
+            "reconnect_timeout": env.float("DATABASE_POOL_RECONNECT_TIMEOUT", default=3),
         }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

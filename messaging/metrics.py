@@ -154,10 +154,16 @@ class DatabasePoolCollector(Collector):
             "requests_queued": ("pool_requests_queued", "Requests that had to wait"),
             "requests_errors": ("pool_request_errors", "Requests given no connection in time"),
             "connections_errors": ("pool_connection_errors", "Connections that failed to open"),
-            "connections_lost": ("pool_connections_lost", "Connections found broken"),
         }
         for key, (name, text) in counters.items():
             yield CounterMetricFamily(f"chat_db_{name}", text, value=stats.get(key, 0))
+        # Found broken when lent (the pool's own check) or given back broken (after a query
+        # failed, or by chatsite/postgresql/base.py before lending it).
+        yield CounterMetricFamily(
+            "chat_db_pool_connections_lost",
+            "Connections found broken",
+            value=stats.get("connections_lost", 0) + stats.get("returns_bad", 0),
+        )
         yield CounterMetricFamily(
             "chat_db_pool_wait_seconds",
             "Time requests waited for a connection",
