@@ -24,11 +24,17 @@ def _sent_hash_key(secret: str) -> bytes:
 class Message(models.Model):
     """One message; deleted ones keep their row and id."""
 
+    # No index of their own for these two: history_idx and changes_idx begin with the
+    # conversation, one_message_per_client_id with the sender, and every index is one more
+    # write for each message sent.
     conversation = models.ForeignKey(
-        Conversation, on_delete=models.CASCADE, related_name="messages"
+        Conversation, on_delete=models.CASCADE, related_name="messages", db_index=False
     )
     sender = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages_sent"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="messages_sent",
+        db_index=False,
     )
 
     class Kind(models.TextChoices):
@@ -48,15 +54,18 @@ class Message(models.Model):
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
     # Staff member who hid the message, when a moderator rather than the sender deleted it.
+    # Indexed only where set (hidden_by_idx): a staff account's deletion finds its few.
     hidden_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        db_index=False,
     )
     # The message this one answers, in the same conversation. No database constraint: a
-    # reply outlives the purge of what it quotes, and then shows it deleted.
+    # reply outlives the purge of what it quotes, and then shows it deleted. Never
+    # looked up by it, so no index.
     reply_to = models.ForeignKey(
         "self",
         null=True,
@@ -64,6 +73,7 @@ class Message(models.Model):
         on_delete=models.DO_NOTHING,
         db_constraint=False,
         related_name="+",
+        db_index=False,
     )
 
     class Meta:
@@ -76,6 +86,11 @@ class Message(models.Model):
             models.Index(fields=["conversation", "id"], name="history_idx"),
             # With the id (PostgreSQL): a sync page's ids come from the index alone.
             models.Index(fields=["conversation", "seq"], include=["id"], name="changes_idx"),
+            models.Index(
+                fields=["hidden_by"],
+                condition=models.Q(hidden_by__isnull=False),
+                name="hidden_by_idx",
+            ),
         ]
 
     def __str__(self) -> str:
