@@ -478,3 +478,30 @@ def test_a_batch_stores_bodies_and_client_ids_exactly_whatever_they_hold(make_us
     ]
     assert Message.objects.filter(sender=alice).count() == len(tricky)
     assert Conversation.objects.filter(memberships__user=bob).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_client_id_is_each_senders_own_within_one_batch(make_user):
+    alice, bob = make_user(username="alice"), make_user(username="bob")
+    make_user(username="carol")
+    first, _ = messages_send_many([SendRequest(alice, "from alice", "same", to="bob")])
+
+    # Alice retries her send; Bob, in the same batch, uses the same client_id for a new one,
+    # and Alice starts another conversation with an id Bob used nowhere.
+    outcomes, _ = messages_send_many(
+        [
+            SendRequest(alice, "from alice", "same", to="bob"),
+            SendRequest(bob, "from bob", "same", to="alice"),
+            SendRequest(alice, "to carol", "other", to="carol"),
+        ]
+    )
+
+    retry, bobs, to_carol = (outcome.result for outcome in outcomes)
+    assert not retry.created and retry.message.pk == first[0].result.message.pk
+    assert bobs.created and bobs.message.body == "from bob"
+    assert to_carol.created and to_carol.message.body == "to carol"
+    assert sorted(Message.objects.values_list("body", flat=True)) == [
+        "from alice",
+        "from bob",
+        "to carol",
+    ]

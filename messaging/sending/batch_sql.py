@@ -91,13 +91,14 @@ class BatchSql:
         """
         openings = list(to_open.values())
         everyone = sorted({user for opening in openings for user in _pair(opening)})
-        senders = sorted({opening.sender for opening in openings})
-        client_ids = sorted({requests[index].client_id for index in to_open})
+        sends = sorted(
+            {(opening.sender, requests[index].client_id) for index, opening in to_open.items()}
+        )
         people, blocks, sent, _ = self.run(
             [
                 statement.people(everyone),
                 statement.blocks_among(everyone),
-                statement.sent_by(senders, client_ids),
+                statement.sent_by(sends),
                 statement.streams_made(everyone),
             ]
         )
@@ -130,15 +131,13 @@ class BatchSql:
     ) -> Locked:
         """Lock the conversations and their members' streams; read what decides the sends."""
         conversations = sorted(set(conversation_of.values()))
-        senders = sorted({requests[index].sender.pk for index in conversation_of})
-        client_ids = sorted({requests[index].client_id for index in conversation_of})
-        kinds, members, blocks, streams, sent = self.run(
-            [
-                *statement.locked_reads(conversations, lock=self.lock),
-                statement.sent_by(senders, client_ids),
-            ]
+        sends = sorted(
+            {(requests[index].sender.pk, requests[index].client_id) for index in conversation_of}
         )
-        sending = set(senders)
+        kinds, members, blocks, streams, sent = self.run(
+            [*statement.locked_reads(conversations, lock=self.lock), statement.sent_by(sends)]
+        )
+        sending = {sender for sender, _ in sends}
         by_conversation: dict[int, dict[int, send_rules.Person]] = {}
         # Read here, under the conversations' locks, which every change of the flag also
         # takes: the batch shows a member only when they are not shown yet, so that a send
