@@ -133,12 +133,12 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     _options = _db.setdefault("OPTIONS", {})
     # Fail fast when PostgreSQL is down so a send can answer `unavailable`.
     _options.setdefault("connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=3))
+    # Django's backend, and with the pool a connection the server may have ended is tested
+    # before it is lent, so the first request after a restart gets a live one; the others
+    # are lent without a round trip (chatsite/postgresql/base.py).
+    _db["ENGINE"] = "chatsite.postgresql"
     if env.bool("DATABASE_POOL", default=True):
-        # psycopg's pool instead of a new connection per database hop. Django's backend
-        # with one change: a connection the server may have closed is tested before it is
-        # lent, so the first request after a restart gets a live one, and the others are
-        # lent without a round trip (chatsite/postgresql/base.py).
-        _db["ENGINE"] = "chatsite.postgresql"
+        # psycopg's pool instead of a new connection per database hop.
         _options["pool"] = {
             "min_size": env.int("DATABASE_POOL_MIN", default=2),
             "max_size": env.int("DATABASE_POOL_MAX", default=20),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import select
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -67,26 +66,17 @@ def _drop_dead_connection() -> None:
     terminated backend): one look at its socket, no round trip, so that the first batch
     after a database restart gets a fresh connection instead of an error.
     """
-    raw = connection.connection
-    if raw is None:
+    if connection.connection is None:
         return
-    if connection.errors_occurred or _ended_by_server(raw):
+    if connection.errors_occurred or _ended_by_server():
         connection.close()
 
 
-def _ended_by_server(raw) -> bool:
-    pgconn = getattr(raw, "pgconn", None)
-    if pgconn is None:
-        return False  # SQLite: no server
-    try:
-        if raw.closed:
-            return True
-        # poll, not select: a process with thousands of sockets has descriptors past 1024.
-        poller = select.poll()
-        poller.register(pgconn.socket, select.POLLIN)
-        return bool(poller.poll(0))
-    except Exception:
-        return True
+def _ended_by_server() -> bool:
+    # PostgreSQL's backend tells without a round trip (chatsite/postgresql/base.py); SQLite
+    # has no server to end it.
+    ended = getattr(connection, "ended_by_server", None)
+    return ended is not None and ended()
 
 
 def close_send_connection() -> None:
