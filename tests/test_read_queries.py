@@ -1,7 +1,7 @@
 """A page costs the same few queries however much it shows: no query per message or row.
 
 A page's rows are read with only what they show (messaging.domain.message_parts
-.shown_messages, plain rows for the inbox): a field left out and read later would cost a
+.shown_rows, plain rows for the inbox too): a field left out and read later would cost a
 query for every message, which a user of a long history would feel as a slow page.
 """
 
@@ -9,8 +9,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from messaging.domain import reactions, selectors, services
-from messaging.models import Conversation
+from messaging.domain import message_changes, reactions, selectors, services
+from messaging.domain.message_parts import with_parts
+from messaging.models import Conversation, Message
 from messaging.protocol import message_data
 from tests.helpers import api
 
@@ -76,3 +77,45 @@ def test_a_page_costs_the_same_queries_for_few_rows_as_for_many(alice, make_user
     few = costs(alice, [make_user(username=f"few{i}") for i in range(2)], rounds=2)
     many = costs(make_user(username="busy"), [make_user(username=f"many{i}") for i in range(6)], 4)
     assert many == few
+
+
+def test_every_page_shows_a_message_as_the_message_itself_is_shown(alice, bob, carol, make_user):
+    """History, sync, search and the inbox read plain rows; each must show a message exactly
+    as the message itself is shown when sent or changed (its model, with its parts)."""
+    group = talk(alice, [bob, carol], rounds=4)
+    direct = Conversation.objects.get(kind="direct", memberships__user=bob)
+    sent = list(Message.objects.filter(conversation=direct).order_by("id"))
+    message_changes.message_edit(editor=bob, message_id=sent[0].pk, body="look, edited")
+    message_changes.message_delete(actor=bob, message_id=sent[1].pk)
+    staff = make_user(username="staff", is_staff=True)
+    message_changes.message_hide(moderator=staff, message_id=sent[2].pk)
+    services.message_send(
+        sender=bob, body="@alice look here", client_id="m1", conversation_id=group
+    )
+
+    def as_itself(message_id: int) -> dict:
+        return message_data(with_parts([Message.objects.get(pk=message_id)])[0])
+
+    client = api(alice)
+    history = client.get(f"/api/conversations/{direct.pk}/messages/").json()["messages"]
+    synced = [message_data(m) for m in selectors.messages_after(user=alice, after=0, limit=200)[0]]
+    found = client.get("/api/search/", {"q": "look"}).json()["messages"]
+    inbox = client.get("/api/conversations/").json()["conversations"]
+    assert [m["id"] for m in history] == [m.pk for m in sent]
+    assert {m["deleted"] for m in history} == {True, False}
+    assert any(m["reply_to"] and m["reactions"] for m in history)
+    assert any(m["mentions"] for m in synced)
+    assert any(m["edited_at"] for m in history)
+    assert any(m["removed_by"] == "moderator" for m in history)
+    for shown in [*history, *synced, *(c["last_message"] for c in inbox)]:
+        assert shown == as_itself(shown["id"])
+    assert found
+    for hit in found:
+        assert hit["conversation_title"] == Conversation.objects.get(pk=hit["conversation"]).title
+        shown = {
+            key: hit[key]
+            for key in hit
+            if key not in ("conversation_title", "snippet", "highlights")
+        }
+        assert shown == as_itself(hit["id"])
+    assert group in {c["id"] for c in inbox}

@@ -1,29 +1,68 @@
 """Read what messages show beside their text, for a whole page of them at once.
 
-A page (history, sync, search, the inbox's last messages) costs at most four queries more,
-whatever its length: the quoted messages, the reactions, the files and the mentions. A
-plain message just sent has none and is shown without reading them
-(messaging.protocol.NO_PARTS).
+A page (history, sync, search, the inbox's last messages) is read as plain rows
+(`shown_rows`), and costs at most four queries more, whatever its length: the quoted
+messages, the reactions, the files and the mentions. A plain message just sent has none
+and is shown without reading them (messaging.protocol.NO_PARTS).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
 
 from django.db.models import QuerySet
 
 from messaging.domain import uploads
 from messaging.models import Mention, Message, Reaction
-from messaging.protocol import MessageParts, quote_data
+from messaging.protocol import NO_PARTS, MessageParts, quote_data
 from messaging.sql_values import is_one_of
 
 # A quote of a message purged since: its row is gone, so is who wrote it.
 _PURGED_SENDER = None
 
-# The columns messaging.protocol.message_data and with_parts read, and the sender's two.
-SHOWN_FIELDS = (
+
+@dataclass(slots=True)
+class ShownSender:
+    """Who wrote a message read for showing: what messaging.protocol.user_data reads."""
+
+    pk: int
+    username: str
+
+
+@dataclass(slots=True)
+class ShownMessage:
+    """A message read for showing: the columns messaging.protocol.message_data reads.
+
+    Read as a plain row rather than a model: a page of messages is most of a read's CPU,
+    and a model costs its signals and field conversions for each message (and the
+    sender's) and is never saved from here.
+    """
+
+    pk: int
+    seq: int
+    conversation_id: int
+    body: str
+    client_id: str
+    created_at: datetime
+    edited_at: datetime | None
+    deleted_at: datetime | None
+    hidden_by_id: int | None
+    kind: str
+    reply_to_id: int | None
+    sender: ShownSender
+    # Read only for search, which shows it beside each hit.
+    conversation_title: str = ""
+    parts: MessageParts = NO_PARTS
+
+
+# A page's rows, or a message being sent or changed (a model), given its parts alike.
+Shown = TypeVar("Shown", Message, ShownMessage)
+
+_COLUMNS = (
     "id",
     "seq",
     "conversation_id",
@@ -35,23 +74,25 @@ SHOWN_FIELDS = (
     "hidden_by_id",
     "kind",
     "reply_to_id",
-    "sender__id",
+    "sender_id",
     "sender__username",
 )
 
 
-def shown_messages(*also: str) -> QuerySet[Message]:
-    """Give messages with what they show loaded, and `also` these fields of related rows.
+def shown_rows(messages: QuerySet[Message], *, with_title: bool = False) -> list[ShownMessage]:
+    """Read these messages (filtered, ordered, sliced) as what a page shows of them."""
+    columns = (*_COLUMNS, "conversation__title") if with_title else _COLUMNS
+    return [
+        ShownMessage(
+            *row[:11],
+            sender=ShownSender(row[11], row[12]),
+            conversation_title=row[13] if with_title else "",
+        )
+        for row in messages.values_list(*columns)
+    ]
 
-    For reads only (a message saved from it would write only these columns). A page of
-    messages is most of a read's CPU: the sender's other columns (two timestamps, the
-    password hash) and the message's own would be parsed for every message and never shown.
-    """
-    related = {field.split("__")[0] for field in also}
-    return Message.objects.select_related("sender", *related).only(*SHOWN_FIELDS, *also)
 
-
-def with_parts(messages: Sequence[Message]) -> Sequence[Message]:
+def with_parts(messages: Sequence[Shown]) -> Sequence[Shown]:
     """Give each message its `parts` (quote, reactions, files, mentions); return them."""
     live = [message for message in messages if message.deleted_at is None]
     if not live:
@@ -95,7 +136,9 @@ def _quotes(original_ids: set[int]) -> dict[int, dict[str, Any]]:
         return {}
     found = {
         original.pk: quote_data(original)
-        for original in shown_messages().filter(is_one_of(Message, "id", list(original_ids)))
+        for original in shown_rows(
+            Message.objects.filter(is_one_of(Message, "id", [*original_ids]))
+        )
     }
     for missing in original_ids - found.keys():
         found[missing] = {"id": missing, "sender": _PURGED_SENDER, "body": "", "deleted": True}

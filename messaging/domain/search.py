@@ -9,7 +9,7 @@ from django.db import connection
 from django.db.models import BooleanField, Q, QuerySet
 from django.db.models.expressions import RawSQL
 
-from messaging.domain.message_parts import shown_messages, with_parts
+from messaging.domain.message_parts import ShownMessage, shown_rows, with_parts
 from messaging.domain.search_walk import match_sql, walked_hit_ids
 from messaging.models import Membership, Message
 from messaging.protocol import ChatError, ErrorCode, message_data
@@ -67,10 +67,9 @@ def message_search(
             .order_by("-id")
             .values_list("id", flat=True)[: limit + 1]
         )
-    page = list(
-        shown_messages("conversation__title")
-        .filter(id__in=ids[:limit], deleted_at__isnull=True)
-        .order_by("-id")
+    page = shown_rows(
+        Message.objects.filter(id__in=ids[:limit], deleted_at__isnull=True).order_by("-id"),
+        with_title=True,
     )
     hits = with_parts(page)
     return [search_hit(message, words) for message in hits], len(ids) > limit
@@ -87,12 +86,12 @@ def searchable(user, before: int | None) -> QuerySet:
     return messages if before is None else messages.filter(pk__lt=before)
 
 
-def search_hit(message: Message, words: list[str]) -> dict[str, Any]:
+def search_hit(message: ShownMessage, words: list[str]) -> dict[str, Any]:
     """Show a hit: the message, its conversation's title, and a snippet with highlights."""
     snippet, highlights = make_snippet(message.body, words)
     return {
         **message_data(message),
-        "conversation_title": message.conversation.title,
+        "conversation_title": message.conversation_title,
         "snippet": snippet,
         "highlights": highlights,
     }

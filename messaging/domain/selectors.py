@@ -12,7 +12,7 @@ from django.db.models import Count, F, IntegerField, Max, OuterRef, Subquery, Wi
 from django.db.models.functions import Coalesce, RowNumber
 
 from messaging.domain import visibility
-from messaging.domain.message_parts import shown_messages, with_parts
+from messaging.domain.message_parts import ShownMessage, shown_rows, with_parts
 from messaging.models import Conversation, Membership, Mention, Message
 from messaging.protocol import ChatError, ErrorCode, iso_utc, message_data, user_row_data
 from messaging.sql_values import is_one_of
@@ -109,7 +109,9 @@ def conversation_list_for_user(
     last_ids = [row["last_message_id"] for row in listed if row["last_message_id"]]
     last_messages = {
         message.pk: message
-        for message in with_parts(shown_messages().filter(is_one_of(Message, "id", last_ids)))
+        for message in with_parts(
+            shown_rows(Message.objects.filter(is_one_of(Message, "id", last_ids)))
+        )
     }
     members = _members_by_conversation(conversation_ids, listed=members_listed)
     counts = _member_counts(conversation_ids, members, listed=members_listed)
@@ -254,7 +256,7 @@ def conversation_data(
     row: dict[str, Any],
     *,
     members: list[dict[str, Any]],
-    last_message: Message | None,
+    last_message: ShownMessage | None,
     member_count: int | None = None,
 ) -> dict[str, Any]:
     """Show a conversation as the API does, from its row of conversation_list_for_user."""
@@ -308,21 +310,21 @@ def read_pointers(*, conversation_id: int, viewer=None) -> dict[int, int]:
 
 def message_history(
     *, conversation_id: int, before: int | None, limit: int, after: int | None = None
-) -> tuple[list[Message], bool]:
+) -> tuple[list[ShownMessage], bool]:
     """Return a page of messages, ascending: older than `before` (the newest page if
     neither is given), or newer than `after`; `has_more` says whether more lie beyond it."""
-    messages = shown_messages().filter(conversation_id=conversation_id)
+    messages = Message.objects.filter(conversation_id=conversation_id)
     if after is not None:
-        page = list(messages.filter(pk__gt=after).order_by("id")[: limit + 1])
+        page = shown_rows(messages.filter(pk__gt=after).order_by("id")[: limit + 1])
         return list(with_parts(page[:limit])), len(page) > limit
     if before is not None:
         messages = messages.filter(pk__lt=before)
-    page = list(messages.order_by("-id")[: limit + 1])
+    page = shown_rows(messages.order_by("-id")[: limit + 1])
     has_more = len(page) > limit
-    return list(with_parts(list(reversed(page[:limit])))), has_more
+    return list(with_parts(page[:limit][::-1])), has_more
 
 
-def messages_after(*, user, after: int, limit: int) -> tuple[list[Message], bool]:
+def messages_after(*, user, after: int, limit: int) -> tuple[list[ShownMessage], bool]:
     """Return the changes to the user's conversations stamped after `after`, ascending."""
     conversation_ids = Membership.objects.filter(user=user).values("conversation_id")
     # The page's ids first, from the index alone (changes_idx holds conversation, seq and
@@ -334,8 +336,9 @@ def messages_after(*, user, after: int, limit: int) -> tuple[list[Message], bool
     )
     if not ids:
         return [], False
-    rows = shown_messages().filter(is_one_of(Message, "id", ids[:limit]))
-    page = list(rows.order_by("seq"))
+    page = shown_rows(
+        Message.objects.filter(is_one_of(Message, "id", ids[:limit])).order_by("seq")
+    )
     return list(with_parts(page)), len(ids) > limit
 
 
