@@ -74,6 +74,8 @@ MIDDLEWARE = [
     # sync mode, in one thread, where in async mode each of their hooks would hop to a
     # thread and back.
     "messaging.web.cache_control.NoStoreMiddleware",
+    # A view that cannot reach the database: 503 and a retry rather than a 500 (sync only).
+    "messaging.web.unavailable.DatabaseUnavailableMiddleware",
     # Last, as django-axes asks: it turns a lockout into its response.
     "axes.middleware.AxesMiddleware",
 ]

@@ -224,3 +224,33 @@ def test_no_template_comment_shows_on_a_page(client, alice, bob):
     client.force_login(alice)
     for path in ("/", f"/c/{conversation.pk}/", "/settings/", "/shell/"):
         assert "{#" not in client.get(path).content.decode(), path
+
+
+def test_a_page_the_database_does_not_answer_for_is_a_503_with_a_retry(alice, monkeypatch, caplog):
+    """PostgreSQL restarting, or a pool with no connection in time: 503 and a retry in the
+    visitor's language, a warning in the log, and no traceback; other errors stay 500."""
+    from django.db import OperationalError
+
+    from messaging.web import views
+
+    def unreachable(**kwargs):
+        raise OperationalError("couldn't get a connection after 5.00 sec")
+
+    monkeypatch.setattr(views.selectors, "conversation_page_for_user", unreachable)
+    client = Client(HTTP_ACCEPT_LANGUAGE="de", raise_request_exception=False)
+    client.force_login(alice)
+    with caplog.at_level("WARNING"):
+        page = client.get("/")
+    assert page.status_code == 503
+    assert page["Retry-After"] == "5"
+    assert "Der Chat erreicht seine Datenbank gerade nicht" in page.content.decode()
+    assert [r.levelname for r in caplog.records if "database unavailable" in r.getMessage()] == [
+        "WARNING"
+    ]
+    assert not [r for r in caplog.records if r.exc_info]
+
+    def broken(**kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(views.selectors, "conversation_page_for_user", broken)
+    assert client.get("/").status_code == 500
