@@ -125,3 +125,157 @@ async def test_the_health_probe_reads_beside_the_process_reader():
             assert await next_of(a) == frame(n)
     finally:
         registry.discard(a.channel_name)
+
+
+class StuckRead:
+    """A read of Redis that, once `stuck` is set, is never answered and outlives its cancel.
+
+    As seen in a Sentinel switchover: the server closed the connection under the read, and
+    redis-py's call went on past its cancellation.
+    """
+
+    def __init__(self, read) -> None:
+        self.read = read
+        self.stuck = False
+        self.released = asyncio.Event()
+        self.calls_stuck = 0
+
+    async def __call__(self, layer, *args, **kwargs):
+        if not self.stuck:
+            return await self.read(layer, *args, **kwargs)
+        self.calls_stuck += 1
+        while not self.released.is_set():
+            try:
+                await self.released.wait()
+            except asyncio.CancelledError:
+                continue  # swallowed, as the read did
+        return None
+
+
+@pytest.mark.services
+async def test_a_read_that_outlives_its_cancellation_still_gets_the_sockets_told_to_sync(
+    settings, monkeypatch
+):
+    from channels_redis.core import RedisChannelLayer
+
+    from messaging.delivery import layer as layer_module
+
+    settings.CHAT_LAYER_PROBE_SECONDS = 0.05
+    monkeypatch.setattr(layer_module, "BLOCKED_READ_GRACE", 0.5)
+    read = StuckRead(RedisChannelLayer._brpop_with_clean)
+
+    async def brpop_with_clean(layer, *args, **kwargs):
+        return await read(layer, *args, **kwargs)
+
+    monkeypatch.setattr(RedisChannelLayer, "_brpop_with_clean", brpop_with_clean)
+    layer = get_channel_layer()
+    registry = socket_registry()
+    a = FakeSocket(layer, await layer.new_channel(), 1)
+    registry.add(a)
+    try:
+        await layer.send(a.channel_name, frame(1))
+        assert await next_of(a) == frame(1)
+        read.stuck = True
+        # The read is given up after its timeout and the grace (2 + 0.5 s), not awaited
+        # forever: the layer counts as lost, and once it answers the socket is told to sync.
+        message = await asyncio.wait_for(a.got.get(), 6)
+        assert message == {"type": "chat.layer_back"}
+        assert read.calls_stuck >= 1
+        read.stuck = False
+        await layer.send(a.channel_name, frame(2))
+        assert await next_of(a) == frame(2)
+    finally:
+        read.released.set()
+        registry.discard(a.channel_name)
+
+
+@pytest.mark.services
+async def test_a_connection_lost_under_the_clean_up_after_a_read_gets_the_sockets_told_to_sync(
+    settings, monkeypatch
+):
+    from channels_redis.core import RedisChannelLayer
+
+    settings.CHAT_LAYER_PROBE_SECONDS = 0.05
+    clean_up = RedisChannelLayer._clean_receive_backup
+    failures = [RedisConnectionError("Connection closed by server.")]
+
+    async def clean_up_once_lost(layer, *args):
+        if failures:
+            raise failures.pop()
+        await clean_up(layer, *args)
+
+    monkeypatch.setattr(RedisChannelLayer, "_clean_receive_backup", clean_up_once_lost)
+    layer = get_channel_layer()
+    registry = socket_registry()
+    a = FakeSocket(layer, await layer.new_channel(), 1)
+    registry.add(a)
+    try:
+        # The only sign of a switchover this process had: its read went through, and the
+        # clean-up after it found its connection closed by the server that stepped down.
+        await layer.send(a.channel_name, frame(1))
+        assert await next_of(a) == frame(1)
+        assert await next_of(a) == {"type": "chat.layer_back"}
+        await layer.send(a.channel_name, frame(2))
+        # The message whose clean-up failed may come once more, as channels-redis hands
+        # back what it read without cleaning up; a client drops a push it saw by its seq.
+        handed = [await next_of(a)]
+        while handed[-1] != frame(2):
+            handed.append(await next_of(a))
+        assert handed in ([frame(2)], [frame(1), frame(2)])
+    finally:
+        registry.discard(a.channel_name)
+
+
+async def test_a_clean_up_begun_before_the_layer_came_back_fails_without_a_second_outage(
+    monkeypatch,
+):
+    from channels_redis.core import RedisChannelLayer
+
+    # Each outage makes every socket join its groups again and its client sync: a call
+    # that began before the connections were renewed, and fails with them, must not
+    # count as another one; a call begun after does.
+    renewed = asyncio.Event()
+
+    async def clean_up_lost(layer, *args):
+        await renewed.wait()
+        raise RedisConnectionError("Connection closed by server.")
+
+    monkeypatch.setattr(RedisChannelLayer, "_clean_receive_backup", clean_up_lost)
+    layer = ChatRedisChannelLayer(hosts=["redis://127.0.0.1:6379/10"])
+    told: list[BaseException] = []
+    layer.failure_listener = told.append
+    before = asyncio.ensure_future(layer._clean_receive_backup(0, "asgi.specific.p!"))
+    await asyncio.sleep(0)
+    await layer.drop_connections()
+    renewed.set()
+    with pytest.raises(RedisConnectionError):
+        await before
+    assert told == []
+    with pytest.raises(RedisConnectionError):
+        await layer._clean_receive_backup(0, "asgi.specific.p!")
+    assert len(told) == 1
+
+
+async def test_a_primary_the_sentinels_move_counts_as_an_outage_even_without_an_error():
+    layer = ChatRedisChannelLayer(
+        hosts=[{"sentinels": [("127.0.0.1", 1)], "master_name": "chat", "db": 0}]
+    )
+    told: list[BaseException] = []
+    layer.failure_listener = told.append
+    pool = layer.create_pool(0)
+    named = [("127.0.0.1", 7001)]
+
+    async def discover_master(service_name: str) -> tuple[str, int]:
+        return named[-1]
+
+    pool.sentinel_manager.discover_master = discover_master
+    # The first primary found, and the same one found again, are no news.
+    assert await pool.get_master_address() == ("127.0.0.1", 7001)
+    assert await pool.get_master_address() == ("127.0.0.1", 7001)
+    assert told == []
+    # A switchover: the connections reconnect to the new primary without an error, and the
+    # layer counts it as an outage (its sockets join their groups again and sync).
+    named.append(("127.0.0.1", 7002))
+    assert await pool.get_master_address() == ("127.0.0.1", 7002)
+    assert [str(failure) for failure in told] == ["the primary moved to 127.0.0.1:7002"]
+    await pool.disconnect()

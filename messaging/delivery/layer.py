@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
 from channels_redis.core import RedisChannelLayer
+from redis.asyncio import ConnectionPool
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import MaxConnectionsError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -37,13 +39,17 @@ class ChatRedisChannelLayer(RedisChannelLayer):
     Buffers are LightQueues with the layer's capacity, dropping the oldest as channels-redis
     does: an asyncio.Queue allocates about 2.5 KB when made, a LightQueue nothing while empty.
 
-    A connection lost under a send or a group change is told to `failure_listener` (the
-    registry's layer_failed): in a Sentinel switchover the server closes every connection,
-    and the one read of the process may have been between two commands, its next one
-    reconnecting to the new primary unharmed, while messages sent meanwhile were lost.
+    A connection lost under a send, a group change or the clean-up after a read is told to
+    `failure_listener` (the registry's layer_failed): in a Sentinel switchover the server
+    closes every connection, and the one read of the process may have been between two
+    commands, its next one reconnecting to the new primary unharmed, while messages sent
+    meanwhile were lost. So is a move of the primary that the sentinels name, which may be
+    all a process sees of a switchover: a connection that its server closed is replaced
+    without an error when next taken from the pool.
     And a blocking read that its server leaves unanswered past its own timeout (seen in a
     switchover: a read sent to the primary as it paused its clients and stepped down)
-    fails at once instead of after the socket timeout, holding every delivery up meanwhile.
+    fails at once instead of after the socket timeout, holding every delivery up meanwhile;
+    so does the clean-up, which the next read waits for.
     """
 
     brpop_timeout = BLOCKED_READ_SECONDS
@@ -52,6 +58,30 @@ class ChatRedisChannelLayer(RedisChannelLayer):
         super().__init__(*args, **kwargs)
         self.receive_buffer = ChannelBuffers(self.capacity)
         self.failure_listener: Callable[[BaseException], None] | None = None
+        # Times this process's connections were dropped after an outage (drop_connections).
+        self.renewals = 0
+
+    def create_pool(self, index: int) -> ConnectionPool:
+        pool = super().create_pool(index)
+        if isinstance(pool, SentinelConnectionPool):
+            _watch_primary(pool, self._primary_moved)
+        return pool
+
+    def _primary_moved(self, address: tuple[str, int]) -> None:
+        # Connections that their server closed in a switchover are replaced without an
+        # error when next taken from the pool, so the move can be this process's only sign
+        # of it; pushes written to the old primary since its replica took over are lost.
+        if self.failure_listener is not None:
+            host, port = address
+            self.failure_listener(RedisConnectionError(f"the primary moved to {host}:{port}"))
+
+    async def drop_connections(self) -> None:
+        """Close this event loop's connections to Redis; the next use connects anew."""
+        self.renewals += 1
+        # channels-redis keeps a set of connections per event loop (RedisLoopLayer).
+        loop_layer = self._layers.get(asyncio.get_running_loop())
+        if loop_layer is not None:
+            await loop_layer.flush()
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         with self._failures_told():
@@ -100,21 +130,33 @@ class ChatRedisChannelLayer(RedisChannelLayer):
         return shards
 
     async def _brpop_with_clean(self, index: int, channel: str, timeout: float) -> Any:
-        try:
-            return await asyncio.wait_for(
-                super()._brpop_with_clean(index, channel, timeout), timeout + BLOCKED_READ_GRACE
+        return await within(
+            super()._brpop_with_clean(index, channel, timeout),
+            timeout + BLOCKED_READ_GRACE,
+            "a blocking read of the layer",
+        )
+
+    async def _clean_receive_backup(self, index: int, channel: str) -> None:
+        # The next read of the channel waits for this one: bounded like the read, and a
+        # connection lost under it is a failure of the layer like any other.
+        with self._failures_told():
+            await within(
+                super()._clean_receive_backup(index, channel),
+                BLOCKED_READ_GRACE,
+                "a clean-up of the layer's backup queue",
             )
-        except TimeoutError:
-            raise RedisTimeoutError("a blocking read of the layer was not answered") from None
 
     @contextlib.contextmanager
     def _failures_told(self) -> Iterator[None]:
+        renewals = self.renewals
         try:
             yield
         except MaxConnectionsError:
             raise  # Redis is there; only the pool is busy.
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-            if self.failure_listener is not None:
+            # A call begun before the connections were renewed failed with an outage that
+            # is over; its change is in the sync every socket was told to do since.
+            if self.failure_listener is not None and renewals == self.renewals:
                 self.failure_listener(exc)
             raise
 
@@ -133,6 +175,57 @@ class ChatRedisChannelLayer(RedisChannelLayer):
         """
         self.receive_buffer.collector = channel
         self.receive_buffer.wants = wants
+
+
+async def within(call: Awaitable[Any], seconds: float, what: str) -> Any:
+    """Await `call` for at most `seconds`; past that, cancel it and raise at once.
+
+    Not asyncio.wait_for, which waits for the cancelled call to end: a call of redis-py on a
+    connection that its server closed can outlive its cancellation (seen in a Sentinel
+    switchover, where the process's one read then waited forever and its sockets were never
+    told to sync). Such a call is left to end by itself; its outcome is dropped.
+    """
+    task = asyncio.ensure_future(call)
+    try:
+        done, _ = await asyncio.wait({task}, timeout=seconds)
+    except asyncio.CancelledError:
+        _leave(task)
+        raise
+    if done:
+        return task.result()
+    _leave(task)
+    raise RedisTimeoutError(f"{what} was not answered within {seconds:g} s")
+
+
+def _watch_primary(pool: SentinelConnectionPool, moved: Callable[[tuple[str, int]], None]) -> None:
+    """Call `moved` with the new address whenever the sentinels name another primary."""
+    discover = pool.get_master_address
+
+    async def get_master_address() -> tuple[str, int]:
+        known = pool.master_address
+        address = await discover()
+        if known is not None and tuple(address) != tuple(known):
+            moved(address)
+        return address
+
+    # Its connections ask the pool (through a proxy) each time they connect.
+    pool.get_master_address = get_master_address
+
+
+# Calls given up on, kept until they end (the event loop holds only weak references).
+_left: set[asyncio.Future] = set()
+
+
+def _leave(task: asyncio.Future) -> None:
+    task.cancel()
+    _left.add(task)
+    task.add_done_callback(_drop_left)
+
+
+def _drop_left(task: asyncio.Future) -> None:
+    _left.discard(task)
+    if not task.cancelled():
+        task.exception()  # retrieved: a late failure of a call given up on is not news
 
 
 class ChannelBuffers(dict):

@@ -26,6 +26,7 @@ from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from messaging.delivery.layer import ChatRedisChannelLayer
 from messaging.delivery.layer_reader import LayerReader, reader_for
 from messaging.singletons import per_event_loop
 
@@ -115,7 +116,9 @@ class SocketRegistry:
         """Note that the channel layer failed; probe it until it answers again."""
         if not self.layer_ok.is_set():
             return
-        log.warning("channel layer lost (%s); sockets stay open until it is back", _name(exc))
+        log.warning(
+            "channel layer lost (%s: %s); sockets stay open until it is back", _name(exc), exc
+        )
         self.outages += 1
         self.layer_ok.clear()
         self.layer_lost.set()
@@ -195,13 +198,12 @@ async def _probe_layer() -> None:
 async def _drop_layer_connections() -> None:
     """Close this event loop's connections to the channel layer; the next use reconnects."""
     layer = get_channel_layer()
-    # channels-redis keeps a set of connections per event loop (RedisLoopLayer).
-    loop_layer = getattr(layer, "_layers", {}).get(asyncio.get_running_loop())
-    if loop_layer is not None:
-        try:
-            await loop_layer.flush()
-        except Exception as exc:
-            log.warning("channel layer connections not closed: %s", _name(exc))
+    if not isinstance(layer, ChatRedisChannelLayer):
+        return  # the in-memory layer has no connections
+    try:
+        await layer.drop_connections()
+    except Exception as exc:
+        log.warning("channel layer connections not closed: %s", _name(exc))
 
 
 def _new_registry() -> SocketRegistry:
