@@ -77,6 +77,8 @@ def services(tmp_path):
         "CHAT_JOB_RETRY_SECONDS": "1",
         "CHAT_PUSH_SCAN_SECONDS": "0.1",
         "CHAT_WORKER_POLL_SECONDS": "0.1",
+        # A stopping worker finishes the push in flight first: the hung one, until this.
+        "CHAT_PUSH_TIMEOUT_SECONDS": "4",
     }
     daphne = Daphne(env=env, log_path=tmp_path / "daphne.log").start()
     workers: list[Worker] = []
