@@ -1,6 +1,8 @@
 """One read of the channel layer for all of a process's sockets (delivery/layer_reader.py)."""
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from types import SimpleNamespace
 
 import pytest
@@ -127,6 +129,21 @@ async def test_the_health_probe_reads_beside_the_process_reader():
         registry.discard(a.channel_name)
 
 
+@contextlib.asynccontextmanager
+async def a_socket_read() -> AsyncIterator[FakeSocket]:
+    """A socket in this process's registry, on the settings' layer, handed a first frame."""
+    layer = get_channel_layer()
+    registry = socket_registry()
+    socket = FakeSocket(layer, await layer.new_channel(), 1)
+    registry.add(socket)
+    try:
+        await layer.send(socket.channel_name, frame(1))
+        assert await next_of(socket) == frame(1)
+        yield socket
+    finally:
+        registry.discard(socket.channel_name)
+
+
 class StuckRead:
     """A read of Redis that, once `stuck` is set, is never answered and outlives its cancel.
 
@@ -168,25 +185,19 @@ async def test_a_read_that_outlives_its_cancellation_still_gets_the_sockets_told
         return await read(layer, *args, **kwargs)
 
     monkeypatch.setattr(RedisChannelLayer, "_brpop_with_clean", brpop_with_clean)
-    layer = get_channel_layer()
-    registry = socket_registry()
-    a = FakeSocket(layer, await layer.new_channel(), 1)
-    registry.add(a)
     try:
-        await layer.send(a.channel_name, frame(1))
-        assert await next_of(a) == frame(1)
-        read.stuck = True
-        # The read is given up after its timeout and the grace (2 + 0.5 s), not awaited
-        # forever: the layer counts as lost, and once it answers the socket is told to sync.
-        message = await asyncio.wait_for(a.got.get(), 6)
-        assert message == {"type": "chat.layer_back"}
-        assert read.calls_stuck >= 1
-        read.stuck = False
-        await layer.send(a.channel_name, frame(2))
-        assert await next_of(a) == frame(2)
+        async with a_socket_read() as a:
+            read.stuck = True
+            # The read is given up after its timeout and the grace (2 + 0.5 s), not awaited
+            # forever: the layer counts as lost, and once it answers the socket is told so.
+            message = await asyncio.wait_for(a.got.get(), 6)
+            assert message == {"type": "chat.layer_back"}
+            assert read.calls_stuck >= 1
+            read.stuck = False
+            await a.channel_layer.send(a.channel_name, frame(2))
+            assert await next_of(a) == frame(2)
     finally:
         read.released.set()
-        registry.discard(a.channel_name)
 
 
 @pytest.mark.services
@@ -205,25 +216,17 @@ async def test_a_connection_lost_under_the_clean_up_after_a_read_gets_the_socket
         await clean_up(layer, *args)
 
     monkeypatch.setattr(RedisChannelLayer, "_clean_receive_backup", clean_up_once_lost)
-    layer = get_channel_layer()
-    registry = socket_registry()
-    a = FakeSocket(layer, await layer.new_channel(), 1)
-    registry.add(a)
-    try:
-        # The only sign of a switchover this process had: its read went through, and the
-        # clean-up after it found its connection closed by the server that stepped down.
-        await layer.send(a.channel_name, frame(1))
-        assert await next_of(a) == frame(1)
+    # The only sign of a switchover this process had: its first read went through, and the
+    # clean-up after it found its connection closed by the server that stepped down.
+    async with a_socket_read() as a:
         assert await next_of(a) == {"type": "chat.layer_back"}
-        await layer.send(a.channel_name, frame(2))
+        await a.channel_layer.send(a.channel_name, frame(2))
         # The message whose clean-up failed may come once more, as channels-redis hands
         # back what it read without cleaning up; a client drops a push it saw by its seq.
         handed = [await next_of(a)]
         while handed[-1] != frame(2):
             handed.append(await next_of(a))
         assert handed in ([frame(2)], [frame(1), frame(2)])
-    finally:
-        registry.discard(a.channel_name)
 
 
 async def test_a_clean_up_begun_before_the_layer_came_back_fails_without_a_second_outage(
