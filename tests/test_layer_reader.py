@@ -169,22 +169,28 @@ class StuckRead:
         return None
 
 
-@pytest.mark.services
-async def test_a_read_that_outlives_its_cancellation_still_gets_the_sockets_told_to_sync(
-    settings, monkeypatch
-):
+def stuck_in_place(monkeypatch, settings, name: str) -> StuckRead:
+    """Put a StuckRead in place of channels-redis's layer call `name`, with short bounds."""
     from channels_redis.core import RedisChannelLayer
 
     from messaging.delivery import layer as layer_module
 
     settings.CHAT_LAYER_PROBE_SECONDS = 0.05
     monkeypatch.setattr(layer_module, "BLOCKED_READ_GRACE", 0.5)
-    read = StuckRead(RedisChannelLayer._brpop_with_clean)
+    call = StuckRead(getattr(RedisChannelLayer, name))
 
-    async def brpop_with_clean(layer, *args, **kwargs):
-        return await read(layer, *args, **kwargs)
+    async def in_place(layer, *args, **kwargs):
+        return await call(layer, *args, **kwargs)
 
-    monkeypatch.setattr(RedisChannelLayer, "_brpop_with_clean", brpop_with_clean)
+    monkeypatch.setattr(RedisChannelLayer, name, in_place)
+    return call
+
+
+@pytest.mark.services
+async def test_a_read_that_outlives_its_cancellation_still_gets_the_sockets_told_to_sync(
+    settings, monkeypatch
+):
+    read = stuck_in_place(monkeypatch, settings, "_brpop_with_clean")
     try:
         async with a_socket_read() as a:
             read.stuck = True
@@ -237,9 +243,10 @@ async def test_a_clean_up_begun_before_the_layer_came_back_fails_without_a_secon
     # Each outage makes every socket join its groups again and its client sync: a call
     # that began before the connections were renewed, and fails with them, must not
     # count as another one; a call begun after does.
-    renewed = asyncio.Event()
+    began, renewed = asyncio.Event(), asyncio.Event()
 
     async def clean_up_lost(layer, *args):
+        began.set()
         await renewed.wait()
         raise RedisConnectionError("Connection closed by server.")
 
@@ -248,7 +255,7 @@ async def test_a_clean_up_begun_before_the_layer_came_back_fails_without_a_secon
     told: list[BaseException] = []
     layer.failure_listener = told.append
     before = asyncio.ensure_future(layer._clean_receive_backup(0, "asgi.specific.p!"))
-    await asyncio.sleep(0)
+    await began.wait()
     await layer.drop_connections()
     renewed.set()
     with pytest.raises(RedisConnectionError):
@@ -259,26 +266,90 @@ async def test_a_clean_up_begun_before_the_layer_came_back_fails_without_a_secon
     assert len(told) == 1
 
 
-async def test_a_primary_the_sentinels_move_counts_as_an_outage_even_without_an_error():
+@pytest.mark.services
+async def test_a_primary_the_sentinels_move_counts_as_an_outage_even_without_an_error(settings):
+    from redis.asyncio import Redis
+    from redis.connection import parse_url
+
+    where = parse_url(settings.REDIS_URLS[0])
     layer = ChatRedisChannelLayer(
-        hosts=[{"sentinels": [("127.0.0.1", 1)], "master_name": "chat", "db": 0}]
+        hosts=[{"sentinels": [("127.0.0.1", 1)], "master_name": "chat", "db": where["db"]}]
     )
     told: list[BaseException] = []
     layer.failure_listener = told.append
     pool = layer.create_pool(0)
-    named = [("127.0.0.1", 7001)]
+    # The same server under two names stands for the old primary and the new one.
+    named = [(where["host"], where["port"]), ("localhost", where["port"])]
 
     async def discover_master(service_name: str) -> tuple[str, int]:
-        return named[-1]
+        return named[0]
 
     pool.sentinel_manager.discover_master = discover_master
-    # The first primary found, and the same one found again, are no news.
-    assert await pool.get_master_address() == ("127.0.0.1", 7001)
-    assert await pool.get_master_address() == ("127.0.0.1", 7001)
-    assert told == []
-    # A switchover: the connections reconnect to the new primary without an error, and the
-    # layer counts it as an outage (its sockets join their groups again and sync).
-    named.append(("127.0.0.1", 7002))
-    assert await pool.get_master_address() == ("127.0.0.1", 7002)
-    assert [str(failure) for failure in told] == ["the primary moved to 127.0.0.1:7002"]
-    await pool.disconnect()
+    client = Redis(connection_pool=pool)
+    try:
+        assert await client.ping()
+        assert await client.ping()  # the same primary again is no news
+        assert told == []
+        # A switchover: the server closes the connections, the next call reconnects to
+        # the new primary without an error, and the layer counts it as an outage (its
+        # sockets join their groups again and their clients sync).
+        named.pop(0)
+        await pool.disconnect()
+        assert await client.ping()
+        assert [str(failure) for failure in told] == [
+            f"the primary moved to localhost:{where['port']}"
+        ]
+    finally:
+        await client.aclose()
+
+
+async def test_a_probe_that_outlives_its_cancellation_does_not_keep_the_layer_lost(
+    settings, monkeypatch
+):
+    from messaging.delivery import registry as registry_module
+
+    settings.CHAT_LAYER_PROBE_SECONDS = 0.05
+    settings.REDIS_SOCKET_TIMEOUT = 0.3
+    probe = StuckRead(lambda layer: asyncio.sleep(0))
+    probe.stuck = True
+
+    async def probe_layer() -> None:
+        if probe.calls_stuck == 0:
+            await probe(None)  # the first probe is never answered; the next ones are
+
+    monkeypatch.setattr(registry_module, "_probe_layer", probe_layer)
+    layer = InMemoryChannelLayer()
+    registry = socket_registry()
+    a = FakeSocket(layer, await layer.new_channel(), 1)
+    registry.add(a)
+    try:
+        registry.layer_failed(RedisConnectionError("gone"))
+        # The first probe is given up after REDIS_SOCKET_TIMEOUT; the next one answers.
+        assert await next_of(a) == {"type": "chat.layer_back"}
+        assert probe.calls_stuck == 1
+    finally:
+        probe.released.set()
+        registry.discard(a.channel_name)
+
+
+@pytest.mark.services
+async def test_a_clean_up_that_outlives_its_cancellation_holds_up_no_read_and_is_no_outage(
+    settings, monkeypatch
+):
+    clean_up = stuck_in_place(monkeypatch, settings, "_clean_receive_backup")
+    clean_up.stuck = True
+    try:
+        async with a_socket_read() as a:
+            while clean_up.calls_stuck == 0:
+                await asyncio.sleep(0.01)
+            clean_up.stuck = False
+            # The next read of the channel waits for that clean-up, given up after 0.5 s.
+            await a.channel_layer.send(a.channel_name, frame(2))
+            handed = [await next_of(a)]
+            while handed[-1] != frame(2):
+                handed.append(await next_of(a))
+            assert handed in ([frame(2)], [frame(1), frame(2)])
+            await asyncio.sleep(0.3)
+            assert a.got.empty(), "a slow clean-up made the sockets rejoin and sync"
+    finally:
+        clean_up.released.set()

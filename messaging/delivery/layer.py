@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from channels_redis.core import RedisChannelLayer
 from redis.asyncio import ConnectionPool
-from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import MaxConnectionsError
+from redis.exceptions import MaxConnectionsError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from messaging.delivery.bounded_calls import within
 from messaging.delivery.light_queue import LightQueue
+from messaging.delivery.sentinel_pool import WatchedSentinelPool, sentinel_pool
+
+log = logging.getLogger(__name__)
 
 # Seconds a blocking read of the process's messages waits before asking again (5 in
 # channels-redis), and how long past that it may go unanswered before its server is taken as
@@ -43,13 +47,13 @@ class ChatRedisChannelLayer(RedisChannelLayer):
     `failure_listener` (the registry's layer_failed): in a Sentinel switchover the server
     closes every connection, and the one read of the process may have been between two
     commands, its next one reconnecting to the new primary unharmed, while messages sent
-    meanwhile were lost. So is a move of the primary that the sentinels name, which may be
-    all a process sees of a switchover: a connection that its server closed is replaced
-    without an error when next taken from the pool.
+    meanwhile were lost. So is a move of the primary that the sentinels name
+    (sentinel_pool.py), which may be all a process sees of a switchover.
     And a blocking read that its server leaves unanswered past its own timeout (seen in a
     switchover: a read sent to the primary as it paused its clients and stepped down)
-    fails at once instead of after the socket timeout, holding every delivery up meanwhile;
-    so does the clean-up, which the next read waits for.
+    fails at once instead of after the socket timeout, holding every delivery up meanwhile.
+    The clean-up after a read, which the next read of the channel waits for, is given up
+    past BLOCKED_READ_GRACE (a message it did not clean up comes once more).
     """
 
     brpop_timeout = BLOCKED_READ_SECONDS
@@ -62,26 +66,31 @@ class ChatRedisChannelLayer(RedisChannelLayer):
         self.renewals = 0
 
     def create_pool(self, index: int) -> ConnectionPool:
-        pool = super().create_pool(index)
-        if isinstance(pool, SentinelConnectionPool):
-            _watch_primary(pool, self._primary_moved)
-        return pool
+        return sentinel_pool(self.hosts[index], self._primary_moved) or super().create_pool(index)
 
     def _primary_moved(self, address: tuple[str, int]) -> None:
-        # Connections that their server closed in a switchover are replaced without an
-        # error when next taken from the pool, so the move can be this process's only sign
-        # of it; pushes written to the old primary since its replica took over are lost.
         if self.failure_listener is not None:
             host, port = address
             self.failure_listener(RedisConnectionError(f"the primary moved to {host}:{port}"))
 
     async def drop_connections(self) -> None:
         """Close this event loop's connections to Redis; the next use connects anew."""
-        self.renewals += 1
-        # channels-redis keeps a set of connections per event loop (RedisLoopLayer).
+        # channels-redis keeps a client per shard and event loop (RedisLoopLayer); its
+        # flush() takes them out one at a time, awaiting each close, so a call could begin
+        # on a client about to be closed. All are taken out at once, then counted.
         loop_layer = self._layers.get(asyncio.get_running_loop())
+        clients = list(loop_layer._connections.values()) if loop_layer is not None else []
         if loop_layer is not None:
-            await loop_layer.flush()
+            loop_layer._connections.clear()
+        self.renewals += 1
+        for client in clients:
+            pool = client.connection_pool
+            try:
+                await client.aclose(close_connection_pool=True)
+                if isinstance(pool, WatchedSentinelPool):
+                    await pool.close_sentinels()
+            except (RedisError, OSError) as exc:
+                log.warning("a connection to the layer not closed: %s", type(exc).__name__)
 
     async def send(self, channel: str, message: dict[str, Any]) -> None:
         with self._failures_told():
@@ -137,14 +146,18 @@ class ChatRedisChannelLayer(RedisChannelLayer):
         )
 
     async def _clean_receive_backup(self, index: int, channel: str) -> None:
-        # The next read of the channel waits for this one: bounded like the read, and a
-        # connection lost under it is a failure of the layer like any other.
+        # The next read of the channel waits for this one, so it is bounded; given up, it
+        # is no outage by itself (the event loop may only be slow), but a connection lost
+        # under it is one like any other.
+        await within(
+            self._clean_up_told(index, channel),
+            BLOCKED_READ_GRACE,
+            "a clean-up of the layer's backup queue",
+        )
+
+    async def _clean_up_told(self, index: int, channel: str) -> None:
         with self._failures_told():
-            await within(
-                super()._clean_receive_backup(index, channel),
-                BLOCKED_READ_GRACE,
-                "a clean-up of the layer's backup queue",
-            )
+            await super()._clean_receive_backup(index, channel)
 
     @contextlib.contextmanager
     def _failures_told(self) -> Iterator[None]:
@@ -175,57 +188,6 @@ class ChatRedisChannelLayer(RedisChannelLayer):
         """
         self.receive_buffer.collector = channel
         self.receive_buffer.wants = wants
-
-
-async def within(call: Awaitable[Any], seconds: float, what: str) -> Any:
-    """Await `call` for at most `seconds`; past that, cancel it and raise at once.
-
-    Not asyncio.wait_for, which waits for the cancelled call to end: a call of redis-py on a
-    connection that its server closed can outlive its cancellation (seen in a Sentinel
-    switchover, where the process's one read then waited forever and its sockets were never
-    told to sync). Such a call is left to end by itself; its outcome is dropped.
-    """
-    task = asyncio.ensure_future(call)
-    try:
-        done, _ = await asyncio.wait({task}, timeout=seconds)
-    except asyncio.CancelledError:
-        _leave(task)
-        raise
-    if done:
-        return task.result()
-    _leave(task)
-    raise RedisTimeoutError(f"{what} was not answered within {seconds:g} s")
-
-
-def _watch_primary(pool: SentinelConnectionPool, moved: Callable[[tuple[str, int]], None]) -> None:
-    """Call `moved` with the new address whenever the sentinels name another primary."""
-    discover = pool.get_master_address
-
-    async def get_master_address() -> tuple[str, int]:
-        known = pool.master_address
-        address = await discover()
-        if known is not None and tuple(address) != tuple(known):
-            moved(address)
-        return address
-
-    # Its connections ask the pool (through a proxy) each time they connect.
-    pool.get_master_address = get_master_address
-
-
-# Calls given up on, kept until they end (the event loop holds only weak references).
-_left: set[asyncio.Future] = set()
-
-
-def _leave(task: asyncio.Future) -> None:
-    task.cancel()
-    _left.add(task)
-    task.add_done_callback(_drop_left)
-
-
-def _drop_left(task: asyncio.Future) -> None:
-    _left.discard(task)
-    if not task.cancelled():
-        task.exception()  # retrieved: a late failure of a call given up on is not news
 
 
 class ChannelBuffers(dict):

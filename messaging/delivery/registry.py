@@ -26,6 +26,7 @@ from django.conf import settings
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from messaging.delivery.bounded_calls import within
 from messaging.delivery.layer import ChatRedisChannelLayer
 from messaging.delivery.layer_reader import LayerReader, reader_for
 from messaging.singletons import per_event_loop
@@ -149,7 +150,9 @@ class SocketRegistry:
         while True:
             await asyncio.sleep(settings.CHAT_LAYER_PROBE_SECONDS)
             try:
-                await asyncio.wait_for(_probe_layer(), settings.REDIS_SOCKET_TIMEOUT)
+                # Given up on, not awaited past its bound: a ping on a connection that a
+                # switchover closed can outlive its cancellation (bounded_calls.py).
+                await within(_probe_layer(), settings.REDIS_SOCKET_TIMEOUT, "a probe of the layer")
             except Exception:
                 continue
             break
