@@ -254,6 +254,45 @@ async def test_an_ended_session_closes_its_sockets(alice):
     await beat_and_expect_close(client)
 
 
+async def open_by_cookie(user) -> tuple[object, str]:
+    """Open a socket with the user's session cookie; return it and the session's key."""
+    _, headers = await cookie_headers(user)
+    connected, _, client = await open_socket(headers)
+    assert connected
+    assert (await client.recv())["type"] == "ready"
+    cookie = dict(headers)[b"cookie"].decode()
+    return client, cookie.removeprefix("sessionid=")
+
+
+async def test_a_password_changed_after_a_beat_closes_the_session_at_the_next(alice):
+    client, _ = await open_by_cookie(alice)
+    # The first beat finds the session holding; the next must look again, not remember it.
+    await heartbeat.beat(socket_registry())
+    assert (await client.request({"type": "ping"}, "pong"))["type"] == "pong"
+
+    def change_password_without_a_signal() -> None:
+        alice.set_password("an entirely new password")
+        User.objects.filter(pk=alice.pk).update(password=alice.password)
+
+    await database_sync_to_async(change_password_without_a_signal)()
+    await beat_and_expect_close(client)
+
+
+async def test_a_session_changed_to_another_user_after_a_beat_closes_at_the_next(alice, bob):
+    client, key = await open_by_cookie(alice)
+    await heartbeat.beat(socket_registry())
+    assert (await client.request({"type": "ping"}, "pong"))["type"] == "pong"
+    _, bobs_headers = await cookie_headers(bob)
+    bobs_key = dict(bobs_headers)[b"cookie"].decode().removeprefix("sessionid=")
+
+    def give_alices_session_bobs_data() -> None:
+        bobs = Session.objects.get(session_key=bobs_key)
+        Session.objects.filter(session_key=key).update(session_data=bobs.session_data)
+
+    await database_sync_to_async(give_alices_session_bobs_data)()
+    await beat_and_expect_close(client)
+
+
 async def test_a_beat_leaves_valid_logins_open(connect, alice):
     _, headers = await cookie_headers(alice)
     connected, _, by_cookie = await open_socket(headers)

@@ -5,6 +5,11 @@ once with one `chat.close` through the channel layer; that event can be dropped 
 channel, a Redis blip) and deleting a user sends none. So every heartbeat also asks the
 database, for all of the process's sockets in a few queries, whether the login each one
 was opened with still holds.
+
+A process holds thousands of sockets and beats every few seconds, so the check reads plain
+values (no model objects), lists ids as one array parameter (messaging/sql_values.py), and
+decodes a session and hashes its user's password only when one of them changed since the
+last beat: a session held for the same user, data and password holds still.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from importlib import import_module
 
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.models import Session
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from messaging.models import AuthToken
+from messaging.sql_values import is_one_of
 
 User = get_user_model()
 
@@ -35,58 +42,85 @@ class SocketLogin:
     session_key: str | None = None
 
 
+# The sessions found holding at the last beat: key -> (user id, session data, password).
+# Whether a session holds depends on these three alone, so a session whose three are the
+# same holds still. Rebuilt at each beat from the sockets open then: no larger than them.
+_held_sessions: dict[str, tuple[int, str, str]] = {}
+
+
 def logins_ended(*, logins: list[SocketLogin]) -> list[str]:
     """Return the channel names of the sockets whose user, token or session is no longer valid."""
     if not logins:
         return []
-    active = {
-        user.pk: user
-        for user in User.objects.filter(pk__in={login.user_id for login in logins}, is_active=True)
-    }
-    token_ids = {login.token_id for login in logins if login.token_id is not None}
+    # The password of every active user: a session's check needs it, and it is no dearer.
+    passwords = dict(
+        User.objects.filter(is_one_of(User, "id", list({login.user_id for login in logins})))
+        .filter(is_active=True)
+        .values_list("pk", "password")
+    )
+    token_ids = list({login.token_id for login in logins if login.token_id is not None})
     live_tokens = set(
-        AuthToken.objects.filter(pk__in=token_ids)
+        AuthToken.objects.filter(is_one_of(AuthToken, "id", token_ids))
         .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
         .values_list("pk", flat=True)
+        if token_ids
+        else ()
     )
-    session_owners = _session_owners(
-        {login.session_key for login in logins if login.session_key is not None}
+    holding = _sessions_holding(
+        {
+            (login.session_key, login.user_id)
+            for login in logins
+            if login.session_key is not None and login.user_id in passwords
+        },
+        passwords,
     )
-    ended = []
-    for login in logins:
-        user = active.get(login.user_id)
-        if user is None:
-            ended.append(login.channel_name)
-        elif login.token_id is not None and login.token_id not in live_tokens:
-            ended.append(login.channel_name)
-        elif login.session_key is not None and not _session_holds(
-            session_owners.get(login.session_key), user
+    return [
+        login.channel_name
+        for login in logins
+        if login.user_id not in passwords
+        or (login.token_id is not None and login.token_id not in live_tokens)
+        or (login.session_key is not None and login.session_key not in holding)
+    ]
+
+
+def _sessions_holding(logins: set[tuple[str, int]], passwords: dict[int, str]) -> set[str]:
+    """Return the keys of the sessions that still log in their socket's user."""
+    if not logins:
+        _held_sessions.clear()
+        return set()
+    keys = [key for key, _ in logins]
+    if settings.SESSION_ENGINE != DATABASE_SESSIONS:
+        store_class = import_module(settings.SESSION_ENGINE).SessionStore
+        decoded = {key: store_class(session_key=key).load() for key in keys}
+        return {
+            key
+            for key, user_id in logins
+            if _session_holds(decoded[key], user_id, passwords[user_id])
+        }
+    stored = dict(
+        Session.objects.filter(is_one_of(Session, "session_key", keys, cast="text"))
+        .filter(expire_date__gt=timezone.now())
+        .values_list("session_key", "session_data")
+    )
+    decoder = import_module(DATABASE_SESSIONS).SessionStore()
+    held: dict[str, tuple[int, str, str]] = {}
+    for key, user_id in logins:
+        if key not in stored:
+            continue
+        seen = (user_id, stored[key], passwords[user_id])
+        if _held_sessions.get(key) == seen or _session_holds(
+            decoder.decode(stored[key]), user_id, passwords[user_id]
         ):
-            ended.append(login.channel_name)
-    return ended
+            held[key] = seen
+    _held_sessions.clear()
+    _held_sessions.update(held)
+    return set(held)
 
 
-def _session_owners(keys: set[str]) -> dict[str, dict]:
-    """Return the decoded data of the sessions that still exist, by key."""
-    if not keys:
-        return {}
-    store_class = import_module(settings.SESSION_ENGINE).SessionStore
-    if settings.SESSION_ENGINE == DATABASE_SESSIONS:
-        from django.contrib.sessions.models import Session
-
-        rows = Session.objects.filter(session_key__in=keys, expire_date__gt=timezone.now())
-        return {row.session_key: store_class().decode(row.session_data) for row in rows}
-    owners = {}
-    for key in keys:
-        data = store_class(session_key=key).load()
-        if data:
-            owners[key] = data
-    return owners
-
-
-def _session_holds(data: dict | None, user) -> bool:
+def _session_holds(data: dict | None, user_id: int, password: str) -> bool:
     # Django's own check on each request: the session names the user and carries the hash
     # of their current password (a password change ends every other session).
-    if not data or str(data.get(SESSION_KEY)) != str(user.pk):
+    if not data or str(data.get(SESSION_KEY)) != str(user_id):
         return False
-    return constant_time_compare(data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash())
+    current = User(pk=user_id, password=password).get_session_auth_hash()
+    return constant_time_compare(data.get(HASH_SESSION_KEY, ""), current)
