@@ -166,6 +166,8 @@ def process_beat(process: str) -> None:
 
 # Rows without a socket that one heartbeat removes (sockets_heartbeat).
 GHOSTS_PER_BEAT = 200
+# Sockets without a row recorded again in one transaction: it holds this many users' locks.
+REOPENED_AT_ONCE = 200
 
 
 class TooManySockets(Exception):
@@ -320,10 +322,16 @@ def sockets_heartbeat(*, process: str, sockets: dict[str, int]) -> None:
     ]
     if closings:
         sockets_closed(closings=closings)
+    # A process whose rows were swept (it stalled, or the database was away for longer
+    # than the presence TTL) records all its sockets again: as handshakes are, in batches.
     missing = sockets.keys() - rows.keys()
-    for user, names in _users_with({name: sockets[name] for name in missing}):
-        for name in names:
-            socket_opened(user=user, channel_name=name, process=process)
+    openings = [
+        (user, name)
+        for user, names in _users_with({name: sockets[name] for name in missing})
+        for name in names
+    ]
+    for start in range(0, len(openings), REOPENED_AT_ONCE):
+        sockets_opened(openings=openings[start : start + REOPENED_AT_ONCE], process=process)
 
 
 def _users_with(owners: dict[str, int]) -> Iterator[tuple[Any, list[str]]]:
