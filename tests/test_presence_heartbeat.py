@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from messaging.delivery import fanout
 from messaging.domain import presence, services
 from messaging.domain.events import user_group
-from messaging.models import SocketPresence
+from messaging.models import PresenceProcess, SocketPresence
 
 pytestmark = pytest.mark.django_db
 
@@ -33,6 +36,15 @@ def test_a_socket_whose_row_was_swept_is_recorded_again(alice):
     assert presence.open_socket_count(user=alice) == 1
 
 
+def pairs_who_wrote(make_user, count: int) -> list:
+    """Make `count` people in pairs who wrote to each other, so that each sees the other."""
+    people = [make_user(username=f"p{n}") for n in range(count)]
+    for first, second in zip(people[::2], people[1::2], strict=True):
+        services.message_send(sender=first, body="hi", client_id="a", to=second.username)
+        services.message_send(sender=second, body="hi", client_id="b", to=first.username)
+    return people
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_swept_process_records_its_sockets_again_in_a_few_batches_and_announces_them(
     make_user, django_assert_max_num_queries
@@ -40,10 +52,7 @@ def test_a_swept_process_records_its_sockets_again_in_a_few_batches_and_announce
     # Its database was away for longer than the presence TTL: another process swept all its
     # rows. Its next beat records every socket again, batched like handshakes, so that the
     # process's database work is not held up for long behind thousands of them.
-    people = [make_user(username=f"p{n}") for n in range(2 * presence.REOPENED_AT_ONCE + 2)]
-    for first, second in zip(people[::2], people[1::2], strict=True):
-        services.message_send(sender=first, body="hi", client_id="a", to=second.username)
-        services.message_send(sender=second, body="hi", client_id="b", to=first.username)
+    people = pairs_who_wrote(make_user, 2 * presence.REOPENED_AT_ONCE + 2)
     sockets = {f"socket-{person.pk}": person.pk for person in people}
 
     with django_assert_max_num_queries(60):
@@ -56,3 +65,30 @@ def test_a_swept_process_records_its_sockets_again_in_a_few_batches_and_announce
     for first, second in zip(people[::2], people[1::2], strict=True):
         assert (user_group(first.pk), second.pk) in told
         assert (user_group(second.pk), first.pk) in told
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_processs_sockets_are_swept_together_and_their_owners_announced_offline(
+    make_user, django_assert_max_num_queries
+):
+    people = pairs_who_wrote(make_user, 400)
+    firsts, seconds = people[::2], people[1::2]
+    presence.sockets_opened(openings=[(p, f"dead-{p.pk}") for p in firsts], process="dead")
+    presence.sockets_opened(openings=[(p, f"live-{p.pk}") for p in seconds], process="live")
+    # One of the dead process's people also has a socket on the live process: still online.
+    presence.sockets_opened(openings=[(firsts[0], "live-again")], process="live")
+    PresenceProcess.objects.filter(id="dead").update(
+        heartbeat_at=timezone.now() - timedelta(days=1)
+    )
+
+    with django_assert_max_num_queries(30):
+        swept, events, _ = fanout.call_collecting(presence.sweep_expired)
+    assert swept == len(firsts)
+    told = {
+        (group, event["frame"]["user"]["id"], event["frame"]["online"]) for group, event in events
+    }
+    assert told == {
+        (user_group(second.pk), first.pk, False)
+        for first, second in zip(firsts[1:], seconds[1:], strict=True)
+    }
+    assert presence.open_socket_count(user=firsts[0]) == 1

@@ -41,10 +41,6 @@ def _live_sockets():
     return SocketPresence.objects.filter(process__in=live)
 
 
-def _is_online(user_id: int) -> bool:
-    return _live_sockets().filter(user_id=user_id).exists()
-
-
 def _online_ids(user_ids: Iterable[int]) -> set[int]:
     return set(
         _live_sockets()
@@ -274,9 +270,12 @@ def sweep_expired() -> int:
                 "id"
             )
         ).delete()
-        for user in User.objects.filter(pk__in={user_id for _, user_id in stale}):
-            if not _is_online(user.pk):
-                _announce([user], False)
+        # Announced together: a dead process held thousands of sockets, and one by one
+        # their announcements held this transaction (and the database thread) for minutes.
+        owners = {user_id for _, user_id in stale}
+        gone = sorted(owners - _online_ids(owners))
+        if gone:
+            _announce(list(User.objects.filter(is_one_of(User, "id", gone)).order_by("pk")), False)
     return len(stale)
 
 
