@@ -138,15 +138,15 @@ async def test_a_client_that_writes_faster_than_it_is_answered_is_closed(
 ):
     settings.CHAT_SOCKET_WAITING_FRAMES = 5
     client = await connect(alice)
-    real_last_seq = selectors.last_seq_for_user
+    real_last_seqs = selectors.last_seqs_of
 
-    def slow_last_seq(*, user):
+    def slow_last_seqs(*, user_ids):
         import time
 
         time.sleep(0.2)
-        return real_last_seq(user=user)
+        return real_last_seqs(user_ids=user_ids)
 
-    monkeypatch.setattr(selectors, "last_seq_for_user", slow_last_seq)
+    monkeypatch.setattr(selectors, "last_seqs_of", slow_last_seqs)
     for _ in range(50):
         await client.send({"type": "ping"})
     frames, code = await frames_until_close(client)

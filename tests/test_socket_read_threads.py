@@ -8,7 +8,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import override_settings
 
-from messaging.domain import selectors
+from messaging.domain import selectors, services
 from messaging.realtime import frame_handlers
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,3 +69,30 @@ async def test_many_syncs_at_once_share_the_read_threads(connect, alice, monkeyp
     assert time.monotonic() - began < 6 * 0.2
     assert threads and all(name.startswith("chat-socket-reads") for name in threads)
     assert len(threads) <= frame_handlers.socket_read_threads()._max_workers
+
+
+async def test_pings_at_the_same_time_are_answered_from_one_read_each_with_its_own_stamp(
+    connect, make_user, monkeypatch
+):
+    # Every idle tab pings every 15 s: a process with thousands answers hundreds a second.
+    people = [await database_sync_to_async(make_user)(username=f"p{n}") for n in range(12)]
+    pairs = list(zip(people[::2], people[1::2], strict=True))
+    for count, (first, second) in enumerate(pairs):
+        for n in range(count):
+            await database_sync_to_async(services.message_send)(
+                sender=first, body="hi", client_id=f"c{n}", to=second.username
+            )
+    sockets = [await connect(person) for person in people]
+    reads = []
+    real_last_seqs = selectors.last_seqs_of
+
+    def counted(*, user_ids):
+        reads.append(len(user_ids))
+        return real_last_seqs(user_ids=user_ids)
+
+    monkeypatch.setattr(selectors, "last_seqs_of", counted)
+    pongs = await asyncio.gather(*(socket.request({"type": "ping"}, "pong") for socket in sockets))
+
+    expected = [stamp for stamp, _ in enumerate(pairs) for _ in range(2)]
+    assert [pong["last_seq"] for pong in pongs] == expected
+    assert len(reads) < len(sockets) / 2, reads

@@ -28,8 +28,9 @@ from messaging.protocol import (
     encode,
     message_data,
 )
+from messaging.realtime.batched_calls import BatchedCalls
 from messaging.sending.queue import SendRequest, send_queue
-from messaging.singletons import per_process
+from messaging.singletons import per_event_loop, per_process
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,34 @@ def _read_call(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
         return function(**kwargs)
     finally:
         close_old_connections()
+
+
+async def read_on_socket_threads(function: Callable[..., Any], **kwargs: Any) -> Any:
+    """Run a selector that writes nothing on the socket reads' threads; return its result."""
+    threads = socket_read_threads()
+    try:
+        if threads is None:
+            return await database_sync_to_async(function)(**kwargs)
+        return await sync_to_async(_read_call, thread_sensitive=False, executor=threads)(
+            function, kwargs
+        )
+    except (OperationalError, InterfaceError) as exc:
+        metrics.DATABASE_ERRORS.inc()
+        log.warning("database unavailable: %s", str(exc).split("\n")[0][:200])
+        raise ChatError(ErrorCode.UNAVAILABLE, "the database did not answer") from None
+
+
+async def _last_seqs_together(user_ids: list[int]) -> list[int]:
+    latest = await read_on_socket_threads(selectors.last_seqs_of, user_ids=user_ids)
+    return [latest[user_id] for user_id in user_ids]
+
+
+# Every idle tab pings every 15 s (static/messaging/net/socket.js), so a process with
+# thousands of sockets answers hundreds of pings a second: those waiting at the same time
+# read their users' last stamps in one statement, on one trip to a read thread.
+LAST_SEQS_AT_ONCE = 500
+last_seq_reads = per_event_loop(lambda: BatchedCalls(_last_seqs_together, LAST_SEQS_AT_ONCE))
+last_seq_reads.__doc__ = "Return this event loop's queue of users whose last stamp a pong needs."
 
 
 def sync_page(messages: list, *, more: bool, max_chars: int) -> tuple[list[dict[str, Any]], bool]:
@@ -97,17 +126,7 @@ class FrameHandlers:
 
     async def _read(self, function: Callable[..., Any], **kwargs: Any) -> Any:
         """Run a selector that writes nothing on the socket reads' threads; return its result."""
-        threads = socket_read_threads()
-        try:
-            if threads is None:
-                return await database_sync_to_async(function)(**kwargs)
-            return await sync_to_async(_read_call, thread_sensitive=False, executor=threads)(
-                function, kwargs
-            )
-        except (OperationalError, InterfaceError) as exc:
-            metrics.DATABASE_ERRORS.inc()
-            log.warning("database unavailable: %s", str(exc).split("\n")[0][:200])
-            raise ChatError(ErrorCode.UNAVAILABLE, "the database did not answer") from None
+        return await read_on_socket_threads(function, **kwargs)
 
     async def on_sync(self, frame: SyncFrame) -> None:
         await self._check_rate("sync", settings.CHAT_SYNC_RATE)
@@ -163,7 +182,7 @@ class FrameHandlers:
 
     async def on_ping(self, frame: PingFrame) -> None:
         await self._check_rate("ping", settings.CHAT_PING_RATE)
-        last_seq = await self._read(selectors.last_seq_for_user, user=self.user)
+        last_seq = await last_seq_reads().call(self.user.pk)
         await self.send_frame({"type": "pong", "last_seq": last_seq})
 
     HANDLERS = {
