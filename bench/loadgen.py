@@ -39,6 +39,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import signal
 import sys
@@ -69,6 +70,9 @@ from websockets.asyncio.client import connect
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from messaging.client import ChatClient
+
+# How often an idle browser tab pings (static/messaging/net/socket.js: PING_EVERY).
+PING_EVERY_S = 15.0
 
 # --------------------------------------------------------------------------- accounting
 
@@ -123,6 +127,7 @@ class Harness(LoadHarness):
             client.partner = client.index ^ 1
         self.by_name = {c.name: c for c in self.clients}
         self.seq_counter = 0
+        self.pongs = 0
 
     # --- per-server adapter
 
@@ -181,6 +186,8 @@ class Harness(LoadHarness):
                 client.max_seq = max(client.max_seq, frame.get("last_seq", 0))
             if client.ready is not None and not client.ready.done():
                 client.ready.set_result(frame)
+        elif kind == "pong":
+            self.pongs += 1
         elif kind == "error":
             self._on_error(frame)
 
@@ -250,6 +257,49 @@ class Harness(LoadHarness):
 
         await asyncio.gather(*(one(c) for c in clients))
         return len(clients) / max(now() - started, 1e-9)
+
+    async def ping_like_tabs(self, clients: list[Client], duration: float) -> dict:
+        """Ping from every socket as an idle browser tab does; return what it cost the server.
+
+        A tab pings every PING_EVERY_S (static/messaging/net/socket.js); the sockets' turns
+        are spread over that interval, as tabs opened at different times are.
+        """
+        server = self.meter.server
+        live = [client for client in clients if not client.closed and client.ws is not None]
+        started = now()
+        cpu_before = server.cpu_times()
+        pongs_before = self.pongs
+
+        async def tab(client: Client) -> int:
+            sent = 0
+            due = started + random.random() * PING_EVERY_S
+            while due < started + duration:
+                await asyncio.sleep(max(0.0, due - now()))
+                try:
+                    await client.ws.send('{"type": "ping"}')
+                except Exception:
+                    return sent
+                sent += 1
+                due += PING_EVERY_S
+            return sent
+
+        sent = sum(await asyncio.gather(*(tab(client) for client in live)))
+        # The last pongs: wait until they stop coming (at most a few seconds).
+        for _ in range(50):
+            if self.pongs - pongs_before >= sent:
+                break
+            await asyncio.sleep(0.1)
+        elapsed = now() - started
+        cpu_after = server.cpu_times()
+        cpu_s = cpu_after.user + cpu_after.system - cpu_before.user - cpu_before.system
+        return {
+            "sockets": len(live),
+            "seconds": round(elapsed, 1),
+            "pings": sent,
+            "pongs": self.pongs - pongs_before,
+            "server_cpu_percent": round(100 * cpu_s / elapsed, 1),
+            "server_cpu_us_per_ping": round(cpu_s * 1e6 / sent, 1) if sent else None,
+        }
 
     async def close_all(self, clients: list[Client]) -> None:
         async def one(client: Client) -> None:
@@ -616,6 +666,7 @@ async def run_idle(args, users: list[dict]) -> dict:
     cpu_after = server.cpu_times()
     opened = sum(1 for c in clients if not c.closed)
     extra = len(rest)
+    pinging = await harness.ping_like_tabs(clients, args.idle_ping_s) if args.idle_ping_s else None
     result = {
         "server": args.label,
         "kind": args.kind,
@@ -631,6 +682,7 @@ async def run_idle(args, users: list[dict]) -> dict:
             2,
         ),
         "hold_s": args.idle_hold,
+        "pinging": pinging,
     }
     await harness.close_all(clients)
     return result
@@ -648,6 +700,9 @@ def main() -> None:
     parser.add_argument("--idle-warm", type=int, default=20)
     parser.add_argument("--idle-parallel", type=int, default=32)
     parser.add_argument("--idle-hold", type=float, default=3)
+    parser.add_argument(
+        "--idle-ping-s", type=float, default=0, help="then ping as idle tabs do, this long"
+    )
     common_arguments(parser)
     args = parser.parse_args()
     check_url(parser, args.url)

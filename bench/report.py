@@ -70,6 +70,18 @@ def _pct(part: int, whole: int) -> str:
     return f"{share:.0f} %" if share >= 1 else f"{share:.1f} %"
 
 
+def _pinging_text(pinging: dict | None) -> str:
+    """Say what the idle sockets' pings cost the server, as browser tabs send them."""
+    if not pinging or not pinging.get("pings"):
+        return ""
+    return (
+        f" Then each pinging every 15 s as an idle browser tab does, for {pinging['seconds']} s: "
+        f"{pinging['pings']} pings, {pinging['pongs']} pongs, the server at "
+        f"**{pinging['server_cpu_percent']} % of its core**, "
+        f"{pinging['server_cpu_us_per_ping']} µs of CPU a ping."
+    )
+
+
 def _ratio(a, b) -> str:
     if not a or not b:
         return "-"
@@ -157,6 +169,7 @@ def write_report(results: dict, outdir: Path) -> None:
             f"RSS {idle['rss_before_mb']} → {idle['rss_after_mb']} MB, "
             f"**{idle['kb_per_socket']} KB per socket**; handshakes {idle['handshakes_per_s']}/s "
             f"({idle['server_cpu_ms_per_handshake']} ms server CPU each)."
+            + _pinging_text(idle.get("pinging"))
         )
         add("")
     if many and many.get("phases"):

@@ -15,7 +15,8 @@ of a low rate spread over many connected users; and once more for the `abuse` ph
 user's 20 never-reading sockets flood it while two people chat (tests/abuse.py).
 
 Knobs (environment): BENCH_QUICK=1, BENCH_USERS (200), BENCH_RATES ("250,500,1000,2000"),
-BENCH_OPEN_S, BENCH_CLOSED_S, BENCH_WINDOW, BENCH_IDLE_SOCKETS (5000), BENCH_MANY_USERS
+BENCH_OPEN_S, BENCH_CLOSED_S, BENCH_WINDOW, BENCH_IDLE_SOCKETS (5000), BENCH_IDLE_PING_S
+(31: then the idle sockets ping every 15 s as browser tabs do, this long), BENCH_MANY_USERS
 (2000), BENCH_SERVERS (comma list of the above, plus "idle" and "abuse"), BENCH_ABUSE_S
 (30), BENCH_BIGDB_DB, BENCH_BIGDB_SIZE, BENCH_BIGDB_REUSE (the `bigdb` phase: heavy users'
 reads on a seeded database, bench/bigdb.py), BENCH_GROUPS, BENCH_GROUP_SIZE, BENCH_GROUP_RATES
@@ -115,6 +116,8 @@ def config() -> dict:
         "drain_s": env_float("BENCH_DRAIN_S", 2 if QUICK else 5),
         "settle_max_s": env_float("BENCH_SETTLE_MAX_S", 3 if QUICK else 12),
         "idle_sockets": env_int("BENCH_IDLE_SOCKETS", 300 if QUICK else 5000),
+        # Then every idle socket pings as a browser tab does (every 15 s), for this long.
+        "idle_ping_s": env_int("BENCH_IDLE_PING_S", 16 if QUICK else 31),
         "many_users": env_int("BENCH_MANY_USERS", 200 if QUICK else 2000),
         "many_rate": env_int("BENCH_MANY_RATE", 200),
         "many_s": env_float("BENCH_MANY_S", 2 if QUICK else 10),
@@ -547,7 +550,7 @@ def bench_idle(cfg: dict, ctx: dict) -> dict:
             [
                 *("--mode", "idle", "--kind", "product", "--label", "product: idle sockets"),
                 *("--url", url, "--server-pid", str(proc.pid), "--users", str(ctx["idle_file"])),
-                *("--count", str(cfg["idle_sockets"])),
+                *("--count", str(cfg["idle_sockets"]), "--idle-ping-s", str(cfg["idle_ping_s"])),
                 *(
                     ("--profile-out", str(RESULTS / "idle-profile.txt"), "--profile-phase", "idle")
                     if PROFILE and os.environ.get("BENCH_PROFILE_PHASE") == "idle"
@@ -555,7 +558,7 @@ def bench_idle(cfg: dict, ctx: dict) -> dict:
                 ),
             ],
             RESULTS / "idle.json",
-            120 + cfg["idle_sockets"] / 10,
+            120 + cfg["idle_sockets"] / 10 + cfg["idle_ping_s"],
         )
     finally:
         stop_product(proc)
