@@ -187,3 +187,16 @@ def _awaiting(task: asyncio.Task) -> str:
             where.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
         awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
     return f"{task.get_name()}: {' > '.join(where) or 'running'}"
+
+
+def calls_of(monkeypatch, owner: Any, name: str) -> list[dict[str, Any]]:
+    """Record the keyword arguments of every call of `owner.name`, which still runs."""
+    real = getattr(owner, name)
+    calls: list[dict[str, Any]] = []
+
+    def recorded(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(owner, name, recorded)
+    return calls

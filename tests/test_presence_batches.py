@@ -16,6 +16,7 @@ from messaging.models import SocketPresence
 from messaging.realtime import opening_batch
 from messaging.realtime.closing_batch import closing_batches
 from messaging.realtime.opening_batch import Refused, opening_batches
+from tests.helpers import calls_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -100,19 +101,12 @@ async def test_sockets_closing_together_are_cleaned_up_in_one_call(
     await asyncio.gather(*(opening_batches().call(s) for s in opened))
     shown = [await bob_socket.recv_type("presence") for _ in range(2)]
     assert {frame["user"]["username"] for frame in shown} == {"alice", "carol"}
-    rounds = []
-    real = presence.sockets_closed
-
-    def counted(*, closings):
-        rounds.append(len(closings))
-        return real(closings=closings)
-
-    monkeypatch.setattr(presence, "sockets_closed", counted)
+    rounds = calls_of(monkeypatch, presence, "sockets_closed")
     # Alice closes one of her two sockets, Carol her only one.
     await asyncio.gather(
         closing_batches().call((alice, "a1")), closing_batches().call((carol, "c1"))
     )
-    assert rounds == [2]
+    assert [len(call["closings"]) for call in rounds] == [2]
     gone = await bob_socket.recv()
     assert gone["type"] == "presence" and gone["online"] is False
     assert gone["user"]["username"] == "carol"

@@ -10,6 +10,7 @@ from django.test import override_settings
 
 from messaging.domain import selectors, services
 from messaging.realtime import frame_handlers
+from tests.helpers import calls_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -83,14 +84,7 @@ async def test_pings_at_the_same_time_are_answered_from_one_read_each_with_its_o
                 sender=first, body="hi", client_id=f"c{n}", to=second.username
             )
     sockets = [await connect(person) for person in people]
-    reads = []
-    real_last_seqs = selectors.last_seqs_of
-
-    def counted(*, user_ids):
-        reads.append(len(user_ids))
-        return real_last_seqs(user_ids=user_ids)
-
-    monkeypatch.setattr(selectors, "last_seqs_of", counted)
+    reads = calls_of(monkeypatch, selectors, "last_seqs_of")
     pongs = await asyncio.gather(*(socket.request({"type": "ping"}, "pong") for socket in sockets))
 
     expected = [stamp for stamp, _ in enumerate(pairs) for _ in range(2)]
