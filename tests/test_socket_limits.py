@@ -13,6 +13,7 @@ from django.contrib.sessions.models import Session
 from messaging.delivery import heartbeat
 from messaging.delivery.registry import socket_registry
 from messaging.domain import selectors
+from messaging.domain.logins import SocketLogin, logins_ended
 from messaging.domain.tokens import token_issue
 from messaging.models import AuthToken
 from tests.conftest import open_socket
@@ -291,6 +292,18 @@ async def test_a_session_changed_to_another_user_after_a_beat_closes_at_the_next
 
     await database_sync_to_async(give_alices_session_bobs_data)()
     await beat_and_expect_close(client)
+
+
+async def test_a_session_holds_only_for_the_user_it_names(alice, bob):
+    _, key = await open_by_cookie(alice)
+    # Another user's socket on the same key (its data rewritten under it): the session
+    # holding for Alice says nothing of Bob.
+    logins = [
+        SocketLogin(channel_name="alices", user_id=alice.pk, session_key=key),
+        SocketLogin(channel_name="bobs", user_id=bob.pk, session_key=key),
+    ]
+    for _ in range(2):  # the first check, and the next that remembers it
+        assert await database_sync_to_async(logins_ended)(logins=logins) == ["bobs"]
 
 
 async def test_a_beat_leaves_valid_logins_open(connect, alice):

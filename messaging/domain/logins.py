@@ -42,10 +42,11 @@ class SocketLogin:
     session_key: str | None = None
 
 
-# The sessions found holding at the last beat: key -> (user id, session data, password).
-# Whether a session holds depends on these three alone, so a session whose three are the
-# same holds still. Rebuilt at each beat from the sockets open then: no larger than them.
-_held_sessions: dict[str, tuple[int, str, str]] = {}
+# The sessions found holding at the last beat: (key, user id) -> (session data, password).
+# Whether a session logs a user in depends on these alone, so one whose data and password
+# are the same holds still. Rebuilt at each beat from the sockets open then: no larger
+# than them. Only with the database's sessions, whose data the check reads as it is stored.
+_held_sessions: dict[tuple[str, int], tuple[str, str]] = {}
 
 
 def logins_ended(*, logins: list[SocketLogin]) -> list[str]:
@@ -79,21 +80,23 @@ def logins_ended(*, logins: list[SocketLogin]) -> list[str]:
         for login in logins
         if login.user_id not in passwords
         or (login.token_id is not None and login.token_id not in live_tokens)
-        or (login.session_key is not None and login.session_key not in holding)
+        or (login.session_key is not None and (login.session_key, login.user_id) not in holding)
     ]
 
 
-def _sessions_holding(logins: set[tuple[str, int]], passwords: dict[int, str]) -> set[str]:
-    """Return the keys of the sessions that still log in their socket's user."""
+def _sessions_holding(
+    logins: set[tuple[str, int]], passwords: dict[int, str]
+) -> set[tuple[str, int]]:
+    """Return the (session key, user id) pairs whose session still logs that user in."""
     if not logins:
         _held_sessions.clear()
         return set()
     keys = [key for key, _ in logins]
     if settings.SESSION_ENGINE != DATABASE_SESSIONS:
         store_class = import_module(settings.SESSION_ENGINE).SessionStore
-        decoded = {key: store_class(session_key=key).load() for key in keys}
+        decoded = {key: store_class(session_key=key).load() for key in set(keys)}
         return {
-            key
+            (key, user_id)
             for key, user_id in logins
             if _session_holds(decoded[key], user_id, passwords[user_id])
         }
@@ -103,15 +106,15 @@ def _sessions_holding(logins: set[tuple[str, int]], passwords: dict[int, str]) -
         .values_list("session_key", "session_data")
     )
     decoder = import_module(DATABASE_SESSIONS).SessionStore()
-    held: dict[str, tuple[int, str, str]] = {}
+    held: dict[tuple[str, int], tuple[str, str]] = {}
     for key, user_id in logins:
         if key not in stored:
             continue
-        seen = (user_id, stored[key], passwords[user_id])
-        if _held_sessions.get(key) == seen or _session_holds(
+        seen = (stored[key], passwords[user_id])
+        if _held_sessions.get((key, user_id)) == seen or _session_holds(
             decoder.decode(stored[key]), user_id, passwords[user_id]
         ):
-            held[key] = seen
+            held[key, user_id] = seen
     _held_sessions.clear()
     _held_sessions.update(held)
     return set(held)

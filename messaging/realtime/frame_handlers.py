@@ -84,6 +84,14 @@ async def _last_seqs_together(user_ids: list[int]) -> list[int]:
 LAST_SEQS_AT_ONCE = 500
 last_seq_reads = per_event_loop(lambda: BatchedCalls(_last_seqs_together, LAST_SEQS_AT_ONCE))
 last_seq_reads.__doc__ = "Return this event loop's queue of users whose last stamp a pong needs."
+# After a channel layer outage every socket of the process asks at once: their rounds have
+# a queue of their own, so that the pings meanwhile do not wait behind thousands of them.
+after_outage_last_seq_reads = per_event_loop(
+    lambda: BatchedCalls(_last_seqs_together, LAST_SEQS_AT_ONCE)
+)
+after_outage_last_seq_reads.__doc__ = (
+    "Return this event loop's queue of stamps asked after an outage."
+)
 
 
 def sync_page(messages: list, *, more: bool, max_chars: int) -> tuple[list[dict[str, Any]], bool]:

@@ -16,7 +16,7 @@ from redis.exceptions import MaxConnectionsError, RedisError
 from messaging import metrics
 from messaging.delivery.layer_reader import POOL_BUSY_RETRY
 from messaging.protocol import ChatError
-from messaging.realtime.frame_handlers import last_seq_reads
+from messaging.realtime.frame_handlers import after_outage_last_seq_reads
 from messaging.realtime.group_batches import join_groups
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class LayerReading:
         self.sockets.rejoined(self.channel_name)
         try:
             # With every other socket of the process told at the same moment: one read.
-            last_seq = await last_seq_reads().call(self.user.pk)
+            last_seq = await after_outage_last_seq_reads().call(self.user.pk)
         except ChatError:
             return  # the client's next ping or push shows it what it missed
         await self.send_frame({"type": "pong", "last_seq": last_seq})
