@@ -33,6 +33,8 @@ from django.contrib.auth import (  # noqa: E402
 )
 from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
 from django.contrib.sessions.models import Session  # noqa: E402
+from django.db.models import Q  # noqa: E402
+from django.utils import timezone  # noqa: E402
 
 from messaging.domain.logins import SocketLogin, logins_ended  # noqa: E402
 from messaging.models import AuthToken  # noqa: E402
@@ -64,19 +66,20 @@ def timed(logins: list[SocketLogin]) -> list[float]:
     """Return this thread's CPU in ms for each of BEATS checks of these logins."""
     spent = []
     for _ in range(BEATS):
-        started = time.process_time()
+        started = time.thread_time()
         ended = logins_ended(logins=logins)
-        spent.append((time.process_time() - started) * 1000)
+        spent.append((time.thread_time() - started) * 1000)
         if ended:
             raise SystemExit(f"{len(ended)} logins found ended: the database is not as expected")
     return spent
 
 
 def main() -> None:
-    users = list(get_user_model().objects.filter(auth_tokens__isnull=False).distinct()[:SOCKETS])
+    live = AuthToken.objects.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+    tokens = dict(live.filter(user__is_active=True).values_list("user_id", "pk")[:SOCKETS])
+    users = list(get_user_model().objects.filter(pk__in=tokens))
     if not users:
-        raise SystemExit("no users with tokens: run `make bench` first")
-    tokens = dict(AuthToken.objects.filter(user__in=users).values_list("user_id", "pk"))
+        raise SystemExit("no active users with live tokens: run `make bench` first")
     sessions = sessions_of(users)
     by_token = [SocketLogin(f"t{u.pk}", u.pk, token_id=tokens[u.pk]) for u in users]
     by_session = [SocketLogin(f"s{u.pk}", u.pk, session_key=sessions[u.pk]) for u in users]

@@ -77,8 +77,9 @@ def _pinging_text(pinging: dict | None) -> str:
     return (
         f" Then each pinging every 15 s as an idle browser tab does, for {pinging['seconds']} s: "
         f"{pinging['pings']} pings, {pinging['pongs']} pongs, the server at "
-        f"**{pinging['server_cpu_percent']} % of its core**, "
-        f"{pinging['server_cpu_us_per_ping']} µs of CPU a ping."
+        f"**{pinging['server_cpu_percent']} % of its core** "
+        f"({pinging.get('server_cpu_percent_quiet', '?')} % before they pinged), "
+        f"{pinging['server_cpu_us_per_ping']} µs of CPU a ping on top."
     )
 
 

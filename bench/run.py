@@ -558,7 +558,7 @@ def bench_idle(cfg: dict, ctx: dict) -> dict:
                 ),
             ],
             RESULTS / "idle.json",
-            120 + cfg["idle_sockets"] / 10 + cfg["idle_ping_s"],
+            120 + cfg["idle_sockets"] / 10 + 2 * cfg["idle_ping_s"],
         )
     finally:
         stop_product(proc)
