@@ -60,7 +60,8 @@ def test_a_swept_process_records_its_sockets_again_in_a_few_batches_and_announce
             presence.sockets_heartbeat, process="p3", sockets=sockets
         )
     assert SocketPresence.objects.filter(process="p3").count() == len(people)
-    # Each of the pair hears that the other is online, whichever was recorded first.
+    # Each of a pair recorded in the same batch hears that the other is online, whichever
+    # comes first in it (one at a time, the first recorded never heard of the second).
     told = {(group, event["frame"]["user"]["id"]) for group, event in events}
     for first, second in zip(people[::2], people[1::2], strict=True):
         assert (user_group(first.pk), second.pk) in told
