@@ -22,6 +22,15 @@ test("a message sent at once shows the server's time, as everyone sees it", () =
   });
 });
 
+test("a message answered within seconds shows one time even when its minute turned", () => {
+  const written = writtenAtFor({
+    writtenLocal: "2026-11-26T10:11:59.600Z",
+    ackedLocal: at("2026-11-26T10:12:00.400Z"),
+    storedAt: "2026-11-26T10:12:00.300Z",
+  });
+  assert.equal(written, null);
+});
+
 test("a message that waited keeps the time it was written, and says when it was sent", () => {
   const written = writtenAtFor({
     writtenLocal: "2026-11-26T10:11:50.000Z",

@@ -15,18 +15,21 @@
 import { ms } from "../text/time.js";
 
 const MINUTE = 60000;
+// A message answered sooner than this after it was written went out at once, even when
+// its minute turned meanwhile: "10:11, sent 10:12" for a second's wait says nothing.
+const WAITED = 10000;
 // Written times kept for messages that waited; older ones are forgotten first.
 const KEEP = 200;
 
 /**
  * The written time, on the server's clock, of a message stored at `storedAt` (ISO) and
  * acknowledged here `ackedLocal` ms after it was written here at `writtenLocal` (ISO):
- * answers an ISO time, or null when the message did not wait past its minute.
+ * answers an ISO time, or null when the message did not wait (WAITED) past its minute.
  */
 export function writtenAtFor({ writtenLocal, ackedLocal, storedAt }) {
   const stored = ms(storedAt);
   const written = ms(writtenLocal);
-  if (!stored || !written || !(ackedLocal > written)) return null;
+  if (!stored || !written || !(ackedLocal - written >= WAITED)) return null;
   const at = stored - (ackedLocal - written);
   if (Math.floor(at / MINUTE) === Math.floor(stored / MINUTE)) return null;
   return new Date(at).toISOString();
