@@ -7,12 +7,14 @@ On a database seeded by bench/seed_bigdb.py, from the root of the checkout to me
 
 Calls what each read of bench/bigdb.py calls (the inbox's first page, a history page of 50,
 a `sync` page from 0, search for a rare and a common word) for the first heavy user, and
-encodes the answer as JSON; prints each read's median CPU (this thread's) and wall time in
-milliseconds. One thread, nothing else in the process: the figures move only with the
-code and the machine, so a before/after pair run the same minute can be compared closely
-(bench/read_cpu.py gives the same reads through daphne, with its noise). With --plans,
-each read's statements are run again under `EXPLAIN (ANALYZE, BUFFERS)` instead: how many
-there are, their time in PostgreSQL, and the slowest one's plan.
+encodes the answer as JSON; and what a `typing` frame and a `read` frame that moves the
+user's pointer cost (the latter rolled back after each call, so that every call moves it);
+prints each read's median CPU (this thread's) and wall time in milliseconds. One thread,
+nothing else in the process: the figures move only with the code and the machine, so a
+before/after pair run the same minute can be compared closely (bench/read_cpu.py gives
+the same reads through daphne, with its noise). With --plans, each read's statements are
+run again under `EXPLAIN (ANALYZE, BUFFERS)` instead: how many there are, their time in
+PostgreSQL, and the slowest one's plan.
 """
 
 from __future__ import annotations
@@ -81,10 +83,12 @@ def main() -> None:
 
     django.setup()
     from django.contrib.auth import get_user_model
+    from django.db import transaction
 
-    from messaging.domain import selectors
+    from messaging.domain import reading, selectors
+    from messaging.domain.events import collecting
     from messaging.domain.search import message_search
-    from messaging.models import Membership
+    from messaging.models import Membership, Message
     from messaging.protocol import encode, message_data
 
     user = get_user_model().objects.get(username=args.user)
@@ -111,12 +115,31 @@ def main() -> None:
     def search(word: str) -> Callable[[], str]:
         return lambda: json.dumps(message_search(user=user, query=word, before=None, limit=50))
 
+    def typing() -> int:
+        with collecting() as events:
+            reading.conversation_typing(user=user, conversation_id=group)
+        return len(events)
+
+    newest = Message.objects.filter(conversation_id=group).order_by("-seq").values("pk")[:1]
+    newest_id = newest[0]["pk"]
+
+    def read_receipt() -> int:
+        with collecting() as events, transaction.atomic():
+            Membership.objects.filter(user=user, conversation_id=group).update(
+                last_read_message_id=0
+            )
+            reading.conversation_mark_read(user=user, conversation_id=group, up_to=newest_id)
+            transaction.set_rollback(True)
+        return len(events)
+
     reads = {
         "inbox": inbox,
         "history": history,
         "sync_from_0": sync,
         "search_rare": search("zanzibar"),
         "search_common": search("project"),
+        "typing": typing,
+        "read_receipt": read_receipt,
     }
     chosen = args.only.split(",") if args.only else list(reads)
     if args.plans:

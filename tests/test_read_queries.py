@@ -9,7 +9,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from messaging.domain import message_changes, reactions, selectors, services
+from messaging.domain import message_changes, reactions, reading, selectors, services
+from messaging.domain.events import collecting, user_group
 from messaging.domain.message_parts import with_parts
 from messaging.models import Conversation, Message
 from messaging.protocol import message_data
@@ -119,3 +120,38 @@ def test_every_page_shows_a_message_as_the_message_itself_is_shown(alice, bob, c
         }
         assert shown == as_itself(hit["id"])
     assert group in {c["id"] for c in inbox}
+
+
+def test_typing_and_reading_cost_two_or_three_statements_however_many_conversations(
+    alice, bob, carol, make_user, django_capture_on_commit_callbacks
+):
+    """Every `typing` frame (each 3 s while someone writes) and every `read` frame asks the
+    privacy rule; it is one statement, which does not grow with the writer's conversations."""
+    group = talk(alice, [bob, carol], rounds=1)
+    newest = Message.objects.filter(conversation_id=group).order_by("-seq")
+
+    def frame_costs() -> tuple[int, int]:
+        services.message_send(
+            sender=bob, body="more", client_id=f"r{newest.count()}", conversation_id=group
+        )
+        up_to = newest.first().pk
+        with collecting() as told, django_capture_on_commit_callbacks(execute=True):
+            typing = queries(
+                lambda: reading.conversation_typing(user=alice, conversation_id=group)
+            )
+            read = queries(
+                lambda: reading.conversation_mark_read(
+                    user=alice, conversation_id=group, up_to=up_to
+                )
+            )
+        told_of = {
+            kind: {g for g, e in told if e["frame"]["type"] == kind} for kind in ("typing", "read")
+        }
+        everyone = {user_group(person.pk) for person in (alice, bob, carol)}
+        assert told_of == {"typing": everyone - {user_group(alice.pk)}, "read": everyone}
+        return typing, read
+
+    few = frame_costs()
+    talk(alice, [make_user(username=f"other{i}") for i in range(8)], rounds=1)
+    assert frame_costs() == few
+    assert few <= (2, 3)
