@@ -19,12 +19,23 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import BooleanField, Model
 from django.db.models.expressions import RawSQL
 
 _INTEGERS = frozenset({"bigint", "integer"})
+# One for every filter: a field's constructor normalises its choices, a cost on every call.
+_BOOLEAN = BooleanField()
+
+
+@dataclass(frozen=True)
+class WrittenQuery:
+    """A written-out query and its parameters, to be put inside another statement."""
+
+    sql: str
+    params: list = field(default_factory=list)
 
 
 def one_of(column: str, values: Sequence, cast: str = "bigint") -> tuple[str, list[str]]:
@@ -42,7 +53,7 @@ def is_one_of(model: type[Model], column: str, values: Sequence, cast: str = "bi
     """
     quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
     condition, params = one_of(f"{quote(model._meta.db_table)}.{quote(column)}", values, cast)
-    return RawSQL(condition, params, output_field=BooleanField())
+    return RawSQL(condition, params, output_field=_BOOLEAN)
 
 
 def table(

@@ -28,6 +28,10 @@ os.environ.setdefault("GC_TUNING", "0")
 # Counters of earlier runs in the same Redis must not count against this one; daphne
 # processes started by the tests inherit the variable and so share the counters.
 os.environ.setdefault("CHAT_RATE_LIMIT_PREFIX", f"test-rl-{uuid.uuid4().hex[:12]}")
+# So must the channel layer's groups: the test database is made again for each run and its
+# user ids start again at 1, so a socket an earlier run left in `user.7`'s group would be a
+# member of this run's user 7 (for a day, the layer's group expiry).
+os.environ.setdefault("REDIS_PREFIX", f"test-{uuid.uuid4().hex[:12]}")
 
 from chatsite.settings import *  # noqa: E402, F403
 

@@ -7,6 +7,7 @@ import signal
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.test import Client as HttpClient
 from websockets.asyncio.client import connect as ws_connect
 
@@ -169,7 +170,9 @@ async def test_the_layer_sharded_over_two_redis_servers_delivers(
         from redis import Redis
 
         for index, user in enumerate((sender, recipient)):
-            assert Redis.from_url(shards[index].url).exists(f"asgi:group:user.{user.pk}")
+            prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+            group_key = f"{prefix}:group:user.{user.pk}"
+            assert Redis.from_url(shards[index].url).exists(group_key)
         for n in range(5):
             frame = send_frame(f"m{n}", f"s-{n}", to=recipient.username)
             ack = await sender_socket.request(frame, "message.ack")

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.utils import timezone
 
 from messaging.domain import visibility
@@ -27,7 +27,7 @@ from messaging.domain.events import (
 )
 from messaging.models import PresenceProcess, SocketPresence
 from messaging.protocol import user_data, user_row_data
-from messaging.sql_values import is_one_of
+from messaging.sql_values import WrittenQuery, is_one_of, one_of, table
 
 User = get_user_model()
 
@@ -41,12 +41,35 @@ def _live_sockets():
     return SocketPresence.objects.filter(process__in=live)
 
 
-def _online_ids(user_ids: Iterable[int]) -> set[int]:
-    return set(
-        _live_sockets()
-        .filter(is_one_of(SocketPresence, "user_id", list(user_ids)))
-        .values_list("user_id", flat=True)
+# Written out below: every handshake asks these, and the ORM took longer to build them
+# than the database to answer (a handshake's CPU is what a reconnect storm is made of).
+_SOCKETS = SocketPresence._meta.db_table
+_PROCESSES = PresenceProcess._meta.db_table
+
+
+def _timestamp(moment) -> Any:
+    """Give a time as a parameter of a written-out statement on this database."""
+    return connection.ops.adapt_datetimefield_value(moment)
+
+
+def _live_processes() -> WrittenQuery:
+    return WrittenQuery(
+        f"SELECT pp.id FROM {_PROCESSES} pp WHERE pp.heartbeat_at >= %s",
+        [_timestamp(_live_since())],
     )
+
+
+def _live_user_ids() -> WrittenQuery:
+    """Write out a query of the ids of users with a live socket (some more than once)."""
+    processes = _live_processes()
+    return WrittenQuery(
+        f"SELECT sp.user_id FROM {_SOCKETS} sp WHERE sp.process IN ({processes.sql})",
+        processes.params,
+    )
+
+
+def _online_ids(user_ids: Iterable[int]) -> set[int]:
+    return set(_live_socket_counts(user_ids))
 
 
 def _presence_watchers(user_ids: Iterable[int], **kwargs) -> dict[int, set[int]]:
@@ -64,9 +87,7 @@ def _presence_events(users: list[tuple[int, str]], online: bool) -> list[Event]:
     # Only watchers online after the commit: someone with thousands of conversations has
     # thousands of watchers, few of them online, and a frame for the others reaches no one.
     # A watcher whose socket commits later reads this user's presence in its own `ready`.
-    watchers = _presence_watchers(
-        [user_id for user_id, _ in users], among=_live_sockets().values("user_id")
-    )
+    watchers = _presence_watchers([user_id for user_id, _ in users], among=_live_user_ids())
     events = []
     for user_id, username in users:
         frame = {"type": "presence", "user": user_row_data(user_id, username), "online": online}
@@ -144,20 +165,26 @@ def open_socket_count(*, user) -> int:
 def _users_lock(user_ids: Iterable[int]) -> None:
     # One user's sockets opening and closing in several processes at once must each see
     # the others' rows, or the first online or the last offline goes unannounced. Taken in
-    # the order of the ids, as every transaction that locks users does.
-    locking = User.objects.select_for_update().filter(is_one_of(User, "id", sorted(set(user_ids))))
-    list(locking.order_by("pk").values_list("pk", flat=True))
+    # the order of the ids, as every transaction that locks users does. (SQLite has no row
+    # locks: its writers take the whole database, one at a time.)
+    users, params = one_of("u.id", sorted(set(user_ids)))
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT u.id FROM {User._meta.db_table} u WHERE {users} ORDER BY u.id{lock}", params
+        )
+        cursor.fetchall()
 
 
 def process_beat(process: str) -> None:
     """Record that a process is alive, and with it every socket it holds."""
     # One upsert: a handshake beats too, and update_or_create would cost it five statements.
-    PresenceProcess.objects.bulk_create(
-        [PresenceProcess(id=process, heartbeat_at=timezone.now())],
-        update_conflicts=True,
-        unique_fields=["id"],
-        update_fields=["heartbeat_at"],
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {_PROCESSES} (id, heartbeat_at) VALUES (%s, %s)"
+            " ON CONFLICT (id) DO UPDATE SET heartbeat_at = excluded.heartbeat_at",
+            [process, _timestamp(timezone.now())],
+        )
 
 
 # Rows without a socket that one heartbeat removes (sockets_heartbeat).
@@ -198,34 +225,52 @@ def sockets_opened(
         _users_lock(user_ids)
         # Counted after the lock, in a statement of its own: a count in the locking
         # statement would read the rows as they were before the lock was waited for.
-        live = dict(
-            _live_sockets()
-            .filter(is_one_of(SocketPresence, "user_id", list(user_ids)))
-            .values("user_id")
-            .annotate(open=models.Count("pk"))
-            .values_list("user_id", "open")
-        )
+        live = _live_socket_counts(user_ids)
         counts = dict(live)
-        rows = []
+        rows: list[tuple[str, int]] = []
+        users = {}
         for user, channel_name in openings:
             if max_sockets is not None and counts.get(user.pk, 0) >= max_sockets:
                 refused.add(channel_name)
                 continue
             counts[user.pk] = counts.get(user.pk, 0) + 1
-            rows.append(SocketPresence(channel_name=channel_name, user=user, process=process))
+            rows.append((channel_name, user.pk))
+            users[user.pk] = user
         if not rows:
             return refused
         process_beat(process)
-        SocketPresence.objects.bulk_create(
-            rows,
-            update_conflicts=True,
-            unique_fields=["channel_name"],
-            update_fields=["user", "process"],
-        )
-        first_online = {row.user.pk: row.user for row in rows if not live.get(row.user.pk)}
+        _record_sockets(rows, process)
+        first_online = [user for user_id, user in users.items() if not live.get(user_id)]
         if first_online:
-            _announce(list(first_online.values()), True)
+            _announce(first_online, True)
     return refused
+
+
+def _live_socket_counts(user_ids: Iterable[int]) -> dict[int, int]:
+    """Count each of these users' live sockets in every process (users with none left out)."""
+    users, params = one_of("sp.user_id", sorted(set(user_ids)))
+    processes = _live_processes()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT sp.user_id, COUNT(*) FROM {_SOCKETS} sp"
+            f" WHERE {users} AND sp.process IN ({processes.sql}) GROUP BY sp.user_id",
+            params + processes.params,
+        )
+        return dict(cursor.fetchall())
+
+
+def _record_sockets(rows: list[tuple[str, int]], process: str) -> None:
+    """Write the rows (channel name, user id) of sockets this process holds."""
+    opened, params = table("o", {"channel_name": "text", "user_id": "bigint"}, rows)
+    with connection.cursor() as cursor:
+        # "WHERE true": SQLite would read ON CONFLICT as the join's ON without it.
+        cursor.execute(
+            f"INSERT INTO {_SOCKETS} (channel_name, user_id, process, connected_at)"
+            f" SELECT o.channel_name, o.user_id, %s, %s FROM {opened} WHERE true"
+            " ON CONFLICT (channel_name) DO UPDATE"
+            " SET user_id = excluded.user_id, process = excluded.process",
+            [process, _timestamp(timezone.now()), *params],
+        )
 
 
 def socket_closed(*, user, channel_name: str) -> None:
@@ -239,16 +284,24 @@ def sockets_closed(*, closings: list[tuple[Any, str]]) -> None:
     names = {channel_name for _, channel_name in closings}
     with transaction.atomic():
         _users_lock(users)
-        had = set(
-            SocketPresence.objects.filter(channel_name__in=names).values_list("user_id", flat=True)
-        )
+        had = _forget_sockets(names)
         if not had:
             return
-        SocketPresence.objects.filter(channel_name__in=names).delete()
         still_online = _online_ids(had)
         gone = [users[user_id] for user_id in sorted(had - still_online) if user_id in users]
         if gone:
             _announce(gone, False)
+
+
+def _forget_sockets(channel_names: Iterable[str]) -> set[int]:
+    """Remove the rows of these sockets; return the ids of the users they belonged to."""
+    sockets, params = one_of("sp.channel_name", sorted(set(channel_names)), cast="text")
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT DISTINCT sp.user_id FROM {_SOCKETS} sp WHERE {sockets}", params)
+        owners = {user_id for (user_id,) in cursor.fetchall()}
+        if owners:
+            cursor.execute(f"DELETE FROM {_SOCKETS} AS sp WHERE {sockets}", params)
+    return owners
 
 
 def sweep_expired() -> int:
@@ -287,15 +340,21 @@ def online_peers(*, user) -> list:
 def online_peers_of(*, user_ids: Iterable[int]) -> dict[int, list]:
     """For each user, list the people whose presence they may see and who are online."""
     seen = visibility.seen_by_each(
-        viewer_ids=user_ids, setting=visibility.PRESENCE, among=_live_sockets().values("user_id")
+        viewer_ids=user_ids, setting=visibility.PRESENCE, among=_live_user_ids()
     )
     everyone = set().union(*seen.values())
     if not everyone:
         return {user_id: [] for user_id in seen}
-    found = User.objects.filter(is_one_of(User, "id", list(everyone))).only("username")
-    peers = {peer.pk: peer for peer in found}
+    peers, params = one_of("u.id", sorted(everyone))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT u.id, u.username FROM {User._meta.db_table} u WHERE {peers}", params
+        )
+        names = dict(cursor.fetchall())
     return {
-        user_id: [user_data(peers[peer_id]) for peer_id in sorted(ids) if peer_id in peers]
+        user_id: [
+            user_row_data(peer_id, names[peer_id]) for peer_id in sorted(ids) if peer_id in names
+        ]
         for user_id, ids in seen.items()
     }
 

@@ -21,7 +21,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from messaging.models import Block, Membership, UserSettings
-from messaging.sql_values import one_of, table
+from messaging.sql_values import WrittenQuery, one_of, table
 
 # What is seen, named by the setting that allows it (None: no setting, only the rule).
 PRESENCE = "show_presence"
@@ -33,11 +33,13 @@ _SETTINGS = frozenset({PRESENCE, RECEIPTS})
 Hidden = Collection[tuple[int, int]]
 
 # Users named by ids, or by a query of user ids that stays inside the statement.
-Users = Iterable[int] | QuerySet
+Users = Iterable[int] | QuerySet | WrittenQuery
 
 
 def _users_condition(column: str, users: Users) -> tuple[str, list]:
     """Build the condition `column` is one of `users`, and its parameters."""
+    if isinstance(users, WrittenQuery):
+        return f"{column} IN ({users.sql})", list(users.params)
     if isinstance(users, QuerySet):
         sql, params = users.query.sql_with_params()
         return f"{column} IN ({sql})", list(params)
@@ -111,7 +113,7 @@ def watchers(
 ) -> dict[int, set[int]]:
     """Return, for each user, who may see their presence, typing or reading (per `setting`).
 
-    `among` narrows the viewers (a QuerySet of user ids stays inside the one query);
+    `among` narrows the viewers (a query of user ids stays inside the one statement);
     `hidden` counts some memberships as not shown yet, to ask who saw the users before those
     memberships were shown.
     """
@@ -119,7 +121,7 @@ def watchers(
     seen_by: dict[int, set[int]] = {user_id: set() for user_id in ids}
     if not ids:
         return seen_by
-    if len(ids) == 1 and among is not None and not isinstance(among, QuerySet):
+    if len(ids) == 1 and among is not None and not isinstance(among, QuerySet | WrittenQuery):
         # No one watches themselves: without them the statement need not walk the one
         # user's own memberships (2,000 for a heavy user) to find the viewers.
         among = set(among) - ids
@@ -157,7 +159,7 @@ def seen_by_each(
 ) -> dict[int, set[int]]:
     """Return, for each viewer, whose presence, typing or reading they may see.
 
-    `among` narrows those seen (a QuerySet of user ids stays inside the one query).
+    `among` narrows those seen (a query of user ids stays inside the one statement).
     """
     ids = set(viewer_ids)
     seen: dict[int, set[int]] = {viewer_id: set() for viewer_id in ids}
