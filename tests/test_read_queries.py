@@ -122,6 +122,14 @@ def test_every_page_shows_a_message_as_the_message_itself_is_shown(alice, bob, c
     assert group in {c["id"] for c in inbox}
 
 
+def statements(call) -> int:
+    """Count the statements a call makes, without the savepoints of the test's transaction."""
+    with CaptureQueriesContext(connection) as captured:
+        call()
+    savepoints = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
+    return sum(not query["sql"].startswith(savepoints) for query in captured.captured_queries)
+
+
 def test_typing_and_reading_cost_two_or_three_statements_however_many_conversations(
     alice, bob, carol, make_user, django_capture_on_commit_callbacks
 ):
@@ -136,10 +144,10 @@ def test_typing_and_reading_cost_two_or_three_statements_however_many_conversati
         )
         up_to = newest.first().pk
         with collecting() as told, django_capture_on_commit_callbacks(execute=True):
-            typing = queries(
+            typing = statements(
                 lambda: reading.conversation_typing(user=alice, conversation_id=group)
             )
-            read = queries(
+            read = statements(
                 lambda: reading.conversation_mark_read(
                     user=alice, conversation_id=group, up_to=up_to
                 )
@@ -154,4 +162,5 @@ def test_typing_and_reading_cost_two_or_three_statements_however_many_conversati
     few = frame_costs()
     talk(alice, [make_user(username=f"other{i}") for i in range(8)], rounds=1)
     assert frame_costs() == few
-    assert few <= (2, 3)
+    typing, read = few
+    assert typing <= 2 and read <= 3

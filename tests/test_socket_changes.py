@@ -155,6 +155,40 @@ async def test_read_moves_the_pointer_forward_only_and_tells_both(connect, alice
     assert pointer == second["id"]
 
 
+async def test_a_read_that_fails_half_way_moves_nothing_and_its_retry_tells_both(
+    connect, alice, bob, monkeypatch
+):
+    """The database fails after the pointer's UPDATE: the move is undone with the frames, so
+    that the client's retry moves it and both hear of it (not a pointer moved in silence)."""
+    from django.db import OperationalError
+
+    from messaging.domain import reading
+
+    alice_socket = await connect(alice)
+    bob_socket = await connect(bob)
+    message = await start_chat(alice_socket, bob_socket)
+    conversation = message["conversation"]
+    await bob_socket.request(send_frame("hi", "b-hi", conversation=conversation), "message.ack")
+    await alice_socket.recv_type("message.new")
+    watchers = reading.visibility.watchers
+
+    def failing(**kwargs):
+        monkeypatch.setattr(reading.visibility, "watchers", watchers)
+        raise OperationalError("the connection was lost")
+
+    monkeypatch.setattr(reading.visibility, "watchers", failing)
+    read = {"type": "read", "conversation": conversation, "up_to": message["id"]}
+    error = await bob_socket.request(read, "error")
+    assert error["code"] == "unavailable"
+    pointer = await database_sync_to_async(
+        lambda: Membership.objects.get(user=bob, conversation_id=conversation).last_read_message_id
+    )()
+    assert pointer < message["id"]
+    await bob_socket.send(read)
+    for socket in (alice_socket, bob_socket):
+        assert (await socket.recv_type("read"))["up_to"] == message["id"]
+
+
 async def test_read_of_a_message_elsewhere_is_not_found(connect, alice, bob):
     alice_socket = await connect(alice)
     bob_socket = await connect(bob)

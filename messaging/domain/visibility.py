@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 
 from django.db import connection
-from django.db.models import QuerySet
 
 from messaging.models import Block, Membership, UserSettings
 from messaging.sql_values import WrittenQuery, one_of, table
@@ -32,17 +31,14 @@ _SETTINGS = frozenset({PRESENCE, RECEIPTS})
 # (conversation id, user id) of memberships to count as not shown (see watchers).
 Hidden = Collection[tuple[int, int]]
 
-# Users named by ids, or by a query of user ids that stays inside the statement.
-Users = Iterable[int] | QuerySet | WrittenQuery
+# Users named by ids, or by a written-out query of user ids that stays inside the statement.
+Users = Iterable[int] | WrittenQuery
 
 
 def _users_condition(column: str, users: Users) -> tuple[str, list]:
     """Build the condition `column` is one of `users`, and its parameters."""
     if isinstance(users, WrittenQuery):
         return f"{column} IN ({users.sql})", list(users.params)
-    if isinstance(users, QuerySet):
-        sql, params = users.query.sql_with_params()
-        return f"{column} IN ({sql})", list(params)
     return one_of(column, sorted(set(users)))
 
 
@@ -121,7 +117,7 @@ def watchers(
     seen_by: dict[int, set[int]] = {user_id: set() for user_id in ids}
     if not ids:
         return seen_by
-    if len(ids) == 1 and among is not None and not isinstance(among, QuerySet | WrittenQuery):
+    if len(ids) == 1 and among is not None and not isinstance(among, WrittenQuery):
         # No one watches themselves: without them the statement need not walk the one
         # user's own memberships (2,000 for a heavy user) to find the viewers.
         among = set(among) - ids
