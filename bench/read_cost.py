@@ -8,7 +8,8 @@ On a database seeded by bench/seed_bigdb.py, from the root of the checkout to me
 Calls what each read of bench/bigdb.py calls (the inbox's first page, a history page of 50,
 a `sync` page from 0, search for a rare and a common word) for the first heavy user, and
 encodes the answer as JSON; and what a `typing` frame and a `read` frame that moves the
-user's pointer cost (the latter rolled back after each call, so that every call moves it);
+user's pointer cost (the latter rolled back after each call, so that every call moves it),
+and what checking a bearer token costs (every bearer API request and handshake does);
 prints each read's median CPU (this thread's) and wall time in milliseconds. One thread,
 nothing else in the process: the figures move only with the code and the machine, so a
 before/after pair run the same minute can be compared closely (bench/read_cpu.py gives
@@ -132,6 +133,13 @@ def main() -> None:
             transaction.set_rollback(True)
         return len(events)
 
+    from messaging.domain.tokens import token_issue, token_revoke, tokens_for_keys, tokens_of
+
+    bearer = token_issue(user=user, name="read_cost")
+
+    def bearer_token() -> int:
+        return sum(token is not None for token in tokens_for_keys([bearer]))
+
     reads = {
         "inbox": inbox,
         "history": history,
@@ -140,18 +148,24 @@ def main() -> None:
         "search_common": search("project"),
         "typing": typing,
         "read_receipt": read_receipt,
+        "bearer_token": bearer_token,
     }
     chosen = args.only.split(",") if args.only else list(reads)
-    if args.plans:
+    try:
+        if args.plans:
+            for name in chosen:
+                reads[name]()  # the cache warm, as for the timings
+                print(plans(f"{name} ({args.user})", reads[name]), flush=True)
+            return
+        heading = f"{'read':<14} {'CPU ms':>8} {'wall ms':>8}"
+        print(f"{heading}   ({args.repeat} times each, {args.user})")
         for name in chosen:
-            reads[name]()  # the cache warm, as for the timings
-            print(plans(f"{name} ({args.user})", reads[name]), flush=True)
-        return
-    print(f"{'read':<14} {'CPU ms':>8} {'wall ms':>8}   ({args.repeat} times each, {args.user})")
-    for name in chosen:
-        read = reads[name]
-        cpu, wall = timed(read, args.repeat)
-        print(f"{name:<14} {cpu:8.2f} {wall:8.2f}", flush=True)
+            cpu, wall = timed(reads[name], args.repeat)
+            print(f"{name:<14} {cpu:8.2f} {wall:8.2f}", flush=True)
+    finally:
+        for token in tokens_of(user=user):
+            if token.name == "read_cost":
+                token_revoke(user=user, token_id=token.pk)
 
 
 if __name__ == "__main__":

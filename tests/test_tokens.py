@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.utils import timezone
 
-from messaging.domain.tokens import token_create, token_issue
+from messaging.domain.tokens import token_create, token_for_key, token_issue
 from messaging.models import AuthToken
 from tests.conftest import open_socket
 from tests.factories import PASSWORD
@@ -40,6 +41,25 @@ def expire(key: str) -> None:
     AuthToken.objects.filter(key_hash=AuthToken.hash_key(key)).update(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
+
+
+# -- who a token is -------------------------------------------------------------------------
+
+
+def test_a_token_gives_its_owner_as_stored_and_nobody_once_the_account_is_deactivated(alice):
+    User = get_user_model()
+    key = token_issue(user=alice)
+    User.objects.filter(pk=alice.pk).update(last_login=timezone.now(), first_name="Alice")
+    token = token_for_key(key)
+    stored = User.objects.get(pk=alice.pk)
+    # Every column as the ORM reads it: a datetime with its zone, a boolean as a boolean.
+    for field in User._meta.concrete_fields:
+        seen, expected = getattr(token.user, field.attname), getattr(stored, field.attname)
+        assert (seen, type(seen)) == (expected, type(expected)), field.name
+    assert works(key)
+    User.objects.filter(pk=alice.pk).update(is_active=False)
+    assert token_for_key(key) is None
+    assert not works(key)
 
 
 # -- expiry --------------------------------------------------------------------------------
