@@ -8,7 +8,9 @@ backoff while a few pairs keep writing. The targets of issue 21 are PASS/FAIL li
 
 Knobs: BENCH_STORM_USERS (10000; quick 200), BENCH_STORM_TALKERS (pairs writing during
 the storm, 20; quick 5), BENCH_STORM_RATE (their DMs per second in all, 20), BENCH_STORM_S
-(how long the phase waits for everyone to come back, 300; quick 60).
+(how long the phase waits for everyone to come back, 300; quick 60). BENCH_PROFILE=1 with
+BENCH_PROFILE_PHASE=reconnect writes py-spy's samples of the server's first 20 s after the
+cut to reconnect-profile.txt (bench/profile_summary.py reads it).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def bench_reconnect(cfg: dict, ctx: dict, runner) -> dict:
         *("--db-url", f"postgresql://postgres@{runner.HOST}:5432/{runner.PRODUCT_DB}"),
         *("--out", str(out)),
     ]
+    if runner.PROFILE and os.environ.get("BENCH_PROFILE_PHASE") == "reconnect":
+        command += ["--profile-out", str(runner.RESULTS / "reconnect-profile.txt")]
     runner.log(f"  reconnect storm: {users} sockets cut at once, {talkers} pairs writing")
     # Opening them first takes a while at a few hundred handshakes a second.
     timeout = 120 + users / 20 + budget

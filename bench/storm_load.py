@@ -25,7 +25,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +159,7 @@ async def run(args) -> dict:
     cut_at = now()
     for user in users:
         user.chat.ws.transport.abort()
+    spy = _profile(args)
     deadline = cut_at + args.budget
     talkers = users[: 2 * args.talkers]
     sends = []
@@ -186,6 +189,8 @@ async def run(args) -> dict:
         task.cancel()
     await asyncio.gather(*returns, *sends, return_exceptions=True)
 
+    if spy is not None:
+        await asyncio.to_thread(spy.wait)
     back = [user for user in talkers if user.ready_after_s is not None]
     check = await asyncio.wait_for(lost_after_storm(back, args), 120)
     for user in users:
@@ -217,6 +222,17 @@ async def run(args) -> dict:
             **check,
         }
     )
+
+
+def _profile(args) -> subprocess.Popen | None:
+    """Start py-spy on the server for the storm's first seconds, if asked."""
+    if not args.profile_out:
+        return None
+    spy = Path(sys.executable).with_name("py-spy")
+    command = [str(spy), "record", "--pid", str(args.server_pid), "--gil", "--nonblocking"]
+    command += ["--rate", os.environ.get("BENCH_PROFILE_RATE", "200")]
+    command += ["--duration", str(args.profile_s), "--format", "raw", "-o", args.profile_out]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _rounded(figures: dict) -> dict:
@@ -268,6 +284,8 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=120, help="seconds to come back")
     parser.add_argument("--db-url", required=True)
     parser.add_argument("--out", required=True)
+    parser.add_argument("--profile-out", help="py-spy's raw samples of the server after the cut")
+    parser.add_argument("--profile-s", type=int, default=20, help="for this many seconds")
     args = parser.parse_args()
     if uvloop is not None:
         uvloop.install()
