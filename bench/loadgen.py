@@ -25,6 +25,12 @@ After the phases, for the product only: every client sends `sync` from 0 (paging
 `more`) and the harness compares the acked sends, the database rows and each client's
 received set (pushes plus sync): a DM acked but missing from its recipient is lost.
 
+With "chatter" in the plan, the product's users also type and read as people in a chat do:
+a `typing` frame before each DM (a message typed in under the client's 3 s between two typing
+signals) once the sender knows the pair's conversation, and a `read` frame from its
+recipient as soon as it arrives (the conversation is open on the screen). Those frames are
+counted, sent and received, over the open-loop phases.
+
 --mode idle opens --sockets authenticated sockets that only wait, and reports the server's
 RSS growth per socket.
 
@@ -105,6 +111,7 @@ class Client:
     name: str
     token: str | None
     partner: int = -1
+    conversation: int | None = None  # the pair's conversation, once a message shows it
     ws: object = None
     chat: ChatClient | None = None  # the product's socket: the shared client of the protocol
     ready: asyncio.Future | None = None
@@ -128,6 +135,12 @@ class Harness(LoadHarness):
         self.by_name = {c.name: c for c in self.clients}
         self.seq_counter = 0
         self.pongs = 0
+        # The plan's "chatter": typing before each DM, a read of each DM received.
+        self.chatter = False
+        self.chatter_counts = dict.fromkeys(
+            ("typing_sent", "typing_received", "reads_sent", "reads_received"), 0
+        )
+        self.chatter_tasks: set[asyncio.Task] = set()
 
     # --- per-server adapter
 
@@ -161,7 +174,10 @@ class Harness(LoadHarness):
                     client.prev_seq_gaps += 1
                 if seq > client.max_seq:
                     client.max_seq = seq
+                client.conversation = message["conversation"]
                 mine = message["sender"]["username"] == client.name
+                if self.chatter and not mine:
+                    self._read(client, message)
             else:
                 cid = frame["client_id"]
                 mine = str(frame["from"]) == str(client.index)
@@ -188,6 +204,10 @@ class Harness(LoadHarness):
                 client.ready.set_result(frame)
         elif kind == "pong":
             self.pongs += 1
+        elif kind == "typing":
+            self.chatter_counts["typing_received"] += 1
+        elif kind == "read":
+            self.chatter_counts["reads_received"] += 1
         elif kind == "error":
             self._on_error(frame)
 
@@ -340,8 +360,19 @@ class Harness(LoadHarness):
         self.recs[cid] = rec
         return cid, rec
 
+    def _read(self, client: Client, message: dict) -> None:
+        """Tell the server the recipient read the message, as an open conversation does."""
+        frame = {"type": "read", "conversation": message["conversation"], "up_to": message["id"]}
+        task = asyncio.get_running_loop().create_task(client.chat.send_frame(frame))
+        self.chatter_tasks.add(task)
+        task.add_done_callback(self.chatter_tasks.discard)
+        self.chatter_counts["reads_sent"] += 1
+
     async def send(self, sender: Client, cid: str, rec: Rec) -> None:
         frame = self.send_frame(sender, self.clients[sender.partner], cid, f"bench {cid}")
+        if self.chatter and sender.chat is not None and sender.conversation is not None:
+            await sender.chat.send_frame({"type": "typing", "conversation": sender.conversation})
+            self.chatter_counts["typing_sent"] += 1
         if sender.chat is not None:
             # The frame as it is, not ChatClient.send: the load loops time acks and copies
             # themselves and never wait for an ack before the next send.
@@ -623,6 +654,8 @@ async def run_load(args, users: list[dict]) -> dict:
         budget.save(result)
         await _settle(harness, plan)
     result["skipped_rates"] = []
+    harness.chatter = args.kind == "product" and bool(plan.get("chatter"))
+    chatter_before = dict(harness.chatter_counts)
     for step in plan.get("open", []):
         rate = step["rate"]
         if budget.skips(result, plan, step["duration_s"]):
@@ -637,6 +670,12 @@ async def run_load(args, users: list[dict]) -> dict:
         )
         result["phases"].append(harness.phase_report(info))
         budget.save(result)
+    if harness.chatter:
+        harness.chatter = False
+        await asyncio.sleep(plan.get("drain_s", 3) / 3)  # the last reads' answers
+        result["chatter"] = {
+            name: count - chatter_before[name] for name, count in harness.chatter_counts.items()
+        }
     if args.kind == "product" and args.db_url and plan.get("check", True):
         answer_wait, deadline = budget.check_times(plan)
         result["check"] = await harness.product_check(answer_wait, deadline=deadline)

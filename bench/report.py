@@ -83,6 +83,23 @@ def _pinging_text(pinging: dict | None) -> str:
     )
 
 
+def _chatting_text(plain: dict, chatting: dict) -> str:
+    """Say what typing before each DM and reading each one add, against the plain phase."""
+    phase = chatting["phases"][0]
+    counts = chatting.get("chatter", {})
+    lat = phase["latency_ms"]
+    return (
+        f"The same {chatting['users']} users chatting at {phase['offered_per_s']} DMs/s, a "
+        f"`typing` frame before each DM and a `read` frame from its recipient: "
+        f"{counts.get('typing_sent', 0)} typing frames sent, "
+        f"{counts.get('typing_received', 0)} received; {counts.get('reads_sent', 0)} reads "
+        f"sent, {counts.get('reads_received', 0)} received (each by both people's sockets); "
+        f"DMs p50 {_ms(lat['p50'])}, **p99 {_ms(lat['p99'])}**, lost {_lost(phase)}; "
+        f"server CPU {phase['server_cpu_ms_per_dm']} ms a DM with its typing and read, "
+        f"{plain['server_cpu_ms_per_dm']} ms without."
+    )
+
+
 def _ratio(a, b) -> str:
     if not a or not b:
         return "-"
@@ -188,6 +205,10 @@ def write_report(results: dict, outdir: Path) -> None:
             + f"; lost {_lost(phase)}."
         )
         add("")
+    chatting = results.get("many_users_chatting")
+    if chatting and chatting.get("phases") and many and many.get("phases"):
+        add(_chatting_text(many["phases"][0], chatting))
+        add("")
 
     abuse = results.get("abuse")
     if abuse:
@@ -266,6 +287,8 @@ def write_report(results: dict, outdir: Path) -> None:
     every = [(key, servers[key]) for key in keys if not servers[key].get("failed")]
     if many and many.get("phases"):
         every.append((f"product, {many['users']} users", many))
+    if chatting and chatting.get("phases"):
+        every.append((f"product, {chatting['users']} users chatting", chatting))
     for key, result in every:
         for phase in result.get("phases", []):
             lat = phase["latency_ms"]

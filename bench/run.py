@@ -598,7 +598,26 @@ def bench_idle(cfg: dict, ctx: dict) -> dict:
     finally:
         save_metrics(url, "many-users")
         stop_product(proc)
-    return {"idle": idle, "many_users": many}
+    # The same people typing before each DM and reading each one received (bench/loadgen.py,
+    # "chatter"), on a fresh process: what those frames add to a DM's cost and its tail.
+    if not QUICK:
+        wait_for_quiet(cfg["quiet_wait_s"] / 4)
+    chatter_plan = json.dumps(plan | {"chatter": True})
+    proc, url = start_product("product-chatting", ctx)
+    try:
+        chatting = loadgen(
+            [
+                *("--kind", "product", "--label", f"product: {cfg['many_users']} users chatting"),
+                *("--url", url, "--server-pid", str(proc.pid), "--users", str(ctx["idle_file"])),
+                *("--count", str(cfg["many_users"]), "--plan", chatter_plan),
+                *("--db-url", f"postgresql://postgres@{HOST}:5432/{PRODUCT_DB}"),
+            ],
+            RESULTS / "many_users_chatting.json",
+            120 + cfg["many_users"] / 10 + cfg["many_s"],
+        )
+    finally:
+        stop_product(proc)
+    return {"idle": idle, "many_users": many, "many_users_chatting": chatting}
 
 
 def bench_abuse(cfg: dict, ctx: dict) -> dict:
@@ -754,6 +773,10 @@ def main() -> None:
     product = results["servers"].get("product") or {}
     product_lost = sum(phase.get("lost", 0) for phase in product.get("phases", []))
     product_lost += (results.get("abuse") or {}).get("lost", 0)
+    for key in ("many_users", "many_users_chatting"):
+        product_lost += sum(
+            phase.get("lost", 0) for phase in (results.get(key) or {}).get("phases", [])
+        )
     for key in ("groups", "reconnect"):
         if results.get(key):
             module = importlib.import_module(MODULE_PHASES[key][0])

@@ -10,7 +10,8 @@ Knobs: BENCH_STORM_USERS (10000; quick 200), BENCH_STORM_TALKERS (pairs writing 
 the storm, 20; quick 5), BENCH_STORM_RATE (their DMs per second in all, 20), BENCH_STORM_S
 (how long the phase waits for everyone to come back, 300; quick 60). BENCH_PROFILE=1 with
 BENCH_PROFILE_PHASE=reconnect writes py-spy's samples of the server's first 20 s after the
-cut to reconnect-profile.txt (bench/profile_summary.py reads it).
+cut to reconnect-profile.txt (bench/profile_summary.py reads it); BENCH_PROFILE_NATIVE=1 adds
+C's frames (the garbage collector, system calls).
 """
 
 from __future__ import annotations

@@ -229,7 +229,10 @@ def _profile(args) -> subprocess.Popen | None:
     if not args.profile_out:
         return None
     spy = Path(sys.executable).with_name("py-spy")
-    command = [str(spy), "record", "--pid", str(args.server_pid), "--gil", "--nonblocking"]
+    command = [str(spy), "record", "--pid", str(args.server_pid), "--gil"]
+    # With C's frames too (the garbage collector, system calls); it pauses the server to read.
+    native = os.environ.get("BENCH_PROFILE_NATIVE", "") not in ("", "0")
+    command += ["--native"] if native else ["--nonblocking"]
     command += ["--rate", os.environ.get("BENCH_PROFILE_RATE", "200")]
     command += ["--duration", str(args.profile_s), "--format", "raw", "-o", args.profile_out]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
