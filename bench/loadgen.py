@@ -26,8 +26,8 @@ After the phases, for the product only: every client sends `sync` from 0 (paging
 received set (pushes plus sync): a DM acked but missing from its recipient is lost.
 
 With "chatter" in the plan, the product's users also type and read as people in a chat do:
-a `typing` frame before each DM (a message typed in under the client's 3 s between two typing
-signals) once the sender knows the pair's conversation, and a `read` frame from its
+a `typing` frame before each DM in the pair's conversation (a message typed in under the
+client's 3 s between two typing signals), and a `read` frame from its
 recipient as soon as it arrives (the conversation is open on the screen). Those frames are
 counted, sent and received, over the open-loop phases.
 
@@ -128,7 +128,8 @@ class Harness(LoadHarness):
         self.kind = args.kind
         self.recs: dict[str, Rec] = {}
         self.clients = [
-            Client(index=i, name=u["username"], token=u.get("token")) for i, u in enumerate(users)
+            Client(i, u["username"], u.get("token"), conversation=u.get("conversation"))
+            for i, u in enumerate(users)
         ]
         for client in self.clients:
             client.partner = client.index ^ 1

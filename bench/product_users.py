@@ -6,9 +6,10 @@ the benchmark database), from the repository root:
     python bench/product_users.py PREFIX COUNT OUT.json
 
 Users are PREFIX0000, PREFIX0001, ... with unusable passwords; OUT.json is a list of
-{"username", "token"}. Tokens come from messaging.domain.tokens.token_issue, as a client's would.
-The pairs the load generator uses (0 and 1, 2 and 3, ...) get their direct conversation
-here, so that no measured send pays for opening one.
+{"username", "token", "conversation"}. Tokens come from messaging.domain.tokens.token_issue,
+as a client's would. The pairs the load generator uses (0 and 1, 2 and 3, ...) get their
+direct conversation here, so that no measured send pays for opening one; "conversation" is
+its id.
 """
 
 import json
@@ -51,8 +52,11 @@ def main() -> None:
         User.objects.bulk_create(fresh, batch_size=1000)
         users = {user.username: user for user in User.objects.filter(username__in=names)}
         rows = [{"username": name, "token": token_issue(user=users[name])} for name in names]
-        for first, second in zip(names[0::2], names[1::2], strict=False):
-            conversation_open_direct(user=users[first], other=users[second])
+        for index in range(0, len(names) - 1, 2):
+            conversation, _ = conversation_open_direct(
+                user=users[names[index]], other=users[names[index + 1]]
+            )
+            rows[index]["conversation"] = rows[index + 1]["conversation"] = conversation.pk
     out.write_text(json.dumps(rows))
     print(f"{len(rows)} users with tokens in {out}")
 

@@ -26,9 +26,10 @@ phase: every socket cut at once, bench/storm.py),
 BENCH_PRODUCT_DB, BENCH_TUTORIAL_DB, BENCH_PRODUCT_REDIS_DB, BENCH_TUTORIAL_REDIS_DB (the
 databases it empties: chat_bench, chat_bench_tutorial, 12, 13), BENCH_PROFILE=1 (py-spy of
 the product during its closed loop, or the phase named by BENCH_PROFILE_PHASE such as
-open1000 or idle (its handshakes), and its many-users phase; slows it: its figures are not
-for quoting), BENCH_DAPHNE_ARGS (options added to the product's daphne),
-BENCH_DAPHNE_BACKLOG (the product's daphne listens with this backlog instead of Twisted's 50).
+open1000 or idle (its handshakes), and its many-users phase, or with chatting the many users
+who type and read; slows it: its figures are not for quoting), BENCH_DAPHNE_ARGS (options
+added to the product's daphne), BENCH_DAPHNE_BACKLOG (the product's daphne listens with this
+backlog instead of Twisted's 50).
 """
 
 from __future__ import annotations
@@ -611,6 +612,14 @@ def bench_idle(cfg: dict, ctx: dict) -> dict:
                 *("--url", url, "--server-pid", str(proc.pid), "--users", str(ctx["idle_file"])),
                 *("--count", str(cfg["many_users"]), "--plan", chatter_plan),
                 *("--db-url", f"postgresql://postgres@{HOST}:5432/{PRODUCT_DB}"),
+                *(
+                    (
+                        *("--profile-out", str(RESULTS / "chatting-profile.txt")),
+                        *("--profile-phase", f"open{cfg['many_rate']}"),
+                    )
+                    if PROFILE and os.environ.get("BENCH_PROFILE_PHASE") == "chatting"
+                    else ()
+                ),
             ],
             RESULTS / "many_users_chatting.json",
             120 + cfg["many_users"] / 10 + cfg["many_s"],
