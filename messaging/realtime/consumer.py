@@ -10,18 +10,18 @@ from typing import Any
 
 from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.db import DatabaseError
 
 from messaging import metrics
 from messaging.delivery import fanout
 from messaging.delivery.registry import socket_registry
 from messaging.protocol import ChatError, ErrorCode, encode, parse_frame
 from messaging.realtime.closing_batch import closing_batches
+from messaging.realtime.database_thread import on_database_thread
 from messaging.realtime.frame_handlers import FrameHandlers
 from messaging.realtime.group_batches import leave_groups
 from messaging.realtime.layer_reading import LayerReading
@@ -144,17 +144,7 @@ class ChatConsumer(Opening, LayerReading, FrameHandlers, Refusals, AsyncWebsocke
 
     async def _db(self, function, **kwargs) -> tuple[Any, fanout.Delivery]:
         """Run a service or selector on the database thread; return what it committed."""
-        try:
-            result, events, routes = await database_sync_to_async(fanout.call_collecting)(
-                function, **kwargs
-            )
-        except (OperationalError, InterfaceError) as exc:
-            metrics.DATABASE_ERRORS.inc()
-            log.warning("database unavailable: %s", str(exc).split("\n")[0][:200])
-            raise ChatError(
-                ErrorCode.UNAVAILABLE, "the database did not answer; nothing was stored"
-            ) from None
-        return result, fanout.Delivery(events, routes)
+        return await on_database_thread(function, **kwargs)
 
     # Events from the channel layer
 

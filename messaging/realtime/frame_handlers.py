@@ -13,7 +13,8 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
 from messaging import metrics
-from messaging.domain import message_changes, reactions, reading, selectors
+from messaging.domain import message_changes, reactions, selectors
+from messaging.domain.reading import ReadMark, TypingSignal
 from messaging.protocol import (
     ChatError,
     DeleteFrame,
@@ -29,6 +30,7 @@ from messaging.protocol import (
     message_data,
 )
 from messaging.realtime.batched_calls import BatchedCalls
+from messaging.realtime.reading_batches import read_marks, typing_signals
 from messaging.sending.queue import SendRequest, send_queue
 from messaging.singletons import per_event_loop, per_process
 
@@ -151,20 +153,13 @@ class FrameHandlers:
 
     async def on_read(self, frame: ReadFrame) -> None:
         await self._check_rate("read", settings.CHAT_READ_RATE)
-        _, events = await self._db(
-            reading.conversation_mark_read,
-            user=self.user,
-            conversation_id=frame.conversation,
-            up_to=frame.up_to,
-        )
-        await self.publish(events)
+        # With the other sockets' reads waiting at the same time, in one round.
+        await read_marks().call(ReadMark(self.user, frame.conversation, frame.up_to))
 
     async def on_typing(self, frame: TypingFrame) -> None:
         await self._check_rate("typing", settings.CHAT_TYPING_RATE)
-        _, events = await self._db(
-            reading.conversation_typing, user=self.user, conversation_id=frame.conversation
-        )
-        await self.publish(events)
+        # A refusal comes back raised (BatchedCalls), as a read's does.
+        await typing_signals().call(TypingSignal(self.user, frame.conversation))
 
     async def on_edit(self, frame: EditFrame) -> None:
         await self._check_rate("edit", settings.CHAT_EDIT_RATE)
