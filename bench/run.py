@@ -11,7 +11,9 @@ Servers:
   inmemory  bare daphne + Channels in-memory layer, group_send per copy, nothing stored
   node      a Node relay on npm `ws`: a userId -> socket map, nothing stored
 Then the product again, fresh, for the memory of idle authenticated sockets and the latency
-of a low rate spread over many connected users; and once more for the `abuse` phase: one
+of a low rate spread over many connected users, those users once more while they type and
+read as people do (a `typing` frame before each DM, a `read` after); and once more for the
+`abuse` phase: one
 user's 20 never-reading sockets flood it while two people chat (tests/abuse.py).
 
 Knobs (environment): BENCH_QUICK=1, BENCH_USERS (200), BENCH_RATES ("250,500,1000,2000"),
