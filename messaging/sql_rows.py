@@ -15,7 +15,8 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 
 M = TypeVar("M", bound=Model)
-Converter = Callable[[Any], Any]
+# A converter takes the value, the column and the connection (as the ORM's compiler calls it).
+Converter = Callable[[Any, Any, Any], Any]
 
 
 def columns(model: type[Model], alias: str) -> str:
@@ -26,7 +27,13 @@ def columns(model: type[Model], alias: str) -> str:
 
 def instance(model: type[M], values: Sequence[Any]) -> M:
     """Build a `model` from its columns' values in a row, as listed by `columns`."""
-    converted = [convert(value) for convert, value in zip(_converters(model), values, strict=True)]
+    # The connection of the thread that read the row: a connection belongs to its thread.
+    connection = connections[DEFAULT_DB_ALIAS]
+    converted = []
+    for (column, converters), value in zip(_converters(model), values, strict=True):
+        for convert in converters:
+            value = convert(value, column, connection)
+        converted.append(value)
     return model.from_db(DEFAULT_DB_ALIAS, _attnames(model), converted)
 
 
@@ -36,28 +43,12 @@ def _attnames(model: type[Model]) -> list[str]:
 
 
 @functools.cache
-def _converters(model: type[Model]) -> tuple[Converter, ...]:
+def _converters(model: type[Model]) -> tuple[tuple[Any, tuple[Converter, ...]], ...]:
     # What the ORM's compiler applies to a column: the backend's converters, then the field's.
     connection = connections[DEFAULT_DB_ALIAS]
     chains = []
     for field in model._meta.concrete_fields:
         column = field.get_col(model._meta.db_table)
-        converters = connection.ops.get_db_converters(column) + field.get_db_converters(connection)
-        chains.append(_chain(converters, column, connection))
+        converters = connection.ops.get_db_converters(column)
+        chains.append((column, tuple(converters + field.get_db_converters(connection))))
     return tuple(chains)
-
-
-def _chain(converters: list, expression: Any, connection: Any) -> Converter:
-    if not converters:
-        return _unchanged
-
-    def convert(value: Any) -> Any:
-        for converter in converters:
-            value = converter(value, expression, connection)
-        return value
-
-    return convert
-
-
-def _unchanged(value: Any) -> Any:
-    return value

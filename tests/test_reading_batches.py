@@ -120,11 +120,62 @@ def test_two_reads_of_one_pointer_in_a_round_move_it_to_the_further_message(alic
     first = message_send(sender=alice, to=bob.username, body="one", client_id="r-1").message
     second = message_send(sender=alice, to=bob.username, body="two", client_id="r-2").message
     conversation = first.conversation_id
+    # The further one moves it; the other, behind it now, moved nothing.
     assert reading.marks_read(
-        [ReadMark(bob, conversation, second.pk), ReadMark(bob, conversation, first.pk)]
-    ) == [True, True]
+        [ReadMark(bob, conversation, first.pk), ReadMark(bob, conversation, second.pk)]
+    ) == [False, True]
     membership = Membership.objects.get(user=bob, conversation_id=conversation)
     assert membership.last_read_message_id == second.pk
     # Behind the pointer now: nothing moves.
     assert reading.marks_read([ReadMark(bob, conversation, first.pk)]) == [False]
     assert Membership.objects.get(pk=membership.pk).last_read_message_id == second.pk
+
+
+async def test_a_database_that_fails_answers_read_and_typing_unavailable_and_moves_nothing(
+    connect, alice, bob, carol, monkeypatch
+):
+    from django.db import OperationalError
+
+    sockets, answers = await three_talking(connect, alice, bob, carol)
+    to_bob = answers["bob"]
+
+    def down(*args, **kwargs):
+        raise OperationalError("the server closed the connection unexpectedly")
+
+    monkeypatch.setattr(reading, "marks_read", down)
+    monkeypatch.setattr(reading, "typings", down)
+    bob_socket = sockets["bob"]
+    refused = await bob_socket.request(
+        {"type": "read", "conversation": to_bob["conversation"], "up_to": to_bob["id"]}, "error"
+    )
+    assert refused["code"] == "unavailable"
+    refused = await bob_socket.request(
+        {"type": "typing", "conversation": to_bob["conversation"]}, "error"
+    )
+    assert refused["code"] == "unavailable"
+    pointer = await database_sync_to_async(
+        lambda: Membership.objects.get(user=bob, conversation_id=to_bob["conversation"])
+    )()
+    assert pointer.last_read_message_id < to_bob["id"]
+
+
+async def test_a_read_committed_before_the_routes_failed_is_told_and_not_refused(
+    connect, alice, bob, carol, monkeypatch
+):
+    from django.db import OperationalError
+
+    from messaging.delivery import fanout
+
+    sockets, answers = await three_talking(connect, alice, bob, carol)
+    to_bob = answers["bob"]
+
+    def lost(events):
+        raise OperationalError("the server closed the connection unexpectedly")
+
+    monkeypatch.setattr(fanout, "routes_for", lost)
+    await sockets["bob"].send(
+        {"type": "read", "conversation": to_bob["conversation"], "up_to": to_bob["id"]}
+    )
+    # Through the channel layer instead: Alice and Bob's own socket are told, no error.
+    assert (await sockets["alice"].recv_type("read"))["up_to"] == to_bob["id"]
+    assert "error" not in await frame_types_until_quiet(sockets["bob"])

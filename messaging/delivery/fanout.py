@@ -16,7 +16,7 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import connection
+from django.db import DatabaseError, connection
 
 from messaging import metrics, sql_values
 from messaging.delivery.registry import socket_registry
@@ -79,17 +79,26 @@ class Delivery:
     """Events a transaction committed, with where their users' sockets were after it."""
 
     events: list[Event]
-    routes: Routes
+    routes: Routes | None
 
 
-def call_collecting(function: Callable[..., Any], /, **kwargs: Any) -> tuple[Any, list, Routes]:
+def call_collecting(
+    function: Callable[..., Any], /, **kwargs: Any
+) -> tuple[Any, list, Routes | None]:
     """Call a function that commits changes; return its result, events and their routes.
 
-    Runs on the database thread: the routes are read there, after the commit.
+    Runs on the database thread: the routes are read there, after the commit. Without them
+    (the database failed after the commit) the events go through the layer to every socket.
     """
     with domain_events.collecting() as events:
         result = function(**kwargs)
-    return result, events, routes_for(events)
+    try:
+        return result, events, routes_for(events)
+    except DatabaseError as exc:
+        # The change is committed: its client must not hear that nothing was stored, and
+        # its retry would change nothing and tell no one.
+        log.warning("routes unread after a commit, sent through the layer: %s", _describe(exc))
+        return result, events, None
 
 
 async def publish(events: Iterable[Event], routes: Routes | None = None) -> int:

@@ -56,8 +56,10 @@ def conversation_mark_read(*, user, conversation_id: int, up_to: int) -> bool:
 def marks_read(marks: Sequence[ReadMark]) -> list[bool | ChatError]:
     """Move each reader's pointer forward and tell the members; answer each mark.
 
-    A mark answers True when the pointer moved, False when it was already there or further
-    on, or the error of a conversation the reader is not in or a message not in it.
+    A mark answers True when it moved the pointer, False when the pointer was already there
+    or further on, or the error of a conversation the reader is not in or a message not in
+    it. Marks of one pointer in one round are taken together: the further message moves it
+    and answers True, the others False.
     """
     if not marks:
         return []
@@ -97,6 +99,20 @@ def _move_pointers(marks: Sequence[ReadMark]) -> dict[tuple[int, int], int]:
         [(mark.user.pk, mark.conversation_id, mark.up_to) for mark in marks],
     )
     memberships = Membership._meta.db_table
+    if (
+        connection.vendor == "postgresql"
+        and len({(mark.user.pk, mark.conversation_id) for mark in marks}) > 1
+    ):
+        # The rows locked in id order first: in whatever order the UPDATE's plan takes them,
+        # two rounds (of two processes, or a round and a send batch showing memberships)
+        # could each hold a row the other waits for.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT mb.id FROM {memberships} mb JOIN {asked}"
+                " ON mb.user_id = a.u AND mb.conversation_id = a.c"
+                " ORDER BY mb.id FOR UPDATE OF mb",
+                params,
+            )
     sql = f"""
         UPDATE {memberships} SET last_read_message_id = w.m
         FROM (
@@ -149,7 +165,7 @@ def _answers(
             elif not in_conversation:
                 answers[index] = _not_found("message")
             else:
-                answers[index] = pairs[index] in moved
+                answers[index] = moved.get(pairs[index]) == marks[index].up_to
     return answers  # type: ignore[return-value]
 
 

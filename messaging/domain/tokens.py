@@ -119,11 +119,14 @@ def _tokens_with_users(key_hashes: list[str]) -> list[AuthToken]:
     user_model = get_user_model()
     quote = connection.ops.quote_name
     among, params = one_of("t.key_hash", key_hashes, cast="text")
+    owner = AuthToken._meta.get_field("user")
+    active = quote(user_model._meta.get_field("is_active").column)
     sql = f"""
         SELECT {columns(AuthToken, "t")}, {columns(user_model, "u")}
         FROM {quote(AuthToken._meta.db_table)} t
-        JOIN {quote(user_model._meta.db_table)} u ON u.id = t.user_id
-        WHERE {among} AND u.is_active
+        JOIN {quote(user_model._meta.db_table)} u
+            ON u.{quote(owner.target_field.column)} = t.{quote(owner.column)}
+        WHERE {among} AND u.{active}
     """
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
