@@ -178,7 +178,7 @@ class Harness(LoadHarness):
                 client.conversation = message["conversation"]
                 mine = message["sender"]["username"] == client.name
                 if self.chatter and not mine:
-                    self._read(client, message)
+                    self._mark_read(client, message)
             else:
                 cid = frame["client_id"]
                 mine = str(frame["from"]) == str(client.index)
@@ -361,7 +361,7 @@ class Harness(LoadHarness):
         self.recs[cid] = rec
         return cid, rec
 
-    def _read(self, client: Client, message: dict) -> None:
+    def _mark_read(self, client: Client, message: dict) -> None:
         """Tell the server the recipient read the message, as an open conversation does."""
         frame = {"type": "read", "conversation": message["conversation"], "up_to": message["id"]}
         task = asyncio.get_running_loop().create_task(client.chat.send_frame(frame))
