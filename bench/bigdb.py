@@ -230,7 +230,8 @@ def targets(result: dict):
         yield (
             f"bigdb {read}, 100 clients: p99 ≤ {limit} ms: {p99} ms"
             + (f" ({at100['errors']} errors)" if at100["errors"] else "")
-            + floor_of(result.get("daphne_alone") or {}, read, limit, 100),
+            + floor_of(result.get("daphne_alone") or {}, read, limit, 100)
+            + least_latency(at100, 100, result.get("cores")),
             p99 <= limit and not at100["errors"],
         )
     yield from _dm_target(result.get("dm_closed"))
@@ -247,9 +248,32 @@ def targets(result: dict):
         )
         yield (
             f"bigdb {read}, 20 clients within {QUEUE_FACTOR}x one client's p99: "
-            f"{twenty['p99_ms']} ms vs {one['p99_ms']} ms{cpu}",
+            f"{twenty['p99_ms']} ms vs {one['p99_ms']} ms{cpu}"
+            + least_latency(twenty, CONCURRENCY[1], result.get("cores")),
             twenty["p99_ms"] <= QUEUE_FACTOR * max(one["p99_ms"], 1.0),
         )
+
+
+def least_latency(figures: dict, clients: int, cores: int | None) -> str:
+    """Say the least mean latency `clients` reads at once allow, from what each read cost.
+
+    The server's reads share one core (one process), and everything a read costs (the
+    server, PostgreSQL and Redis, the clients) shares the machine's cores: N reads at once
+    wait at least N times the larger of the two shares.
+    """
+    if "db_cpu_ms" not in figures or not cores:
+        return ""
+    server, database, clients_cpu = (
+        figures["cpu_ms"],
+        figures["db_cpu_ms"],
+        figures["client_cpu_ms"],
+    )
+    least = clients * max(server, (server + database + clients_cpu) / cores)
+    return (
+        f"; {clients} at once wait at least {least:.0f} ms on average here (a read: "
+        f"{server} ms of the server's core, {database} ms of PostgreSQL and Redis, "
+        f"{clients_cpu} ms of the clients, on {cores} cores)"
+    )
 
 
 def _dm_target(dm: dict | None):
@@ -276,14 +300,14 @@ def report_lines(result: dict) -> list[str]:
         f"heavy users with {result.get('heavy_conversations')} conversations)",
         "",
         "| read | 1 client p50 / p99 | 20 clients p50 / p99 | 100 clients p50 / p99 "
-        "| server CPU a read, 1 / 20 / 100 |",
-        "|---|---|---|---|---|",
+        "| server CPU a read, 1 / 20 / 100 | PostgreSQL and Redis CPU a read, 1 / 20 / 100 |",
+        "|---|---|---|---|---|---|",
     ]
     reads = result.get("reads", {})
     for read in (*READS, *EXTRA_READS):
         if not reads.get(read):
             continue
-        cells, cpu = [], []
+        cells, cpu, database = [], [], []
         for count in CONCURRENCY:
             figures = reads[read].get(str(count))
             if not figures:
@@ -296,7 +320,12 @@ def report_lines(result: dict) -> list[str]:
                     + (f", {figures['errors']} errors" if figures["errors"] else "")
                 )
             cpu.append(f"{figures['cpu_ms']}" if figures and "cpu_ms" in figures else "-")
-        lines.append(f"| {read} | " + " | ".join(cells) + f" | {' / '.join(cpu)} ms |")
+            database.append(f"{figures.get('db_cpu_ms', '-')}" if figures else "-")
+        lines.append(
+            f"| {read} | "
+            + " | ".join(cells)
+            + f" | {' / '.join(cpu)} ms | {' / '.join(database)} ms |"
+        )
     lines += _floor_lines(reads.get("floor") or {})
     if result.get("daphne_alone"):
         lines += daphne_alone.report_lines(result["daphne_alone"])
@@ -490,6 +519,7 @@ async def measure(
         "heavy_users": len(heavy),
         "heavy_conversations": heavy[0]["conversations"] if heavy else 0,
         "rounds": rounds,
+        "cores": os.cpu_count(),
     }
 
 
@@ -540,6 +570,7 @@ def server_cpu_s(pid: int) -> float:
 
 async def _timed(call, count: int, repeat: int, budget: float, pid: int | None = None) -> dict:
     from aiohttp import ClientError
+    from load_base import Meter
     from websockets.exceptions import WebSocketException
 
     latencies: list[float] = []
@@ -560,11 +591,21 @@ async def _timed(call, count: int, repeat: int, budget: float, pid: int | None =
             latencies.append((time.perf_counter() - started) * 1000)
             errors += not ok
 
-    used = server_cpu_s(pid) if pid else 0.0
+    meter = Meter(pid) if pid else None
+    start = meter.sample() if meter else {}
     await asyncio.gather(*(client(index) for index in range(count)))
     cpu = {}
-    if pid:
-        cpu["cpu_ms"] = round((server_cpu_s(pid) - used) * 1000 / max(len(latencies), 1), 2)
+    if meter:
+        end = meter.sample()
+        reads = max(len(latencies), 1)
+        # The server's CPU, and what the same reads cost PostgreSQL and Redis and these
+        # clients on the machine's other core: together they bound N reads at once.
+        for field, sampled in (
+            ("cpu_ms", "server"),
+            ("db_cpu_ms", "infra"),
+            ("client_cpu_ms", "gen"),
+        ):
+            cpu[field] = round((end[sampled] - start[sampled]) * 1000 / reads, 2)
     return {
         **cpu,
         "samples": len(latencies),

@@ -39,6 +39,10 @@ FRAME = '{"type":"sync","after":0}'
 NO_USER = {"token": ""}
 
 
+# chatsite/settings.py: CHAT_LISTEN_BACKLOG's default, which the product's daphne listens with.
+PRODUCT_BACKLOG = int(os.environ.get("CHAT_LISTEN_BACKLOG") or 512)
+
+
 def call_of(read: str) -> str:
     """Return the call (a key of CALLS) that `read` is made of."""
     return CALL_OF_READ.get(read, "request")
@@ -50,7 +54,11 @@ def serve_and_measure(runner, *, rounds: str, budget: str) -> dict:
     proc = runner.start_server(
         "daphne-alone",
         [
-            *(runner.DAPHNE, "-b", runner.HOST, "-p", str(port), "--proxy-headers"),
+            runner.DAPHNE,
+            # The listen backlog the product's daphne has (CHAT_LISTEN_BACKLOG, 512): with
+            # Twisted's 50, 100 clients connecting at once lose SYNs and wait a second.
+            *("-e", f"tcp:port={port}:interface={runner.HOST}:backlog={PRODUCT_BACKLOG}"),
+            "--proxy-headers",
             # As the product's daphne is started by the phase.
             *os.environ.get("BENCH_DAPHNE_ARGS", "").split(),
             "bare_app:application",

@@ -7,6 +7,12 @@ PostgreSQL's. When a process restarts, thousands of handshakes queue for that th
 once. Those waiting together are opened together: one lock of their users, one count, one
 insert, one announcement, one read of every `ready`; the cost of a handshake falls with the
 number waiting, and a lone one costs what it did.
+
+The writes are a round on the database thread; the `ready` frames, which only read, a round
+on the read threads (messaging/realtime/read_threads.py) while the next handshakes' writes
+go on. For a heavy user most of PostgreSQL's work is in those reads (2,000 conversations'
+last stamps, 3,400 peers' presence): on the one thread, 20 heavy users' handshakes at once
+waited for each other's.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from messaging.delivery.registry import socket_registry
 from messaging.domain import presence, selectors
 from messaging.protocol import user_data
 from messaging.realtime.batched_calls import BatchedCalls
+from messaging.realtime.read_threads import run_on_read_threads
 from messaging.singletons import per_event_loop
 
 # Handshakes opened in one call at most: their transaction holds this many users' locks.
@@ -45,9 +52,15 @@ class Refused(Exception):
         self.reason = reason
 
 
-async def _open_together(sockets: list[OpeningSocket]) -> list[dict[str, Any] | Exception]:
-    """Open the sockets waiting together: each one's `ready`, or why it is refused."""
-    answers: list[dict[str, Any] | Exception | None] = []
+async def open_socket(socket: OpeningSocket) -> dict[str, Any]:
+    """Record the socket with those waiting together; return its `ready` (or raise Refused)."""
+    await opening_batches().call(socket)
+    return await ready_batches().call(socket)
+
+
+async def _open_together(sockets: list[OpeningSocket]) -> list[None | Exception]:
+    """Record the sockets waiting together: None for each recorded, or why it is refused."""
+    answers: list[None | Exception] = []
     for socket in sockets:
         # Queued behind other sockets' database work for longer than a client waits: nobody
         # is left to read `ready`, so nothing is written for it.
@@ -56,42 +69,47 @@ async def _open_together(sockets: list[OpeningSocket]) -> list[dict[str, Any] | 
     opening = [socket for socket, answer in zip(sockets, answers, strict=True) if answer is None]
     if not opening:
         return answers
-    readies, events, routes = await database_sync_to_async(fanout.call_collecting)(
-        open_sockets,
-        sockets=opening,
+    refused, events, routes = await database_sync_to_async(fanout.call_collecting)(
+        presence.sockets_opened,
+        openings=[(socket.user, socket.channel_name) for socket in opening],
         process=socket_registry().origin,
         max_sockets=settings.CHAT_MAX_SOCKETS_PER_USER,
     )
     # Who came online, to whoever may see them.
     await fanout.publish(events, routes)
-    opened = iter(readies)
-    return [answer if answer is not None else _answer(next(opened)) for answer in answers]
+    return [
+        Refused("too_many_sockets")
+        if answer is None and socket.channel_name in refused
+        else answer
+        for socket, answer in zip(sockets, answers, strict=True)
+    ]
 
 
-def _answer(ready: dict[str, Any] | str) -> dict[str, Any] | Exception:
-    return Refused(ready) if isinstance(ready, str) else ready
+async def _ready_together(sockets: list[OpeningSocket]) -> list[dict[str, Any] | Exception]:
+    """Read the `ready` frames of the sockets recorded and waiting together."""
+    # In one round on one read thread: shared out over several, 20 heavy users' frames cost
+    # PostgreSQL 70 % more CPU and came no sooner (docs/performance.md, 2026-12-07).
+    return await run_on_read_threads(ready_frames, sockets=sockets)
 
 
 opening_batches = per_event_loop(lambda: BatchedCalls(_open_together, MOST_AT_ONCE))
-opening_batches.__doc__ = "Return this event loop's queue of handshakes to open together."
-
-
-def open_sockets(
-    *, sockets: list[OpeningSocket], process: str, max_sockets: int
-) -> list[dict[str, Any] | str]:
-    """Record the sockets; return each one's `ready` frame, or why it is refused."""
-    refused = presence.sockets_opened(
-        openings=[(socket.user, socket.channel_name) for socket in sockets],
-        process=process,
-        max_sockets=max_sockets,
+opening_batches.__doc__ = "Return this event loop's queue of handshakes to record together."
+# A round on each read thread at most: one heavy user's reads hold up no one else's `ready`.
+ready_batches = per_event_loop(
+    lambda: BatchedCalls(
+        _ready_together, MOST_AT_ONCE, rounds_at_once=settings.CHAT_SOCKET_READ_THREADS
     )
-    opened = {socket.user.pk for socket in sockets if socket.channel_name not in refused}
-    last_seqs = selectors.last_seqs_of(user_ids=opened)
-    online = presence.online_peers_of(user_ids=opened)
+)
+ready_batches.__doc__ = "Return this event loop's queue of recorded sockets awaiting `ready`."
+
+
+def ready_frames(*, sockets: list[OpeningSocket]) -> list[dict[str, Any]]:
+    """Return each recorded socket's `ready`: its user, last stamp and who is online."""
+    users = {socket.user.pk for socket in sockets}
+    last_seqs = selectors.last_seqs_of(user_ids=users)
+    online = presence.online_peers_of(user_ids=users)
     return [
-        "too_many_sockets"
-        if socket.channel_name in refused
-        else {
+        {
             "type": "ready",
             "user": user_data(socket.user),
             "last_seq": last_seqs[socket.user.pk],
