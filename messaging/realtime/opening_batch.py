@@ -87,17 +87,23 @@ async def _open_together(sockets: list[OpeningSocket]) -> list[None | Exception]
 
 async def _ready_together(sockets: list[OpeningSocket]) -> list[dict[str, Any] | Exception]:
     """Read the `ready` frames of the sockets recorded and waiting together."""
-    # In one round on one read thread: shared out over several, 20 heavy users' frames cost
-    # PostgreSQL 70 % more CPU and came no sooner (docs/performance.md, 2026-12-07).
+    # A round's frames together on one thread: shared out over several, 20 heavy users'
+    # frames cost PostgreSQL 70 % more CPU and came no sooner (docs/performance.md,
+    # 2026-12-07 11:20).
     return await run_on_read_threads(ready_frames, sockets=sockets)
 
 
 opening_batches = per_event_loop(lambda: BatchedCalls(_open_together, MOST_AT_ONCE))
 opening_batches.__doc__ = "Return this event loop's queue of handshakes to record together."
-# A round on each read thread at most: one heavy user's reads hold up no one else's `ready`.
+# Rounds on up to half of the read threads, so that a heavy user's reads hold up no one
+# else's `ready`, and syncs and pings always find a thread free. On two cores, rounds on all
+# four threads made PostgreSQL's work per `ready` 40 % dearer and the slowest ones later
+# (docs/performance.md, 2026-12-07 11:20).
 ready_batches = per_event_loop(
     lambda: BatchedCalls(
-        _ready_together, MOST_AT_ONCE, rounds_at_once=settings.CHAT_SOCKET_READ_THREADS
+        _ready_together,
+        MOST_AT_ONCE,
+        rounds_at_once=max(1, settings.CHAT_SOCKET_READ_THREADS // 2),
     )
 )
 ready_batches.__doc__ = "Return this event loop's queue of recorded sockets awaiting `ready`."
