@@ -87,6 +87,25 @@ async def test_a_handshake_past_its_deadline_is_refused_without_writing(alice, b
     assert names == ["on-time"]
 
 
+async def test_a_handshake_whose_deadline_passes_while_it_is_recorded_reads_no_ready(
+    alice, monkeypatch
+):
+    real = presence.sockets_opened
+
+    def slow_sockets_opened(**kwargs):
+        time.sleep(0.5)
+        return real(**kwargs)
+
+    monkeypatch.setattr(presence, "sockets_opened", slow_sockets_opened)
+    reads = calls_of(monkeypatch, opening_batch, "ready_frames")
+    late = socket(alice, "late")
+    late.scope["give_up_at"] = time.monotonic() + 0.2
+    with pytest.raises(Refused) as refused:
+        await open_socket(late)
+    assert refused.value.reason == "too_late"
+    assert reads == [], "nobody is left to read its ready"
+
+
 async def test_a_handshake_is_recorded_while_another_ones_ready_is_still_being_read(
     alice, bob, monkeypatch
 ):

@@ -60,12 +60,9 @@ async def open_socket(socket: OpeningSocket) -> dict[str, Any]:
 
 async def _open_together(sockets: list[OpeningSocket]) -> list[None | Exception]:
     """Record the sockets waiting together: None for each recorded, or why it is refused."""
-    answers: list[None | Exception] = []
-    for socket in sockets:
-        # Queued behind other sockets' database work for longer than a client waits: nobody
-        # is left to read `ready`, so nothing is written for it.
-        late = time.monotonic() > socket.scope.get("give_up_at", math.inf)
-        answers.append(Refused("too_late") if late else None)
+    # Queued behind other sockets' database work for longer than a client waits: nobody is
+    # left to read `ready`, so nothing is written for it.
+    answers = _too_late(sockets)
     opening = [socket for socket, answer in zip(sockets, answers, strict=True) if answer is None]
     if not opening:
         return answers
@@ -87,10 +84,26 @@ async def _open_together(sockets: list[OpeningSocket]) -> list[None | Exception]
 
 async def _ready_together(sockets: list[OpeningSocket]) -> list[dict[str, Any] | Exception]:
     """Read the `ready` frames of the sockets recorded and waiting together."""
+    # Past its deadline daphne has given the handshake up: its reads would reach no one, and
+    # its presence row goes with the socket's close.
+    answers: list[dict[str, Any] | Exception | None] = list(_too_late(sockets))
+    waiting = [socket for socket, answer in zip(sockets, answers, strict=True) if answer is None]
+    if not waiting:
+        return answers
     # A round's frames together on one thread: shared out over several, 20 heavy users'
     # frames cost PostgreSQL 70 % more CPU and came no sooner (docs/performance.md,
     # 2026-12-07 11:20).
-    return await run_on_read_threads(ready_frames, sockets=sockets)
+    frames = iter(await run_on_read_threads(ready_frames, sockets=waiting))
+    return [next(frames) if answer is None else answer for answer in answers]
+
+
+def _too_late(sockets: list[OpeningSocket]) -> list[Exception | None]:
+    """Refuse, as too late, each socket whose handshake has waited past its deadline."""
+    now = time.monotonic()
+    return [
+        Refused("too_late") if now > socket.scope.get("give_up_at", math.inf) else None
+        for socket in sockets
+    ]
 
 
 opening_batches = per_event_loop(lambda: BatchedCalls(_open_together, MOST_AT_ONCE))
