@@ -1,12 +1,11 @@
-"""Measure what recording handshakes and their `ready` costs the database threads.
+"""Measure what recording handshakes and their `ready` costs the database thread.
 
-Calls messaging.domain.presence.sockets_opened (the presence rows, the announcement that
-their users came online) and messaging.realtime.opening_batch.ready_frames (each
-`ready`: last stamp and online peers) as the handshakes waiting together call them, then
-messaging.domain.presence.sockets_closed for the same sockets, on this thread alone, in
-batches of 1, 10 and 100 sockets of different users. It runs against the benchmark's
-database as a `make bench` leaves it (its users); every socket it records it removes.
-Run from the repository root:
+Calls messaging.realtime.opening_batch.open_sockets (the presence rows, the announcement
+that their users came online, each `ready`: last stamp and online peers) as the handshakes
+waiting together call it, then messaging.domain.presence.sockets_closed for the same
+sockets, on this thread alone, in batches of 1, 10 and 100 sockets of different users. It
+runs against the benchmark's database as a `make bench` leaves it (its users); every
+socket it records it removes. Run from the repository root:
 
     DEBUG=1 DATABASE_URL=postgres://postgres@127.0.0.1:5432/chat_bench \\
         .venv/bin/python bench/open_cost.py
@@ -34,7 +33,7 @@ from django.contrib.auth import get_user_model  # noqa: E402
 
 from messaging.delivery import fanout  # noqa: E402
 from messaging.domain import presence  # noqa: E402
-from messaging.realtime.opening_batch import ready_frames  # noqa: E402
+from messaging.realtime.opening_batch import open_sockets  # noqa: E402
 
 BATCHES = (1, 10, 100)
 ROUNDS = 20
@@ -43,7 +42,7 @@ PROCESS = f"open-cost-{uuid.uuid4().hex[:8]}"
 
 @dataclass
 class Socket:
-    """What the handshakes' rounds read of a socket being opened."""
+    """What open_sockets reads of a socket being opened."""
 
     user: Any
     channel_name: str = field(default_factory=lambda: f"specific.{PROCESS}!{uuid.uuid4().hex}")
@@ -54,16 +53,12 @@ def round_of(users: list) -> tuple[float, float]:
     """Open and close one socket for each user; return this thread's CPU of each, in ms."""
     sockets = [Socket(user) for user in users]
     started = time.thread_time()
-    refused, _, _ = fanout.call_collecting(
-        presence.sockets_opened,
-        openings=[(s.user, s.channel_name) for s in sockets],
-        process=PROCESS,
-        max_sockets=100,
+    readies, _, _ = fanout.call_collecting(
+        open_sockets, sockets=sockets, process=PROCESS, max_sockets=100
     )
-    if refused:
-        raise SystemExit(f"refused: {sorted(refused)}")
-    ready_frames(sockets=sockets)
     opened = time.thread_time()
+    if any(isinstance(ready, str) for ready in readies):
+        raise SystemExit(f"refused: {readies}")
     fanout.call_collecting(
         presence.sockets_closed, closings=[(s.user, s.channel_name) for s in sockets]
     )

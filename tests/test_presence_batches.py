@@ -1,14 +1,11 @@
-"""Handshakes waiting at the same time are recorded in one database call and their `ready`
-frames read in one more, each with its own `ready` (its last stamp, who it may see online)
-and refusal, as if opened one by one; the reads run on the read threads, so the next
-handshakes are recorded meanwhile. Sockets closing at the same time are cleaned up in one
-call, whoever has none left announced offline to whoever may see them."""
+"""Handshakes waiting at the same time are opened in one database call, each with its own
+`ready` (its last stamp, who it may see online) and refusal, as if opened one by one; sockets
+closing at the same time are cleaned up in one call, whoever has none left announced
+offline to whoever may see them."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from types import SimpleNamespace
 
 import pytest
@@ -18,7 +15,7 @@ from messaging.domain import blocks, presence, services
 from messaging.models import SocketPresence
 from messaging.realtime import opening_batch
 from messaging.realtime.closing_batch import closing_batches
-from messaging.realtime.opening_batch import Refused, open_socket
+from messaging.realtime.opening_batch import Refused, opening_batches
 from tests.helpers import calls_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -41,8 +38,15 @@ async def test_handshakes_waiting_together_are_opened_in_one_call_each_with_its_
     last = (await send(sender=carol, body="hi alice", client_id="4", to="alice")).message
     await database_sync_to_async(blocks.block_create)(blocker=carol, username="dave")
     settings.CHAT_MAX_SOCKETS_PER_USER = 1
-    writes = calls_of(monkeypatch, presence, "sockets_opened")
-    reads = calls_of(monkeypatch, opening_batch, "ready_frames")
+    calls = []
+    real = opening_batch.open_sockets
+
+    def counted(**kwargs):
+        calls.append(len(kwargs["sockets"]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(opening_batch, "open_sockets", counted)
+    batches = opening_batches()
     opening = [
         socket(alice, "a1"),
         socket(bob, "b1"),
@@ -50,10 +54,9 @@ async def test_handshakes_waiting_together_are_opened_in_one_call_each_with_its_
         socket(carol, "c1"),
         socket(dave, "d1"),
     ]
-    answers = await asyncio.gather(*(open_socket(s) for s in opening), return_exceptions=True)
+    answers = await asyncio.gather(*(batches.call(s) for s in opening), return_exceptions=True)
 
-    assert [len(call["openings"]) for call in writes] == [5], "one database call for the five"
-    assert [len(call["sockets"]) for call in reads] == [4], "one read of the four readies"
+    assert calls == [5], "one database call for the five"
     alice_ready, bob_ready, refused, carol_ready, dave_ready = answers
     assert isinstance(refused, Refused) and refused.reason == "too_many_sockets"
     assert alice_ready["user"] == {"id": alice.pk, "username": "alice"}
@@ -75,8 +78,8 @@ async def test_a_handshake_past_its_deadline_is_refused_without_writing(alice, b
     late = socket(alice, "late")
     late.scope["give_up_at"] = 0.0
     answers = await asyncio.gather(
-        open_socket(late),
-        open_socket(socket(bob, "on-time")),
+        opening_batches().call(late),
+        opening_batches().call(socket(bob, "on-time")),
         return_exceptions=True,
     )
     assert isinstance(answers[0], Refused) and answers[0].reason == "too_late"
@@ -87,50 +90,6 @@ async def test_a_handshake_past_its_deadline_is_refused_without_writing(alice, b
     assert names == ["on-time"]
 
 
-async def test_a_handshake_whose_deadline_passes_while_it_is_recorded_reads_no_ready(
-    alice, monkeypatch
-):
-    real = presence.sockets_opened
-
-    def slow_sockets_opened(**kwargs):
-        time.sleep(0.5)
-        return real(**kwargs)
-
-    monkeypatch.setattr(presence, "sockets_opened", slow_sockets_opened)
-    reads = calls_of(monkeypatch, opening_batch, "ready_frames")
-    late = socket(alice, "late")
-    late.scope["give_up_at"] = time.monotonic() + 0.2
-    with pytest.raises(Refused) as refused:
-        await open_socket(late)
-    assert refused.value.reason == "too_late"
-    assert reads == [], "nobody is left to read its ready"
-
-
-async def test_a_handshake_is_recorded_while_another_ones_ready_is_still_being_read(
-    alice, bob, monkeypatch
-):
-    # A heavy user's `ready` is milliseconds of reads: the handshakes after it go on.
-    real = opening_batch.ready_frames
-    reading, threads = threading.Event(), []
-
-    def slow_ready_frames(*, sockets):
-        threads.append(threading.current_thread().name)
-        if sockets[0].user == alice:
-            reading.set()
-            time.sleep(1.0)
-        return real(sockets=sockets)
-
-    monkeypatch.setattr(opening_batch, "ready_frames", slow_ready_frames)
-    alices = asyncio.ensure_future(open_socket(socket(alice, "a1")))
-    await asyncio.to_thread(reading.wait, 5)
-    began = time.monotonic()
-    bobs = await open_socket(socket(bob, "b1"))
-    assert time.monotonic() - began < 0.5, "Bob's handshake waited for Alice's reads"
-    assert not alices.done()
-    assert bobs["type"] == "ready" and (await alices)["type"] == "ready"
-    assert all(name.startswith("chat-socket-reads") for name in threads)
-
-
 async def test_sockets_closing_together_are_cleaned_up_in_one_call(
     connect, alice, bob, carol, monkeypatch
 ):
@@ -139,7 +98,7 @@ async def test_sockets_closing_together_are_cleaned_up_in_one_call(
     await send(sender=carol, body="hi bob", client_id="2", to="bob")
     bob_socket = await connect(bob)
     opened = [socket(alice, "a1"), socket(alice, "a2"), socket(carol, "c1")]
-    await asyncio.gather(*(open_socket(s) for s in opened))
+    await asyncio.gather(*(opening_batches().call(s) for s in opened))
     shown = [await bob_socket.recv_type("presence") for _ in range(2)]
     assert {frame["user"]["username"] for frame in shown} == {"alice", "carol"}
     rounds = calls_of(monkeypatch, presence, "sockets_closed")

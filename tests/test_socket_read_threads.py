@@ -9,7 +9,7 @@ from channels.db import database_sync_to_async
 from django.test import override_settings
 
 from messaging.domain import selectors, services
-from messaging.realtime import read_threads
+from messaging.realtime import frame_handlers
 from tests.helpers import calls_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -69,7 +69,7 @@ async def test_many_syncs_at_once_share_the_read_threads(connect, alice, monkeyp
     # Four threads (the default): two rounds of 0.2 s, not six.
     assert time.monotonic() - began < 6 * 0.2
     assert threads and all(name.startswith("chat-socket-reads") for name in threads)
-    assert len(threads) <= read_threads.socket_read_threads()._max_workers
+    assert len(threads) <= frame_handlers.socket_read_threads()._max_workers
 
 
 async def test_pings_at_the_same_time_are_answered_from_one_read_each_with_its_own_stamp(

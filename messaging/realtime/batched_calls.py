@@ -23,31 +23,21 @@ class BatchedCalls(Generic[T, R]):
 
     `run` gets the arguments waiting, in order (at most `most`), and answers each with a
     result or with the exception to raise to its caller. An exception `run` raises is
-    raised to every caller of that round. Up to `rounds_at_once` rounds run at the same
-    time (for calls served by several threads): a caller that comes while they all work
-    waits for the next.
+    raised to every caller of that round.
     """
 
-    def __init__(
-        self,
-        run: Callable[[list[T]], Awaitable[list[R | Exception]]],
-        most: int,
-        rounds_at_once: int = 1,
-    ):
+    def __init__(self, run: Callable[[list[T]], Awaitable[list[R | Exception]]], most: int):
         self.run = run
         self.most = most
-        self.rounds_at_once = max(1, rounds_at_once)
         self.waiting: deque[tuple[T, asyncio.Future]] = deque()
-        self.runners: set[asyncio.Task] = set()
+        self.runner: asyncio.Task | None = None
 
     async def call(self, argument: T) -> R:
         """Wait for this argument's round; return its result or raise its exception."""
         future = asyncio.get_running_loop().create_future()
         self.waiting.append((argument, future))
-        # A runner whose loop has ended is done at once, before any callback of its own.
-        self.runners = {runner for runner in self.runners if not runner.done()}
-        if len(self.runners) < self.rounds_at_once:
-            self.runners.add(asyncio.create_task(self._rounds()))
+        if self.runner is None or self.runner.done():
+            self.runner = asyncio.create_task(self._rounds())
         return await future
 
     async def _rounds(self) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections
 
 from messaging import metrics
 from messaging.domain import message_changes, reactions, selectors
@@ -25,10 +30,49 @@ from messaging.protocol import (
     message_data,
 )
 from messaging.realtime.batched_calls import BatchedCalls
-from messaging.realtime.read_threads import read_on_socket_threads
 from messaging.realtime.reading_batches import read_marks, typing_signals
 from messaging.sending.queue import SendRequest, send_queue
-from messaging.singletons import per_event_loop
+from messaging.singletons import per_event_loop, per_process
+
+log = logging.getLogger(__name__)
+
+
+def _make_read_threads() -> ThreadPoolExecutor | None:
+    count = settings.CHAT_SOCKET_READ_THREADS
+    if count < 1:
+        return None
+    return ThreadPoolExecutor(max_workers=count, thread_name_prefix="chat-socket-reads")
+
+
+# The sockets' reads (sync, ping) run on a few threads of their own, each with its own
+# database connection, beside the one thread all of the process's other socket work
+# shares (database_sync_to_async: handshakes, read pointers, edits, presence). On that one
+# thread 20 heavy users' syncs waited for each other, and every handshake behind them.
+socket_read_threads = per_process(_make_read_threads)
+
+
+def _read_call(function: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    # As database_sync_to_async: no connection kept past its age, before or after.
+    close_old_connections()
+    try:
+        return function(**kwargs)
+    finally:
+        close_old_connections()
+
+
+async def read_on_socket_threads(function: Callable[..., Any], **kwargs: Any) -> Any:
+    """Run a selector that writes nothing on the socket reads' threads; return its result."""
+    threads = socket_read_threads()
+    try:
+        if threads is None:
+            return await database_sync_to_async(function)(**kwargs)
+        return await sync_to_async(_read_call, thread_sensitive=False, executor=threads)(
+            function, kwargs
+        )
+    except (OperationalError, InterfaceError) as exc:
+        metrics.DATABASE_ERRORS.inc()
+        log.warning("database unavailable: %s", str(exc).split("\n")[0][:200])
+        raise ChatError(ErrorCode.UNAVAILABLE, "the database did not answer") from None
 
 
 async def _last_seqs_together(user_ids: list[int]) -> list[int]:

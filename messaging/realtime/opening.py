@@ -16,7 +16,7 @@ from messaging.domain.events import session_group, token_group, user_group
 from messaging.domain.logins import SocketLogin
 from messaging.protocol import ChatError
 from messaging.realtime.group_batches import join_groups
-from messaging.realtime.opening_batch import Refused, open_socket
+from messaging.realtime.opening_batch import Refused, opening_batches
 from messaging.realtime.rate_checks import check_rate_together
 from messaging.sending import batch as send_batch
 
@@ -114,7 +114,7 @@ class Opening:
         try:
             await join_groups(self.channel_layer, self.channel_name, self.joined_groups)
             # With the handshakes waiting at the same time (messaging/realtime/opening_batch.py).
-            return await open_socket(self)
+            return await opening_batches().call(self)
         except Refused as refused:
             raise HandshakeRefused(refused.reason) from None
         except (OperationalError, InterfaceError):
