@@ -11,7 +11,9 @@ history page, a `sync` page from 0 and from a recent stamp, and search for a rar
 common word (also for the heavy user whose messages are all old); then the product phase's
 DM closed loop on that database, beside its figure on the empty one; last, daphne alone
 (bench/daphne_alone.py) under the same clients, the least any read can take. The targets of
-issue 21 are PASS/FAIL lines of the report, each saying whether daphne alone is under it.
+issue 21 are PASS/FAIL lines of the report, each saying whether daphne alone is under it
+and the least mean wait that many reads at once allow from what each read cost the server,
+PostgreSQL and Redis, and the clients.
 BENCH_BIGDB_DB names the database (chat_bench_bigdb); BENCH_BIGDB_REUSE=1 keeps one already
 seeded (seeding the full size takes minutes); BENCH_BIGDB_REDIS_DB picks the Redis database
 (12).
