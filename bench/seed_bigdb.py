@@ -449,10 +449,11 @@ def _derive(cur, user_ids: list[int]) -> None:
            FROM seed_read r WHERE r.id = m.id AND r.up_to <> 0"""
     )
     # The seeded stamps equal the message ids' order, so a stream's last stamp is the
-    # largest stamp of its member's conversations.
+    # largest stamp of its member's conversations, and its conversation the one holding it.
     cur.execute(
-        """INSERT INTO messaging_changestream (user_id, last_seq)
-           SELECT u.id, COALESCE(MAX(msg.seq), 0)
+        """INSERT INTO messaging_changestream (user_id, last_seq, last_conversation_id)
+           SELECT u.id, COALESCE(MAX(msg.seq), 0),
+               (ARRAY_AGG(msg.conversation_id ORDER BY msg.seq DESC NULLS LAST))[1]
            FROM auth_user u
            LEFT JOIN messaging_membership m ON m.user_id = u.id
            LEFT JOIN seed_last l ON l.conversation_id = m.conversation_id

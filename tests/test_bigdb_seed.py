@@ -92,6 +92,8 @@ async def test_seeded_heavy_user_is_served_the_same_by_the_api_and_a_socket_sync
     assert seqs == sorted(set(seqs)), "each change once, ascending"
     assert len(synced) >= size.heavy_messages
     assert seqs[-1] == stream.last_seq
+    # As the product's own: the stream names where its last change is (the short read).
+    assert stream.last_conversation_id == synced[-1]["conversation"]
     last_by_conversation = {}
     for message in synced:
         last_by_conversation[message["conversation"]] = message["id"]

@@ -41,7 +41,7 @@ def change_message(message_id: int, *, apply, previous_check) -> Message:
         previous_check(message)
         if apply(message) is False:
             return message
-        message.seq = streams.draw_stamp(previous)
+        message.seq = streams.draw_stamp(previous, conversation_id)
         message.save()
         with_parts([message])
         publish_on_commit(services.message_events(message, previous, "message.updated"))
@@ -213,7 +213,7 @@ def messages_purge(*, conversation_id: int, message_ids: list[int]) -> int:
             message.sent_hash = ""
             if message.deleted_at is None:
                 message.deleted_at = now
-                message.seq = streams.draw_stamp(previous)
+                message.seq = streams.draw_stamp(previous, conversation_id)
                 events.extend(services.message_events(message, previous, "message.updated"))
                 previous = dict.fromkeys(previous, message.seq)
             message.save(update_fields=["body", "sent_hash", "deleted_at", "seq"])

@@ -380,7 +380,7 @@ def store_message(
         sender_id=sender.pk,
         body=body,
         client_id=client_id,
-        seq=streams.draw_stamp(previous),
+        seq=streams.draw_stamp(previous, conversation.pk),
         kind=kind,
         reply_to=reply_to,
     )

@@ -66,10 +66,13 @@ def _conversation_lock(conversation_id: int) -> None:
     )
 
 
-def draw_stamp(last_seqs: dict[int, int]) -> int:
-    """Draw the next stamp for a change seen by these users and record it as their last."""
+def draw_stamp(last_seqs: dict[int, int], conversation_id: int) -> int:
+    """Draw the next stamp for a change to a conversation seen by these users and record
+    it as their last."""
     seq = send_rules.stamp(last_seqs)
-    ChangeStream.objects.filter(user_id__in=last_seqs).update(last_seq=seq)
+    ChangeStream.objects.filter(user_id__in=last_seqs).update(
+        last_seq=seq, last_conversation_id=conversation_id
+    )
     return seq
 
 

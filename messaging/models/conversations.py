@@ -86,6 +86,10 @@ class ChangeStream(models.Model):
 
     Every change locks the stream rows of all members (in user-id order) before drawing
     its stamp, so one user's stamps commit in increasing order on every database.
+
+    A stream's last stamp is the largest `seq` of the user's conversations while they
+    are still in `last_conversation_id` and its change holds that stamp (streams_last):
+    a handshake then reads one row, not the newest stamp of each of their conversations.
     """
 
     user = models.OneToOneField(
@@ -95,6 +99,9 @@ class ChangeStream(models.Model):
         related_name="change_stream",
     )
     last_seq = models.BigIntegerField(default=0)
+    # Not a foreign key: a conversation's removal must not wait on thousands of streams,
+    # and a stale id only sends the reader to the long way (selectors.last_seqs_of).
+    last_conversation_id = models.BigIntegerField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.last_seq}"

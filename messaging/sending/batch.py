@@ -145,7 +145,7 @@ def _store_batch(
             return {}, []
         ids, routes, shown = sql.write(
             [entry.fields for entry in stamped],
-            last_seqs={user: locked.last_seqs[user] for e in stamped for user in e.previous},
+            last_stamps=_last_stamps(stamped),
             show=to_show,
             now=now,
         )
@@ -157,6 +157,16 @@ def _store_batch(
             remember_direct(request, conversation_of[entry.index])
         outcomes[entry.index] = _stored(entry, request, ids, now)
     return routes, list(shown_events)
+
+
+def _last_stamps(stamped: Sequence[Stamped]) -> dict[int, tuple[int, int]]:
+    """Return each member's last stamp of the batch and the conversation it changed."""
+    last = {}
+    # In the order they were stamped: a member's later stamp is larger.
+    for entry in stamped:
+        stamp = (entry.fields["seq"], entry.fields["conversation_id"])
+        last.update(dict.fromkeys(entry.previous, stamp))
+    return last
 
 
 def _stored(entry: Stamped, request: SendRequest, ids: dict, now) -> SendOutcome:

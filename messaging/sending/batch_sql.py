@@ -167,7 +167,7 @@ class BatchSql:
         self,
         rows: list[dict],
         *,
-        last_seqs: dict[int, int],
+        last_stamps: dict[int, tuple[int, int]],
         show: list[int],
         now,
     ) -> tuple[dict[tuple[int, str], int], fanout.Routes, list[tuple[int, int]]]:
@@ -178,12 +178,12 @@ class BatchSql:
         (conversation id, user id) of the memberships this batch showed.
         """
         created_at = connection.ops.adapt_datetimefield_value(now)
-        writes = statement.message_writes(rows, last_seqs, created_at, postgres=self.postgres)
+        writes = statement.message_writes(rows, last_stamps, created_at, postgres=self.postgres)
         if show:
             # In the same round trip; only writing's first time in a conversation has one.
             writes.append(statement.members_shown(show))
         *written, sockets = self.run(
-            writes, commit=True, after=[fanout.routes_statement(sorted(last_seqs))]
+            writes, commit=True, after=[fanout.routes_statement(sorted(last_stamps))]
         )
         inserted = written[-2] if show else written[-1]
         shown = [(conversation, user) for conversation, user in written[-1]] if show else []

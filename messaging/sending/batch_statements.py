@@ -133,9 +133,10 @@ def locked_reads(conversations: list[int], *, lock: str) -> list[Statement]:
 
 
 def message_writes(
-    rows: list[dict], last_seqs: dict[int, int], created_at, *, postgres: bool
+    rows: list[dict], last_stamps: dict[int, tuple[int, int]], created_at, *, postgres: bool
 ) -> list[Statement]:
-    """Insert the messages, record the members' stamps, touch the conversations.
+    """Insert the messages, record the members' last stamps (user id -> stamp and its
+    conversation), touch the conversations.
 
     On PostgreSQL one statement: it runs data-modifying WITH parts to completion.
     """
@@ -149,10 +150,13 @@ def message_writes(
     )
     insert_params = [created_at, *messages_params]
     stamps, streams_params = sql_values.table(
-        "s", {"owner": "bigint", "seq": "bigint"}, list(last_seqs.items())
+        "s",
+        {"owner": "bigint", "seq": "bigint", "conversation_id": "bigint"},
+        [(user_id, seq, place) for user_id, (seq, place) in last_stamps.items()],
     )
     streams = (
-        f"UPDATE {ChangeStream._meta.db_table} SET last_seq = s.seq"
+        f"UPDATE {ChangeStream._meta.db_table}"
+        " SET last_seq = s.seq, last_conversation_id = s.conversation_id"
         f" FROM {stamps} WHERE user_id = s.owner"
     )
     # The conversations' last activity is the time of their newest message.

@@ -99,7 +99,8 @@ def streams_raise(step: int) -> tuple[int, int]:
         [ChangeStream(user_id=pk) for pk in missing.values_list("pk", flat=True)],
         batch_size=1000,
     )
-    ChangeStream.objects.update(last_seq=floor)
+    # No change holds the floor: each stream names its conversation again at its next change.
+    ChangeStream.objects.update(last_seq=floor, last_conversation_id=None)
     return floor, newest
 
 
