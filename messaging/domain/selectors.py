@@ -362,22 +362,24 @@ def _streams_confirmed(ids: list[int]) -> dict[int, int]:
     No change to a user's conversations is stamped above their stream's last stamp (every
     change raises the streams of all the members it reaches, a member's join included).
     So while the user is still in the stream's last conversation, and a change there holds
-    that stamp, it is the largest: two index steps instead of one per conversation.
+    that stamp, it is the largest: two index steps instead of one per conversation. A
+    stream still at 0 has seen no change at all.
     """
     # Written out: every pong asks this (idle tabs ping every 15 s), and the ORM took
     # longer to build the statement than the database to answer it.
     streams, params = one_of("s.user_id", ids)
     sql = f"""
         SELECT s.user_id, s.last_seq FROM {ChangeStream._meta.db_table} s
-        WHERE {streams} AND s.last_seq > 0
-        AND EXISTS (
-            SELECT 1 FROM {Membership._meta.db_table} m
-            WHERE m.user_id = s.user_id AND m.conversation_id = s.last_conversation_id
-        )
-        AND EXISTS (
-            SELECT 1 FROM {Message._meta.db_table} g
-            WHERE g.conversation_id = s.last_conversation_id AND g.seq = s.last_seq
-        )
+        WHERE {streams} AND (s.last_seq = 0 OR (
+            EXISTS (
+                SELECT 1 FROM {Membership._meta.db_table} m
+                WHERE m.user_id = s.user_id AND m.conversation_id = s.last_conversation_id
+            )
+            AND EXISTS (
+                SELECT 1 FROM {Message._meta.db_table} g
+                WHERE g.conversation_id = s.last_conversation_id AND g.seq = s.last_seq
+            )
+        ))
     """
     with connection.cursor() as rows:
         rows.execute(sql, params)
