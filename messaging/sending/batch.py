@@ -161,7 +161,7 @@ def _store_batch(
 
 def _last_stamps(stamped: Sequence[Stamped]) -> dict[int, tuple[int, int]]:
     """Return each member's last stamp of the batch and the conversation it changed."""
-    last = {}
+    last: dict[int, tuple[int, int]] = {}
     # In the order they were stamped: a member's later stamp is larger.
     for entry in stamped:
         stamp = (entry.fields["seq"], entry.fields["conversation_id"])
