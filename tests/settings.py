@@ -26,11 +26,19 @@ os.environ.setdefault("CHAT_HEALTH_CACHE_SECONDS", "0")
 # Freezing the collector in the middle of the suite would keep that test's objects forever.
 os.environ.setdefault("GC_TUNING", "0")
 # Counters of earlier runs in the same Redis must not count against this one; daphne
-# processes started by the tests inherit the variable and so share the counters.
-os.environ.setdefault("CHAT_RATE_LIMIT_PREFIX", f"test-rl-{uuid.uuid4().hex[:12]}")
+# processes started by the tests inherit the variables and so share the counters.
 # So must the channel layer's groups: the test database is made again for each run and its
 # user ids start again at 1, so a socket an earlier run left in `user.7`'s group would be a
 # member of this run's user 7 (for a day, the layer's group expiry).
+# Each worker of a parallel run (pytest-xdist) has a database of its own whose ids overlap
+# the other's, and inherits the prefixes its controller chose: it chooses its own, or one
+# worker's revoked token would close the other's sockets of the same user id.
+_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+if os.environ.get("CHAT_TEST_PREFIXES_WORKER", _WORKER) != _WORKER:
+    os.environ.pop("CHAT_RATE_LIMIT_PREFIX", None)
+    os.environ.pop("REDIS_PREFIX", None)
+os.environ["CHAT_TEST_PREFIXES_WORKER"] = _WORKER
+os.environ.setdefault("CHAT_RATE_LIMIT_PREFIX", f"test-rl-{uuid.uuid4().hex[:12]}")
 os.environ.setdefault("REDIS_PREFIX", f"test-{uuid.uuid4().hex[:12]}")
 
 from chatsite.settings import *  # noqa: E402, F403

@@ -20,6 +20,7 @@ TOOLS = {
     "pytest-asyncio",
     "pytest-timeout",
     "pytest-rerunfailures",
+    "pytest-xdist",
     "factory-boy",
     "hypothesis",
     "selenium",
