@@ -1,7 +1,10 @@
 import asyncio
 import contextlib
+import fcntl
 import json
 import os
+import tempfile
+from pathlib import Path
 
 import pytest
 from channels.db import database_sync_to_async
@@ -34,6 +37,39 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "services" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_configure(config):
+    """In a parallel run, make the file its workers take turns by (see below)."""
+    if not hasattr(config, "workerinput") and getattr(config.option, "numprocesses", None):
+        handle, path = tempfile.mkstemp(prefix="chat-tests-", suffix=".turns")
+        os.close(handle)
+        os.environ["CHAT_TEST_TURNS"] = path  # the workers, started after this, inherit it
+
+
+def pytest_unconfigure(config):
+    """Remove the turns file once the whole run, not one of its workers, is done."""
+    turns = os.environ.pop("CHAT_TEST_TURNS", None)
+    if turns and not hasattr(config, "workerinput"):
+        Path(turns).unlink(missing_ok=True)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item, nextitem):
+    """Run a test marked `alone` while the other workers wait, and wait while one runs.
+
+    Outside pytest-timeout's clock: a test's wait for its turn is not its own time.
+    """
+    turns = os.environ.get("CHAT_TEST_TURNS")
+    if not turns or not os.environ.get("PYTEST_XDIST_WORKER"):
+        return (yield)
+    alone = item.get_closest_marker("alone") is not None
+    with open(turns, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+        try:
+            return (yield)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 import socket
 import subprocess
@@ -30,16 +31,33 @@ def free_port(host: str = HOST) -> int:
     once its server stops, and a server restarted on it (a killed Redis primary the
     sentinels know by its port, say) would then fail to listen.
     """
-    first_ephemeral = _first_ephemeral_port()
+    first, end = _worker_ports(FIRST_TEST_PORT, _first_ephemeral_port())
     for _ in range(100):
-        port = random.randrange(FIRST_TEST_PORT, first_ephemeral)
+        port = random.randrange(first, end)
         with socket.socket() as probe:
             try:
                 probe.bind((host, port))
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port of {host} in {FIRST_TEST_PORT}..{first_ephemeral}")
+    raise RuntimeError(f"no free port of {host} in {first}..{end}")
+
+
+def _worker_ports(first: int, end: int) -> tuple[int, int]:
+    """Return this test worker's share of the ports from `first` up to `end`.
+
+    A port probed free is taken only when its server has started, a second or two later:
+    the workers of a parallel run (pytest-xdist) each draw from ports of their own, or
+    one's daphne could find its port taken by the other's and the test talk to the wrong
+    server.
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or not worker[2:].isdigit() or count < 2:
+        return first, end
+    share = (end - first) // count
+    index = int(worker[2:]) % count
+    return first + index * share, first + (index + 1) * share
 
 
 def _first_ephemeral_port() -> int:

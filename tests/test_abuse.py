@@ -5,7 +5,7 @@ import pytest
 from tests.abuse import attack, prepare
 from tests.live import Daphne
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.services, pytest.mark.alone, pytest.mark.django_db(transaction=True)]
 
 # The limits as deployed, not the suite's generous ones (tests/settings.py); the chatters
 # send at 20 messages a second between them, above the default send limit, which is not

@@ -8,7 +8,7 @@ import pytest
 
 from tests.live import ROOT
 
-pytestmark = pytest.mark.services
+pytestmark = [pytest.mark.services, pytest.mark.alone]
 
 
 def test_a_minute_of_load_and_faults_loses_and_doubles_nothing():
