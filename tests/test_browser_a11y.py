@@ -94,8 +94,8 @@ def test_the_settings_page_and_mute_speak_german(browsers) -> None:
 
     # The chat shows it muted, with its bell named in German, and offers to unmute it.
     alice.open(f"/c/{conversation.pk}/")
-    alice.visible(hook("app"))
-    item = alice.inbox_item(conversation.pk)
+    # The inbox is listed after the page shows: wait for the conversation's entry.
+    item = alice.visible(f'{hook("inbox-item")}[data-conversation-id="{conversation.pk}"]')
     assert alice.find(hook("inbox-muted"), item).get_attribute("aria-label") == "Stummgeschaltet"
     alice.by_testid("conversation-menu-button").click()
     assert alice.visible(hook("mute-toggle")).text == "Stummschaltung aufheben"
