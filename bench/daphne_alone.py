@@ -40,7 +40,7 @@ NO_USER = {"token": ""}
 
 
 # chatsite/settings.py: CHAT_LISTEN_BACKLOG's default, which the product's daphne listens with.
-PRODUCT_BACKLOG = int(os.environ.get("CHAT_LISTEN_BACKLOG") or 512)
+PRODUCT_BACKLOG = int(os.environ.get("CHAT_LISTEN_BACKLOG") or 4096)
 
 
 def call_of(read: str) -> str:
@@ -55,7 +55,7 @@ def serve_and_measure(runner, *, rounds: str, budget: str) -> dict:
         "daphne-alone",
         [
             runner.DAPHNE,
-            # The listen backlog the product's daphne has (CHAT_LISTEN_BACKLOG, 512): with
+            # The listen backlog the product's daphne has (CHAT_LISTEN_BACKLOG, 4096): with
             # Twisted's 50, 100 clients connecting at once lose SYNs and wait a second.
             *("-e", f"tcp:port={port}:interface={runner.HOST}:backlog={PRODUCT_BACKLOG}"),
             "--proxy-headers",

@@ -434,10 +434,12 @@ CHAT_HANDSHAKES_PACE_GUESS = env.float("CHAT_HANDSHAKES_PACE_GUESS", default=250
 # answered `busy`: well inside CHAT_HANDSHAKE_DEADLINE, which counts the wait.
 CHAT_HANDSHAKE_LINE_WAIT = env.float("CHAT_HANDSHAKE_LINE_WAIT", default=1.5)
 # Connections the kernel holds for the process while it takes none (its handshake places
-# and line full: messaging/realtime/accept_pause.py), instead of Twisted's 50: about a second
-# of a saturated process's handshakes, so that it never waits for a client's SYN sent again
-# and no one waits there past a client's timeout. Capped by the kernel's net.core.somaxconn.
-CHAT_LISTEN_BACKLOG = env.int("CHAT_LISTEN_BACKLOG", default=512)
+# and line full: messaging/realtime/accept_pause.py), instead of Twisted's 50: about five
+# seconds of a saturated process's handshakes, half the browser's 10 s connect timeout. A
+# storm's clients wait there in order; past it the kernel drops their SYNs, which their TCP
+# sends again only 1, 3, 7 s later while the process runs out of work (docs/performance.md,
+# the reconnect storm). Capped by the kernel's net.core.somaxconn (4096 on current kernels).
+CHAT_LISTEN_BACKLOG = env.int("CHAT_LISTEN_BACKLOG", default=4096)
 CHAT_BUSY_MIN_WAIT = env.float("CHAT_BUSY_MIN_WAIT", default=1)
 CHAT_BUSY_MAX_WAIT = env.float("CHAT_BUSY_MAX_WAIT", default=120)
 # Bearer tokens stop working this many days after their issue; a person holds at most
