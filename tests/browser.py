@@ -353,7 +353,11 @@ class Browser:
         return self.by_testid("composer-input").get_property("value")
 
     def focused_testid(self) -> str | None:
-        return self.driver.switch_to.active_element.get_attribute("data-testid")
+        # Read in the page in one step: a list drawn again between finding the focused
+        # element and asking it for its attribute would leave a stale reference.
+        return self.js(
+            "const el = document.activeElement; return el && el.getAttribute('data-testid')"
+        )
 
     def reload(self) -> None:
         self.driver.refresh()
