@@ -14,9 +14,10 @@ DM closed loop on that database, beside its figure on the empty one; last, daphn
 issue 21 are PASS/FAIL lines of the report, each saying whether daphne alone is under it
 and the least mean wait that many reads at once allow from what each read cost the server,
 PostgreSQL and Redis, and the clients.
-BENCH_BIGDB_DB names the database (chat_bench_bigdb); BENCH_BIGDB_REUSE=1 keeps one already
-seeded (seeding the full size takes minutes); BENCH_BIGDB_REDIS_DB picks the Redis database
-(12).
+BENCH_BIGDB_DB names the database (chat_bench_bigdb, or chat_bench_bigdb_smoke for the smoke
+size, so that a smoke run never replaces a full-size database); BENCH_BIGDB_REUSE=1 keeps one
+already seeded with the size asked for (seeding the full size takes minutes; the size is
+recorded as the database's comment); BENCH_BIGDB_REDIS_DB picks the Redis database (12).
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ DM_SLOWER = 0.2
 # The product phases' Redis database: they are over when this phase runs (BENCH_BIGDB_REDIS_DB
 # for a run beside another benchmark: its users' ids would meet these in the layer's groups).
 BIGDB_REDIS_DB = int(os.environ.get("BENCH_BIGDB_REDIS_DB") or 12)
+# One database per size: the CI smoke run seeds its own and leaves a full-size one alone.
+DEFAULT_DB = {"full": "chat_bench_bigdb", "smoke": "chat_bench_bigdb_smoke"}
 # The bench measures speed, not the per-user limits (a heavy user's 100 clients at once).
 RAISED = (
     "CHAT_API_READ_RATE",
@@ -82,15 +85,15 @@ RAISED = (
 
 def bench_bigdb(cfg: dict, ctx: dict, runner) -> dict:
     """Seed (or reuse) the big database, serve it with one daphne, measure; return figures."""
-    db = os.environ.get("BENCH_BIGDB_DB") or "chat_bench_bigdb"
     size = os.environ.get("BENCH_BIGDB_SIZE") or ("smoke" if runner.QUICK else "full")
+    db = os.environ.get("BENCH_BIGDB_DB") or DEFAULT_DB[size]
     env = dict(ctx["product_env"])
     env["DATABASE_URL"] = f"postgres://postgres@{runner.HOST}:5432/{db}"
     env["REDIS_URL"] = f"redis://{runner.HOST}:6379/{BIGDB_REDIS_DB}"
     env.update({name: "1000000/1s" for name in RAISED})
     # 100 clients of nine heavy users, each with a socket kept open and one being opened.
     env["CHAT_MAX_SOCKETS_PER_USER"] = "1000"
-    reuse = os.environ.get("BENCH_BIGDB_REUSE", "") not in ("", "0") and _seeded(runner, db)
+    reuse = os.environ.get("BENCH_BIGDB_REUSE", "") not in ("", "0") and _seeded(runner, db, size)
     seeding = None
     if not reuse:
         runner.log(f"bigdb: seeding the {size} size into {db}")
@@ -105,6 +108,7 @@ def bench_bigdb(cfg: dict, ctx: dict, runner) -> dict:
         )
         seeding = round(time.monotonic() - started, 1)
         runner.analyze(db)
+        _record_size(runner, db, size)
     runner.run(
         ["redis-cli", "-h", runner.HOST, "-p", "6379", "-n", str(BIGDB_REDIS_DB), "flushdb"],
         stdout=subprocess.DEVNULL,
@@ -206,14 +210,33 @@ def dm_closed_loop(cfg: dict, ctx: dict, runner, *, env: dict, port: int, server
     }
 
 
-def _seeded(runner, db: str) -> bool:
+def _seeded(runner, db: str, size: str) -> bool:
+    """Say whether `db` holds a whole seeding of `size` (its comment, written once seeded)."""
     answer = runner.run(
-        ["psql", *runner.PG, "-d", db, "-tAc", "SELECT count(*) FROM messaging_message"],
+        [
+            "psql",
+            *runner.PG,
+            "-d",
+            db,
+            "-tAc",
+            "SELECT shobj_description(oid, 'pg_database')"
+            " FROM pg_database WHERE datname = current_database()",
+        ],
         capture_output=True,
         text=True,
         check=False,
     )
-    return answer.returncode == 0 and answer.stdout.strip() not in ("", "0")
+    return answer.returncode == 0 and answer.stdout.strip() == _size_mark(size)
+
+
+def _record_size(runner, db: str, size: str) -> None:
+    """Mark `db` as seeded with `size`: a later run reuses it only for the same size."""
+    statement = f"COMMENT ON DATABASE \"{db}\" IS '{_size_mark(size)}'"
+    runner.run(["psql", *runner.PG, "-d", db, "-qc", statement], stdout=subprocess.DEVNULL)
+
+
+def _size_mark(size: str) -> str:
+    return f"seeded by bench/seed_bigdb.py --size {size}"
 
 
 def targets(result: dict):
