@@ -88,6 +88,11 @@ RATE_LIMITED = Counter("chat_rate_limited_total", "Requests refused by a rate li
 HANDSHAKES_REFUSED = Counter(
     "chat_handshakes_refused_total", "WebSocket handshakes refused", ["reason"]
 )
+HANDSHAKES_ABANDONED = Counter(
+    "chat_handshakes_abandoned_total",
+    "WebSocket handshakes whose client left before they were answered, by the step skipped",
+    ["skipped"],
+)
 ACCEPT_PAUSES = Counter(
     "chat_accept_pauses_total",
     "Times the process stopped taking connections because its handshake places were full",

@@ -21,8 +21,8 @@ from tests.helpers import calls_of
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def socket(user, name: str):
-    return SimpleNamespace(user=user, channel_name=name, scope={})
+def socket(user, name: str, *, left: bool = False):
+    return SimpleNamespace(user=user, channel_name=name, scope={}, client_left=lambda: left)
 
 
 async def test_handshakes_waiting_together_are_opened_in_one_call_each_with_its_ready(

@@ -13,6 +13,7 @@ from django.http.request import validate_host
 
 from messaging import metrics
 from messaging.domain.tokens import bearer_key, tokens_for_keys
+from messaging.realtime.abandoned import client_left, count_abandoned
 from messaging.realtime.batched_calls import BatchedCalls
 from messaging.singletons import per_event_loop
 
@@ -62,6 +63,9 @@ class WebSocketAuthMiddleware:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "websocket":
             return await self.inner(scope, receive, send)
+        if client_left(receive):
+            count_abandoned("login")
+            return None
         # Past this, the handshake's database work is skipped (the consumer's `_open`): its
         # client has given up, and in a reconnect storm that work is what others wait behind.
         arrived_at = scope.get("arrived_at") or time.monotonic()

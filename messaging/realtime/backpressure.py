@@ -45,6 +45,7 @@ class WaitingFrames:
 
     __slots__ = (
         "bytes",
+        "client_left",
         "frames",
         "max_bytes",
         "max_frames",
@@ -61,6 +62,8 @@ class WaitingFrames:
         self.on_overflow: Callable[[], None] | None = None
         self.bytes = 0
         self.overflowed = False
+        # The server has told of the client's going (see messaging/realtime/abandoned.py).
+        self.client_left = False
 
     def limit(self, *, max_frames: int, max_bytes: int, on_overflow: Callable[[], None]) -> None:
         """Bound the frames waiting; call `on_overflow` once when a frame passes the bound."""
@@ -81,6 +84,7 @@ class WaitingFrames:
         """Hold a message for the application; return False when it overflows the bound."""
         if message["type"] == "websocket.disconnect":
             # The client is gone: answering what it left waiting would be work for no one.
+            self.client_left = True
             self._drop_waiting()
         elif message["type"] == "websocket.receive":
             if self.overflowed:

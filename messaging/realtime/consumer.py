@@ -50,6 +50,8 @@ class ChatConsumer(Opening, LayerReading, FrameHandlers, Refusals, AsyncWebsocke
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
         self.channel_name = await self.channel_layer.new_channel()
         self.base_send = send
+        # Read by the handshake's steps for a client that left (messaging/realtime/abandoned.py).
+        self.incoming = receive
         self.sockets = socket_registry()
         # The layer outages this socket's groups have outlived (see chat_layer_back).
         self.outages_seen = self.sockets.outages
@@ -111,6 +113,8 @@ class ChatConsumer(Opening, LayerReading, FrameHandlers, Refusals, AsyncWebsocke
             await leave_groups(self.channel_layer, self.channel_name, self.joined_groups)
         except Exception as exc:
             log.warning("group_discard failed: %s", type(exc).__name__)
+        if not self.recorded:
+            return
         try:
             # With the sockets closing at the same time (messaging/realtime/closing_batch.py).
             await closing_batches().call((self.user, self.channel_name))

@@ -15,8 +15,9 @@ from messaging.delivery import heartbeat
 from messaging.domain.events import session_group, token_group, user_group
 from messaging.domain.logins import SocketLogin
 from messaging.protocol import ChatError
+from messaging.realtime.abandoned import client_left, count_abandoned
 from messaging.realtime.group_batches import join_groups
-from messaging.realtime.opening_batch import Refused, opening_batches
+from messaging.realtime.opening_batch import CLIENT_LEFT, Refused, opening_batches
 from messaging.realtime.rate_checks import check_rate_together
 from messaging.sending import batch as send_batch
 
@@ -40,10 +41,16 @@ class Opening:
         if refusal is not None:
             await self.refuse_handshake(refusal)
             return
+        if self.client_left():
+            count_abandoned("opening")
+            return
         self._take(user)
         try:
             opened = await self._join_and_open()
         except HandshakeRefused as refused:
+            if refused.reason == CLIENT_LEFT:
+                count_abandoned("recording")
+                return
             await self.refuse_handshake(refused.reason)
             return
         await self.accept()
@@ -108,6 +115,12 @@ class Opening:
         self.outages_seen = self.sockets.outages
         self.sockets.add(self)
         heartbeat.keep_beating(self.sockets)
+        # Whether its presence row may have been written: its close then deletes it.
+        self.recorded = True
+
+    def client_left(self) -> bool:
+        """Tell whether this socket's client closed its connection before it was answered."""
+        return client_left(self.incoming)
 
     async def _join_and_open(self) -> dict[str, Any]:
         """Join the socket's groups, record it and return its `ready` (or HandshakeRefused)."""
@@ -116,6 +129,8 @@ class Opening:
             # With the handshakes waiting at the same time (messaging/realtime/opening_batch.py).
             return await opening_batches().call(self)
         except Refused as refused:
+            if not refused.written:
+                self.recorded = False
             raise HandshakeRefused(refused.reason) from None
         except (OperationalError, InterfaceError):
             metrics.DATABASE_ERRORS.inc()

@@ -36,23 +36,36 @@ class OpeningSocket(Protocol):
     channel_name: str
     scope: dict[str, Any]
 
+    def client_left(self) -> bool: ...
+
+
+# The reason of a socket whose client left before its turn (messaging/realtime/abandoned.py).
+CLIENT_LEFT = "client_left"
+
 
 class Refused(Exception):
-    """This socket's handshake cannot go on; `reason` says why."""
+    """This socket's handshake cannot go on; `reason` says why, `written` whether its
+    presence row may have been written before it was refused."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, written: bool = True) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.written = written
 
 
 async def _open_together(sockets: list[OpeningSocket]) -> list[dict[str, Any] | Exception]:
     """Open the sockets waiting together: each one's `ready`, or why it is refused."""
     answers: list[dict[str, Any] | Exception | None] = []
+    now = time.monotonic()
     for socket in sockets:
-        # Queued behind other sockets' database work for longer than a client waits: nobody
-        # is left to read `ready`, so nothing is written for it.
-        late = time.monotonic() > socket.scope.get("give_up_at", math.inf)
-        answers.append(Refused("too_late") if late else None)
+        # Queued behind other sockets' database work for longer than a client waits, or its
+        # client already gone: nobody is left to read `ready`, so nothing is written for it.
+        if now > socket.scope.get("give_up_at", math.inf):
+            answers.append(Refused("too_late", written=False))
+        elif socket.client_left():
+            answers.append(Refused(CLIENT_LEFT, written=False))
+        else:
+            answers.append(None)
     opening = [socket for socket, answer in zip(sockets, answers, strict=True) if answer is None]
     if not opening:
         return answers
