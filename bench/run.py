@@ -118,7 +118,8 @@ def config() -> dict:
         "rates": [int(r) for r in rates.split(",") if r.strip()],
         "drain_s": env_float("BENCH_DRAIN_S", 2 if QUICK else 5),
         "settle_max_s": env_float("BENCH_SETTLE_MAX_S", 3 if QUICK else 12),
-        "idle_sockets": env_int("BENCH_IDLE_SOCKETS", 300 if QUICK else 5000),
+        # Issue 21 measures an idle socket's memory on 10,000.
+        "idle_sockets": env_int("BENCH_IDLE_SOCKETS", 300 if QUICK else 10_000),
         # Then every idle socket pings as a browser tab does (every 15 s), for this long.
         "idle_ping_s": env_int("BENCH_IDLE_PING_S", 16 if QUICK else 31),
         "many_users": env_int("BENCH_MANY_USERS", 200 if QUICK else 2000),
