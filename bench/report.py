@@ -363,7 +363,6 @@ def _targets(servers: dict, idle: dict | None, many: dict | None, abuse: dict | 
     pc = closed["delivered_per_s"] if closed else None
     tc = (_phase(servers.get("tutorial", {}), "closed") or {}).get("delivered_per_s")
     ic = (_phase(servers.get("inmemory", {}), "closed") or {}).get("delivered_per_s")
-    o1000 = _phase(product, "open1000")
     yield (
         f"closed loop ≥ 1,500 DMs/s: {pc:.0f}" if pc else "closed loop ≥ 1,500 DMs/s",
         pc >= 1500 if pc else None,
@@ -373,17 +372,7 @@ def _targets(servers: dict, idle: dict | None, many: dict | None, abuse: dict | 
         f"≥ 60 % of bare daphne + in-memory layer: {_ratio(pc, ic)}",
         pc >= 0.6 * ic if pc and ic else None,
     )
-    if o1000:
-        p99 = o1000["latency_ms"]["p99"]
-        yield (
-            f"1,000 DMs/s offered: p99 ≤ 50 ms and 0 lost: p99 {_ms(p99)}, lost {_lost(o1000)}",
-            p99 is not None and p99 <= 50 and not o1000.get("lost"),
-        )
-    else:
-        yield (
-            "1,000 DMs/s offered: not run (saturated at a lower rate)",
-            False if 1000 in product.get("skipped_rates", []) else None,
-        )
+    yield _at_1000(product, 50)
     if idle:
         yield (
             f"idle sockets < 50 KB each: {idle['kb_per_socket']} KB",
@@ -415,21 +404,28 @@ def _targets(servers: dict, idle: dict | None, many: dict | None, abuse: dict | 
         )
 
 
+def _at_1000(product: dict, p99_ms: int) -> tuple[str, bool | None]:
+    """Return the line of the product at 1,000 DMs/s offered against a p99 bound."""
+    o1000 = _phase(product, "open1000")
+    if not o1000:
+        return (
+            "1,000 DMs/s offered: not run (saturated at a lower rate)",
+            False if 1000 in product.get("skipped_rates", []) else None,
+        )
+    p99 = o1000["latency_ms"]["p99"]
+    return (
+        f"1,000 DMs/s offered: p99 ≤ {p99_ms} ms and 0 lost: p99 {_ms(p99)}, lost {_lost(o1000)}",
+        p99 is not None and p99 <= p99_ms and not o1000.get("lost"),
+    )
+
+
 # Issue 21 measures an idle socket's memory on this many sockets at least.
 IDLE_TARGET_SOCKETS = 10_000
 
 
 def _tighter_targets(servers: dict, idle: dict | None):
     """Yield issue 21's targets on the product and idle phases: (text, passed or None)."""
-    o1000 = _phase(servers.get("product", {}), "open1000")
-    if o1000:
-        p99 = o1000["latency_ms"]["p99"]
-        yield (
-            f"1,000 DMs/s offered: p99 ≤ 25 ms and 0 lost: p99 {_ms(p99)}, lost {_lost(o1000)}",
-            p99 is not None and p99 <= 25 and not o1000.get("lost"),
-        )
-    else:
-        yield ("1,000 DMs/s offered: p99 ≤ 25 ms: not run", None)
+    yield _at_1000(servers.get("product", {}), 25)
     if not idle:
         return
     kb, sockets = idle["kb_per_socket"], idle["sockets"]
