@@ -243,7 +243,9 @@ def sentinels(tmp_path: Path):
         for watcher in watchers:
             watcher.start_sentinel(primary)
         group = Sentinels(primary, replica, watchers)
-        wait_until(group.ready, timeout=30, what="replica in sync, sentinels know each other")
+        # Sentinels find each other through the primary's hello messages (every 2 s); a
+        # loaded CI machine once needed more than 30 s to start all five processes.
+        wait_until(group.ready, timeout=60, what="replica in sync, sentinels know each other")
         yield group
     finally:
         for process in started:
